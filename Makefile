@@ -1,0 +1,32 @@
+# Course-staff entry points. Every target builds the pinned virtual environment first.
+PY := .venv/bin/python
+VENV_STAMP := .venv/.installed
+
+.PHONY: demo test release data bundle bench clean
+
+$(VENV_STAMP): requirements.txt
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet --upgrade pip
+	.venv/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+data: $(VENV_STAMP)
+	PATH=$(CURDIR)/.venv/bin:$$PATH ./get_datasets.sh --mini
+
+release: $(VENV_STAMP)
+	$(PY) -m tools.release
+
+demo: data release
+	$(PY) -m tools.demo
+
+test: data
+	$(PY) -m pytest -q tests
+
+bundle: $(VENV_STAMP)
+	$(PY) -m tools.bundle
+
+bench: data
+	$(PY) -m bench
+
+clean:
+	rm -rf .venv build gradebook.db autograder.zip datasets/coco_mini
