@@ -1,0 +1,1 @@
+"""Course-staff tools: release generation and nbgrader plugins."""
