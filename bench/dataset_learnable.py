@@ -1,0 +1,83 @@
+"""Is the embedded mini dataset learnable? Train a small LSTM captioner on it for about a minute and
+compare greedy captions of the held-out val images with a chance baseline (the most frequent train
+caption for every image).
+
+Scores per val image against its five reference captions: exact match (the caption equals one of
+them) and BLEU-1 (clipped unigram precision times the brevity penalty, as in CS231n's extra credit).
+Usage: python bench/dataset_learnable.py [--seconds 60]   (needs datasets/coco_mini: make data)
+"""
+import argparse
+import os
+import sys
+import time
+from collections import Counter
+
+os.environ["OPENBLAS_NUM_THREADS"] = "1"  # small matrices: threads only add overhead (10x on 2 busy cores)
+import numpy as np  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "source", "image_captioning"))
+
+from captioning.captioning_solver import CaptioningSolver  # noqa: E402
+from captioning.classifiers.rnn import CaptioningRNN  # noqa: E402
+from captioning.coco_utils import decode_captions, load_coco_data  # noqa: E402
+
+
+def words(caption):
+    """Words of a decoded caption without <START>/<END>."""
+    return [w for w in caption.split() if w not in ("<START>", "<END>")]
+
+
+def bleu1(candidate, references):
+    """Unigram BLEU: clipped unigram precision times the brevity penalty (closest reference length)."""
+    if not candidate:
+        return 0.0
+    clipped = sum(min(n, max(ref.count(w) for ref in references)) for w, n in Counter(candidate).items())
+    closest = min((len(ref) for ref in references), key=lambda n: (abs(n - len(candidate)), n))
+    brevity = 1.0 if len(candidate) > closest else np.exp(1 - closest / len(candidate))
+    return brevity * clipped / len(candidate)
+
+
+def score(candidates, references):
+    """(exact-match rate, mean BLEU-1) of one candidate word list per image against its references."""
+    exact = np.mean([cand in refs for cand, refs in zip(candidates, references)])
+    return exact, np.mean([bleu1(cand, refs) for cand, refs in zip(candidates, references)])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60, help="training time budget")
+    seconds = parser.parse_args().seconds
+    np.random.seed(231)
+    data = load_coco_data(os.path.join(ROOT, "datasets", "coco_mini"))
+    idx_to_word = data["idx_to_word"]
+    references = [[] for _ in data["val_features"]]
+    for caption, idx in zip(decode_captions(data["val_captions"], idx_to_word), data["val_image_idxs"]):
+        references[idx].append(words(caption))
+
+    model = CaptioningRNN(data["word_to_idx"], input_dim=data["train_features"].shape[1],
+                          wordvec_dim=64, hidden_dim=128, cell_type="lstm")
+    solver = CaptioningSolver(model, data, update_rule="adam", optim_config={"learning_rate": 5e-3},
+                              lr_decay=0.9, batch_size=100, num_epochs=1, verbose=False)
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        solver.train()  # one more epoch
+    elapsed = time.monotonic() - start
+
+    sampled = decode_captions(model.sample(data["val_features"], max_length=16), idx_to_word)
+    lstm = score([words(c) for c in sampled], references)
+    train_captions = Counter(decode_captions(data["train_captions"], idx_to_word))
+    frequent = words(train_captions.most_common(1)[0][0])
+    chance = score([frequent] * len(references), references)
+
+    print(f"mini dataset: {len(data['train_features'])} train images ({len(data['train_captions'])} captions), "
+          f"{len(references)} val images; LSTM (hidden 128) trained {elapsed:.0f} s, {solver.epoch} epochs, "
+          f"final loss {np.mean(solver.loss_history[-20:]):.2f}")
+    print(f"{'':32s}{'exact match':>12s}{'BLEU-1':>9s}")
+    print(f"{'LSTM, greedy':32s}{lstm[0]:12.3f}{lstm[1]:9.3f}")
+    print(f"{'most frequent train caption':32s}{chance[0]:12.3f}{chance[1]:9.3f}")
+    print(f"example: {' '.join(words(sampled[0]))!r}; references: {[' '.join(r) for r in references[0]]}")
+
+
+if __name__ == "__main__":
+    main()
