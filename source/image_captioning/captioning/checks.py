@@ -67,11 +67,13 @@ class Impl:
         return self.model_module.CaptioningRNN(word_to_idx, cell_type=cell, dtype=dtype, **dims)
 
 
+MODULES = ("rnn_layers", "classifiers.rnn", "captioning_solver")
+
+
 def load_impl(package):
     """Impl for an imported `captioning` package (or a package of another name, same layout)."""
     import importlib
-    names = ("rnn_layers", "classifiers.rnn", "captioning_solver")
-    return Impl({n: importlib.import_module(package.__name__ + "." + n) for n in names})
+    return Impl({n: importlib.import_module(package.__name__ + "." + n) for n in MODULES})
 
 
 # ---------------------------------------------------------------- inputs

@@ -1,0 +1,259 @@
+"""Grade one submission: run every check in the sandbox, compare in this process, score units.
+
+The reference implementation and the check definitions are loaded from source/ (trusted); the
+submission's student files run only in sandboxed children (autograder.sandbox).
+"""
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .hidden import hidden_checks
+from .sandbox import Limits, run_checks
+from .units import BY_NAME, UNITS
+
+SOURCE = Path(__file__).resolve().parent.parent / "source" / "image_captioning" / "captioning"
+PACKAGE = "captioning"
+PARTNERS = {"rnn_step_forward": "rnn_step_backward", "rnn_forward": "rnn_backward",
+            "lstm_step_forward": "lstm_step_backward", "lstm_forward": "lstm_backward",
+            "word_embedding_forward": "word_embedding_backward"}
+PARTNERS.update({b: a for a, b in list(PARTNERS.items())})
+
+
+def load_reference():
+    """The reference (solution) package from source/, imported under its own name."""
+    name = "reference_captioning"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, SOURCE / "__init__.py",
+                                                      submodule_search_locations=[str(SOURCE)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+REFERENCE = load_reference()
+C = importlib.import_module(REFERENCE.__name__ + ".checks")
+REF_IMPL = C.load_impl(REFERENCE)
+CHECKS = C.PUBLIC_CHECKS + hidden_checks(C)
+STUDENT_FILES = sorted(p.relative_to(SOURCE).as_posix() for p in SOURCE.rglob("*.py")
+                       if "BEGIN SOLUTION" in p.read_text())
+
+
+def child_sources(public_only):
+    """The trusted source texts the child needs (no expected values among them)."""
+    sources = {"gradient_check": (SOURCE / "gradient_check.py").read_text(),
+               "checks": (SOURCE / "checks.py").read_text(),
+               "ref_layers": (SOURCE / "layers.py").read_text(),
+               "ref_rnn_layers": (SOURCE / "rnn_layers.py").read_text(),
+               "ref_rnn": (SOURCE / "classifiers" / "rnn.py").read_text()
+               .replace("from ..layers import", "from .ref_layers import")
+               .replace("from ..rnn_layers import", "from .ref_rnn_layers import")}
+    if not public_only:
+        sources["hidden"] = Path(__file__).with_name("hidden.py").read_text()
+    return sources
+
+
+@dataclass
+class TestResult:
+    """One graded test, as every front end reports it."""
+    unit: str
+    name: str
+    score: float
+    max_score: float
+    output: str
+    public: bool
+
+
+class SubmissionError(Exception):
+    """The submission cannot be graded at all (nothing to grade, unreadable archive)."""
+
+
+def find_package(root):
+    """The folder holding the submission's captioning/ package (possibly one level down)."""
+    candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    for folder in candidates:
+        if (folder / PACKAGE).is_dir():
+            return folder
+    raise SubmissionError("no %s/ package found in the submission" % PACKAGE)
+
+
+def unpack(submission, workdir):
+    """A folder with the submission's files: the folder itself, or a zip extracted safely."""
+    submission = Path(submission)
+    if submission.is_dir():
+        return submission
+    if not submission.exists():
+        raise SubmissionError("%s does not exist" % submission)
+    try:
+        with zipfile.ZipFile(submission) as archive:
+            members = [m for m in archive.infolist() if not m.is_dir()]
+            if sum(m.file_size for m in members) > 200 << 20:
+                raise SubmissionError("the zip unpacks to more than 200 MB")
+            for member in members:
+                target = (workdir / member.filename).resolve()
+                if workdir.resolve() not in target.parents:
+                    raise SubmissionError("the zip holds a path outside its folder: %s" % member.filename)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.read(member))
+    except zipfile.BadZipFile as exc:
+        raise SubmissionError("%s is not a readable zip: %s" % (submission.name, exc))
+    return workdir
+
+
+def stage(folder, scratch):
+    """scratch/captioning: the trusted given files plus the submission's student files.
+
+    A student file that is missing or not UTF-8 becomes a module raising ImportError that says
+    so, so that only the units that use it fail.
+    """
+    package = scratch / PACKAGE
+    shutil.copytree(SOURCE, package, ignore=shutil.ignore_patterns("__pycache__", *[Path(f).name for f in STUDENT_FILES]))
+    for rel in STUDENT_FILES:
+        src, problem = folder / PACKAGE / rel, None
+        if not src.is_file():
+            problem = "missing file %s/%s" % (PACKAGE, rel)
+        else:
+            try:
+                src.read_bytes().decode("utf-8")
+            except UnicodeDecodeError:
+                problem = "%s/%s is not UTF-8 text" % (PACKAGE, rel)
+        if problem:
+            (package / rel).write_text("raise ImportError(%r)\n" % problem)
+        else:
+            shutil.copyfile(src, package / rel)
+
+
+def split_for_workers(ids, jobs):
+    """Spread check ids over `jobs` children, the slow training checks first, one each."""
+    slow = [i for i in ids if CHECKS[i].unit.startswith("overfit")]
+    groups = [[] for _ in range(max(1, jobs))]
+    for n, i in enumerate(slow):
+        groups[n % len(groups)].append(i)
+    for i in ids:
+        if i not in slow:
+            min(groups, key=lambda g: sum(20 if CHECKS[j].unit.startswith("overfit") else 1 for j in g)).append(i)
+    return [g for g in groups if g]
+
+
+def timeouts_for(limits):
+    return {i: limits.train_seconds if c.unit.startswith("overfit") else limits.check_seconds
+            for i, c in enumerate(CHECKS)}
+
+
+def run_in_children(scratch, ids, sources, limits, jobs, swaps=()):
+    """run_checks over several children at once: {id: ChildResult}."""
+    timeouts = timeouts_for(limits)
+    groups = split_for_workers(ids, jobs)
+    with ThreadPoolExecutor(len(groups)) as pool:
+        parts = pool.map(lambda g: run_checks(scratch, g, timeouts, sources, limits, swaps), groups)
+        return {k: v for part in parts for k, v in part.items()}
+
+
+_expected_cache = {}
+
+
+def judge(check_id, result):
+    """(passed, message) of one child result, compared here against trusted expected values."""
+    check = CHECKS[check_id]
+    if result.error:
+        return False, result.error
+    try:
+        outputs = check.evaluate(REF_IMPL, result.outputs) if check.evaluate else result.outputs
+        if check_id not in _expected_cache:
+            _expected_cache[check_id] = check.expected(REF_IMPL) if callable(check.expected) else check.expected
+        passed, message = C.compare(check, outputs, _expected_cache[check_id])
+    except Exception as exc:  # outputs the trusted side cannot even evaluate
+        return False, "your outputs could not be evaluated: %s: %s" % (type(exc).__name__, str(exc)[:200])
+    if not check.public and not passed:
+        message = message.split("\n")[0]  # never show hidden expected values
+    return passed, message
+
+
+def retry_plan(check_id, failed_units):
+    """The broken units to swap for the reference when retrying a failed check, or ()."""
+    unit = CHECKS[check_id].unit
+    swaps = set()
+    for dep in BY_NAME[unit].depends:
+        if dep in failed_units and unit not in (dep, PARTNERS.get(dep)):
+            swaps.add(dep)
+            if dep in PARTNERS and PARTNERS[dep] != unit:
+                swaps.add(PARTNERS[dep])
+    return tuple(sorted(swaps))
+
+
+def grade(submission, public_only=False, units=None, limits=None, jobs=2):
+    """Grade a submission folder or zip: a list of TestResult, one per check."""
+    limits = limits or Limits()
+    wanted = [u.name for u in UNITS if units is None or u.name in units]
+    ids = [i for i, c in enumerate(CHECKS) if c.unit in wanted and (c.public or not public_only)]
+    sources = child_sources(public_only)
+    with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "unpacked").mkdir()
+        folder = find_package(unpack(submission, tmp / "unpacked"))
+        scratch = tmp / "scratch"
+        scratch.mkdir()
+        stage(folder, scratch)
+        make_accessible(tmp, scratch, limits)
+        results = run_in_children(scratch, ids, sources, limits, jobs)
+        verdicts = {i: judge(i, results[i]) + (results[i].warnings,) for i in ids}
+        verdicts = retry_broken_dependencies(scratch, ids, verdicts, sources, limits, jobs)
+    return [score(i, verdicts[i], public_only) for i in ids]
+
+
+def retry_broken_dependencies(scratch, ids, verdicts, sources, limits, jobs):
+    """Re-run failed checks with broken units they depend on swapped for the reference."""
+    failed_units = {CHECKS[i].unit for i in ids if not verdicts[i][0]}
+    plans = {}
+    for i in ids:
+        swaps = () if verdicts[i][0] else retry_plan(i, failed_units)
+        if swaps:
+            plans.setdefault(swaps, []).append(i)
+    for swaps, retry_ids in plans.items():
+        results = run_in_children(scratch, retry_ids, sources, limits, jobs, swaps)
+        names = ", ".join(swaps)
+        for i in retry_ids:
+            passed, _ = judge(i, results[i])
+            old_passed, old_message, warnings = verdicts[i][:3]
+            if passed:
+                verdicts[i] = (True, "fails with your %s, passes with the reference %s: no points lost here "
+                                     "(fix %s)" % (names, names, names), warnings)
+            else:
+                verdicts[i] = (False, old_message + " (it fails with the reference %s too, so the bug is in %s itself)"
+                               % (names, CHECKS[i].unit), warnings)
+    return verdicts
+
+
+def make_accessible(tmp, scratch, limits):
+    """Give the unprivileged user (when the grader is root) the scratch folder and nothing else."""
+    uid = limits.child_settings()["uid"]
+    if uid is None:
+        return
+    tmp.chmod(0o711)
+    for path in [scratch, *scratch.rglob("*")]:
+        os.chown(path, uid, -1)
+
+
+def score(check_id, verdict, public_only):
+    """TestResult of one check: the unit's points are split evenly over its checks."""
+    check = CHECKS[check_id]
+    passed, message, warnings = verdict
+    share = BY_NAME[check.unit].points / sum(1 for c in CHECKS if c.unit == check.unit)
+    output = ("PASS: " if passed else "FAIL: ") + message
+    for warning in warnings:
+        output += "\nwarning: " + warning
+    return TestResult(check.unit, check.title, share if passed else 0.0, share, output, check.public)
+
+
+def grade_timed(submission, **kwargs):
+    """grade() and the wall time it took, in seconds."""
+    started = time.monotonic()
+    results = grade(submission, **kwargs)
+    return results, time.monotonic() - started
