@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 
 # Single-threaded BLAS: the same bytes whatever the core count, and no thread thrashing on busy machines.
@@ -163,12 +164,15 @@ def main():
         return
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     folder = tempfile.mkdtemp(prefix=".coco_mini-", dir=os.path.dirname(dest))
-    build(folder)
-    coco_format.verify(folder)
-    with open(os.path.join(folder, ".stamp"), "w") as f:
-        f.write(stamp)
-    os.chmod(folder, 0o755)  # mkdtemp makes it private
-    coco_format.install(folder, dest)
+    try:
+        build(folder)
+        coco_format.verify(folder)
+        with open(os.path.join(folder, ".stamp"), "w") as f:
+            f.write(stamp)
+        os.chmod(folder, 0o755)  # mkdtemp makes it private
+        coco_format.install(folder, dest)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # only left if something failed
     print(f"Built the mini dataset in {dest}")
 
 
