@@ -51,7 +51,7 @@ def _rewrite_modules(config, directory, assignment, transform):
         try:
             text = transform(path.read_text(encoding="utf-8"), clear)
         except RuntimeError as err:
-            raise RuntimeError(f"{path}: {err}") from err
+            raise RuntimeError(f"{os.path.relpath(path, coursedir.root)}: {err}") from err
         path.write_text(text, encoding="utf-8")
 
 
