@@ -15,18 +15,33 @@ import traceback
 import types
 
 
+def hide_folders(libc, folders):
+    """Private mount namespace with an empty read-only tmpfs over each folder (root only)."""
+    if not folders or libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+        return
+    libc.mount(b"none", b"/", None, (1 << 18) | (1 << 14), None)  # MS_PRIVATE | MS_REC
+    for folder in folders:
+        libc.mount(b"tmpfs", folder.encode(), b"tmpfs", 1 | 2 | 4 | 8, b"size=4k,mode=0555")  # RDONLY NOSUID NODEV NOEXEC
+
+
 def apply_limits(limits):
-    """rlimits, no network, and (when root) an unprivileged user: before any student code runs."""
+    """rlimits, no network, the grader's files hidden, no new privileges and (when root) a
+    throwaway unprivileged user: all before any student code runs."""
+    import ctypes
     import resource
+    libc = ctypes.CDLL(None, use_errno=True)
     for name, value in limits["rlimits"].items():
         resource.setrlimit(getattr(resource, name), (value, value))
     if limits.get("isolate_network"):
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).unshare(0x40000000)  # CLONE_NEWNET; best effort
+        libc.unshare(0x40000000)  # CLONE_NEWNET; best effort
+    if os.geteuid() == 0:
+        hide_folders(libc, limits.get("hide"))
+    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS: setuid programs cannot give root back
     if os.geteuid() == 0 and limits.get("uid") is not None:
         os.setgroups([])
-        os.setgid(limits["gid"])
-        os.setuid(limits["uid"])
+        os.setresgid(limits["gid"], limits["gid"], limits["gid"])
+        os.setresuid(limits["uid"], limits["uid"], limits["uid"])
+    os.umask(0o007)
 
 
 def load_trusted(sources):
@@ -128,7 +143,7 @@ def main():
     fd = int(sys.argv[1])
     request = json.loads(sys.stdin.readline())
     apply_limits(request["limits"])
-    trusted = load_trusted(request["sources"])
+    trusted = load_trusted(request.pop("sources"))  # reference sources come only with swaps
     C = trusted["checks"]
     checks = C.PUBLIC_CHECKS + (trusted["hidden"].hidden_checks(C) if "hidden" in trusted else [])
     package_dir = os.path.join(request["scratch"], "captioning")
