@@ -25,7 +25,8 @@ done
 
 python="$(command -v python3 || command -v python || true)"
 if [ -z "$python" ] || ! "$python" -c "import numpy, h5py, PIL, tqdm" 2>/dev/null; then
-    echo "get_datasets.sh: needs a python3 with numpy, h5py, pillow and tqdm on PATH; run 'make data' or put the repository's .venv/bin first on PATH" >&2
+    echo "get_datasets.sh: needs a python3 with numpy, h5py, pillow and tqdm on PATH;" \
+         "run 'make data' or put the repository's .venv/bin first on PATH" >&2
     exit 1
 fi
 

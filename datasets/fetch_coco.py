@@ -69,8 +69,8 @@ def download(url, part):
             if response.status != 206:  # the server ignored the Range header: start over
                 offset = 0
             total = None if response.length is None else offset + response.length
-            with open(part, "ab" if offset else "wb") as f, tqdm(
-                    desc=f"{NAME}.zip", total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024) as bar:
+            bar = tqdm(desc=f"{NAME}.zip", total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024)
+            with open(part, "ab" if offset else "wb") as f, bar:
                 while chunk := response.read(1 << 20):
                     f.write(chunk)
                     bar.update(len(chunk))
