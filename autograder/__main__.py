@@ -1,4 +1,6 @@
-"""python -m autograder SUBMISSION [--results results.json] [--public]"""
+"""python -m autograder SUBMISSION [--results results.json] [--public]
+   python -m autograder batch SUBMISSIONS_DIR --out GRADES_DIR [--workers N] [--force]
+"""
 import argparse
 import sys
 
@@ -7,7 +9,12 @@ from .report import gradescope, table, write_json_atomically
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.split("\n")[0])
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["batch"]:  # a submission folder literally named batch: pass ./batch
+        from .batch import main as batch_main
+        return batch_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.split("\n")[0],
+                                     epilog="grade a whole class: python -m autograder batch --help")
     parser.add_argument("submission", help="a folder laid out like release/image_captioning/, or a zip of it")
     parser.add_argument("--results", help="write Gradescope-format results.json here")
     parser.add_argument("--public", action="store_true", help="run only the public checks (student self-check)")

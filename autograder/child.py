@@ -41,6 +41,7 @@ def apply_limits(limits):
         os.setgroups([])
         os.setresgid(limits["gid"], limits["gid"], limits["gid"])
         os.setresuid(limits["uid"], limits["uid"], limits["uid"])
+    libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG SIGKILL (after setuid, which clears it): dies with the grader
     os.umask(0o007)
 
 
