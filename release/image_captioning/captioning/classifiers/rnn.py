@@ -1,0 +1,93 @@
+"""CaptioningRNN: image features in, word scores out, through a vanilla RNN or an LSTM."""
+import numpy as np
+
+from ..layers import affine_forward, affine_backward
+from ..rnn_layers import (
+    lstm_backward, lstm_forward, lstm_step_forward, rnn_backward, rnn_forward, rnn_step_forward,
+    temporal_affine_backward, temporal_affine_forward, temporal_softmax_loss,
+    word_embedding_backward, word_embedding_forward,
+)
+
+
+class CaptioningRNN:
+    """Produces captions from image features with a recurrent network.
+
+    The network reads input vectors of size D, has hidden size H, word vectors of size W and a
+    vocabulary of V words; it works on minibatches of N captions of length T. It uses no
+    regularization.
+    """
+
+    def __init__(self, word_to_idx, input_dim=512, wordvec_dim=128, hidden_dim=128,
+                 cell_type="rnn", dtype=np.float32):
+        """word_to_idx maps each of the V words to an index in [0, V); cell_type is 'rnn' or 'lstm'."""
+        if cell_type not in {"rnn", "lstm"}:
+            raise ValueError('Invalid cell_type "%s"' % cell_type)
+
+        self.cell_type = cell_type
+        self.dtype = dtype
+        self.word_to_idx = word_to_idx
+        self.idx_to_word = {i: w for w, i in word_to_idx.items()}
+        self.params = {}
+
+        vocab_size = len(word_to_idx)
+        self._null = word_to_idx["<NULL>"]
+        self._start = word_to_idx.get("<START>", None)
+        self._end = word_to_idx.get("<END>", None)
+
+        self.params["W_embed"] = np.random.randn(vocab_size, wordvec_dim) / 100
+        self.params["W_proj"] = np.random.randn(input_dim, hidden_dim) / np.sqrt(input_dim)
+        self.params["b_proj"] = np.zeros(hidden_dim)
+        dim_mul = {"lstm": 4, "rnn": 1}[cell_type]
+        self.params["Wx"] = np.random.randn(wordvec_dim, dim_mul * hidden_dim) / np.sqrt(wordvec_dim)
+        self.params["Wh"] = np.random.randn(hidden_dim, dim_mul * hidden_dim) / np.sqrt(hidden_dim)
+        self.params["b"] = np.zeros(dim_mul * hidden_dim)
+        self.params["W_vocab"] = np.random.randn(hidden_dim, vocab_size) / np.sqrt(hidden_dim)
+        self.params["b_vocab"] = np.zeros(vocab_size)
+
+        for k, v in self.params.items():
+            self.params[k] = v.astype(self.dtype)
+
+    def loss(self, features, captions):
+        """Training loss and gradients for a minibatch.
+
+        Inputs: features (N, D); captions (N, T + 1) of word indices. The model reads
+        captions[:, :-1] and must predict captions[:, 1:]; positions whose target is <NULL> do not
+        count. Returns (loss, grads) with grads keyed like self.params.
+        """
+        captions_in = captions[:, :-1]
+        captions_out = captions[:, 1:]
+        mask = captions_out != self._null
+
+        W_proj, b_proj = self.params["W_proj"], self.params["b_proj"]
+        W_embed = self.params["W_embed"]
+        Wx, Wh, b = self.params["Wx"], self.params["Wh"], self.params["b"]
+        W_vocab, b_vocab = self.params["W_vocab"], self.params["b_vocab"]
+
+        loss, grads = 0.0, {}
+        # TODO: forward pass (initial hidden state from an affine projection of the features, word
+        # embedding, rnn_forward or lstm_forward, temporal affine, temporal softmax loss), then the
+        # backward pass through the same layers into grads, keyed like self.params.
+        # YOUR CODE HERE
+        raise NotImplementedError()
+        return loss, grads
+
+    def sample(self, features, max_length=30):
+        """Greedy decoding: captions (N, max_length) of word indices for features (N, D).
+
+        Start from <START> with the projected features as the hidden state (and a zero cell state
+        for the LSTM); at every step embed the previous word, take one RNN/LSTM step, score the
+        vocabulary and feed the highest-scoring word back in. captions[:, 0] is the first sampled
+        word, not <START>.
+        """
+        N = features.shape[0]
+        captions = self._null * np.ones((N, max_length), dtype=np.int32)
+
+        W_proj, b_proj = self.params["W_proj"], self.params["b_proj"]
+        W_embed = self.params["W_embed"]
+        Wx, Wh, b = self.params["Wx"], self.params["Wh"], self.params["b"]
+        W_vocab, b_vocab = self.params["W_vocab"], self.params["b_vocab"]
+
+        # TODO: the sampling loop described above; write each chosen word into captions[:, t].
+        # YOUR CODE HERE
+        raise NotImplementedError()
+        return captions

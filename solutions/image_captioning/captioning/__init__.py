@@ -1,0 +1,1 @@
+"""Image captioning with RNNs and LSTMs, in numpy."""

@@ -1,0 +1,476 @@
+"""Public checks of every graded unit: run `check("rnn_forward")` to see where your code stands.
+
+Each Check runs your implementation on fixed inputs (`run`) and compares the outputs with
+expected values: numbers printed here (fixed outputs, loss targets) or values computed from an
+implementation (numerical gradients of your own forward pass). The autograder runs these very
+checks, plus hidden ones, against a reference implementation.
+"""
+import os
+import traceback
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from .gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
+
+
+@dataclass
+class Check:
+    """One graded test of a unit.
+
+    run(impl) -> {name: array} exercises the implementation. expected is either a dict of literal
+    values or a function of an implementation giving them (same keys). compare is "close" (largest
+    relative error <= tol), "tokens" (captions equal up to the expected first <END>) or "below"
+    (each value smaller than the expected bound). evaluate(impl, outputs) -> outputs, when set, turns
+    raw outputs into the quantities compared, using a trusted implementation.
+    """
+    unit: str
+    name: str
+    run: Callable
+    expected: Union[dict, Callable]
+    tol: float = 1e-6
+    compare: str = "close"
+    evaluate: Optional[Callable] = None
+    public: bool = True
+
+    @property
+    def title(self):
+        return "%s: %s" % (self.unit, self.name)
+
+
+class Impl:
+    """An implementation of the assignment (a `captioning` package) as the checks see it.
+
+    Functions called through `call` are watched: one that changes its input arrays in place
+    leaves a warning in `warnings`.
+    """
+
+    def __init__(self, package_modules):
+        self.rnn_layers = package_modules["rnn_layers"]
+        self.model_module = package_modules["classifiers.rnn"]
+        self.solver_module = package_modules["captioning_solver"]
+        self.warnings = []
+
+    def call(self, name, *args):
+        before = [a.copy() if isinstance(a, np.ndarray) else None for a in args]
+        result = getattr(self.rnn_layers, name)(*args)
+        for i, (old, new) in enumerate(zip(before, args)):
+            if old is not None and not (old.shape == new.shape and np.array_equal(old, new, equal_nan=True)):
+                note = "%s changed its input argument %d in place" % (name, i + 1)
+                if note not in self.warnings:
+                    self.warnings.append(note)
+        return result
+
+    def model(self, word_to_idx, cell, dtype=np.float64, **dims):
+        return self.model_module.CaptioningRNN(word_to_idx, cell_type=cell, dtype=dtype, **dims)
+
+
+MODULES = ("rnn_layers", "classifiers.rnn", "captioning_solver")
+
+
+def load_impl(package):
+    """Impl for an imported `captioning` package (or a package of another name, same layout)."""
+    import importlib
+    return Impl({n: importlib.import_module(package.__name__ + "." + n) for n in MODULES})
+
+
+# ---------------------------------------------------------------- inputs
+
+def linspace_inputs(spec):
+    """{name: (lo, hi, shape)} -> arrays of np.linspace(lo, hi, size).reshape(shape)."""
+    return {k: np.linspace(lo, hi, num=int(np.prod(shape))).reshape(shape) for k, (lo, hi, shape) in spec.items()}
+
+
+def random_inputs(seed, shapes, dtype=np.float64):
+    """{name: shape} -> standard normal arrays from a fixed seed."""
+    rng = np.random.RandomState(seed)
+    return {k: rng.randn(*shape).astype(dtype) for k, shape in shapes.items()}
+
+
+def rnn_shapes(N, D, H, T=None, gates=1):
+    """Input shapes of the RNN (gates=1) or LSTM (gates=4) step (T=None) or sequence functions."""
+    x = (N, D) if T is None else (N, T, D)
+    return {"x": x, "h": (N, H), "Wx": (D, gates * H), "Wh": (H, gates * H), "b": (gates * H,)}
+
+
+# ---------------------------------------------------------------- layer probes
+
+STEP_ARGS = {"rnn_step": ("x", "h", "Wx", "Wh", "b"), "lstm_step": ("x", "h", "c", "Wx", "Wh", "b"),
+             "rnn": ("x", "h", "Wx", "Wh", "b"), "lstm": ("x", "h", "Wx", "Wh", "b")}
+GRAD_NAMES = {"rnn_step": ("x", "h", "Wx", "Wh", "b"), "lstm_step": ("x", "h", "c", "Wx", "Wh", "b"),
+              "rnn": ("x", "h", "Wx", "Wh", "b"), "lstm": ("x", "h", "Wx", "Wh", "b")}
+
+
+def forward_outputs(layer, impl, inputs):
+    """Outputs of <layer>_forward as a dict (next_h, next_c or h)."""
+    out = impl.call(layer + "_forward", *(inputs[k] for k in STEP_ARGS[layer]))
+    names = {"rnn_step": ("next_h",), "lstm_step": ("next_h", "next_c"), "rnn": ("h",), "lstm": ("h",)}[layer]
+    return dict(zip(names, out[:len(names)]))
+
+
+def upstream(layer, inputs, seed):
+    """Upstream gradients for <layer>_backward, shaped like its forward outputs."""
+    rng = np.random.RandomState(seed + 1)
+    h = inputs["h"]
+    shape = h.shape if layer.endswith("step") else inputs["x"].shape[:2] + h.shape[1:]
+    dtype = inputs["x"].dtype
+    grads = {"dout": rng.randn(*shape).astype(dtype)}
+    if layer == "lstm_step":
+        grads["dc"] = rng.randn(*shape).astype(dtype)
+    return grads
+
+
+def backward_probe(layer, inputs, seed):
+    """run(): forward then backward of the student's layer -> {"d<name>": gradient}."""
+    def run(impl):
+        out = impl.call(layer + "_forward", *(inputs[k] for k in STEP_ARGS[layer]))
+        up = upstream(layer, inputs, seed)
+        dup = (up["dout"], up["dc"]) if layer == "lstm_step" else (up["dout"],)
+        grads = impl.call(layer + "_backward", *dup, out[-1])
+        return {"d" + k: g for k, g in zip(GRAD_NAMES[layer], grads)}
+    return run
+
+
+def numerical_gradients(layer, inputs, seed):
+    """expected(): centred-difference gradients of the implementation's own forward pass."""
+    def expected(impl):
+        up = upstream(layer, inputs, seed)
+        grads = {}
+        for name in GRAD_NAMES[layer]:
+            x = inputs[name].astype(np.float64)
+            args = {k: v.astype(np.float64) for k, v in inputs.items()}
+
+            def f(value, name=name):
+                args[name] = value
+                outs = forward_outputs(layer, impl, args)
+                return sum(np.sum(o * up[k]) for o, k in zip(outs.values(), ("dout", "dc")))
+            grads["d" + name] = eval_numerical_gradient(f, x.copy(), verbose=False)
+        return grads
+    return expected
+
+
+def forward_probe(layer, inputs, pick=None):
+    """run(): the student's forward outputs, optionally reduced by pick (e.g. some rows)."""
+    def run(impl):
+        outs = forward_outputs(layer, impl, inputs)
+        return {k: (pick(v) if pick else v) for k, v in outs.items()}
+    return run
+
+
+def embedding_forward_probe(x, W):
+    def run(impl):
+        out, _ = impl.call("word_embedding_forward", x, W)
+        return {"out": out}
+    return run
+
+
+def embedding_backward_probe(x, W, seed):
+    def run(impl):
+        out, cache = impl.call("word_embedding_forward", x, W)
+        dout = np.random.RandomState(seed).randn(*out.shape).astype(W.dtype)
+        return {"dW": impl.call("word_embedding_backward", dout, cache)}
+    return run
+
+
+def embedding_numerical_gradient(x, W, seed):
+    def expected(impl):
+        dout = np.random.RandomState(seed).randn(*x.shape, W.shape[1])
+        f = lambda w: impl.call("word_embedding_forward", x, w)[0]
+        return {"dW": eval_numerical_gradient_array(f, W.astype(np.float64).copy(), dout)}
+    return expected
+
+
+# ---------------------------------------------------------------- model probes
+
+TOY_VOCAB = {"<NULL>": 0, "cat": 2, "dog": 3}
+SAMPLE_VOCAB = {w: i for i, w in enumerate("<NULL> <START> <END> a cat dog sat on the mat".split())}
+
+
+def linspace_model(impl, cell, N=10, D=20, W=30, H=40):
+    """The model of the public loss check: every parameter a linspace(-1.4, 1.3)."""
+    model = impl.model(TOY_VOCAB, cell, input_dim=D, wordvec_dim=W, hidden_dim=H)
+    for k, v in model.params.items():
+        model.params[k] = np.linspace(-1.4, 1.3, num=v.size).reshape(*v.shape)
+    return model
+
+
+def loss_value_probe(cell, features_range, T=13):
+    def run(impl):
+        model = linspace_model(impl, cell)
+        N, D = 10, 20
+        features = np.linspace(*features_range, num=N * D).reshape(N, D)
+        captions = (np.arange(N * T) % len(TOY_VOCAB)).reshape(N, T)
+        loss, _ = model.loss(features, captions)
+        return {"loss": np.asarray(loss)}
+    return run
+
+
+def random_model(impl, cell, seed, vocab, dtype=np.float64, D=4, W=5, H=6, scale=1.0):
+    """A small model whose parameters are standard normal from a fixed seed (times scale)."""
+    model = impl.model(vocab, cell, dtype=dtype, input_dim=D, wordvec_dim=W, hidden_dim=H)
+    rng = np.random.RandomState(seed)
+    for k in sorted(model.params):
+        model.params[k] = (scale * rng.randn(*model.params[k].shape)).astype(dtype)
+    return model
+
+
+def model_batch(seed, vocab_size, N, T, D, pad=False, dtype=np.float64):
+    """Features and captions (N, T) for a model check; pad=True ends captions early with <NULL>."""
+    rng = np.random.RandomState(seed)
+    features = rng.randn(N, D).astype(dtype)
+    captions = rng.randint(1, vocab_size, size=(N, T))
+    if pad:
+        for i, length in enumerate(rng.randint(2, T, size=N)):
+            captions[i, length:] = 0
+    return features, captions
+
+
+def model_grad_probe(cell, seed, vocab, N=2, T=3, pad=False, dtype=np.float64):
+    """run(): loss and gradients of the student's model on a small random model and batch."""
+    def run(impl):
+        model = random_model(impl, cell, seed, vocab, dtype)
+        features, captions = model_batch(seed, len(vocab), N, T, 4, pad, dtype)
+        loss, grads = model.loss(features, captions)
+        return dict({"loss": np.asarray(loss)}, **{"d" + k: np.asarray(g) for k, g in grads.items()})
+    return run
+
+
+def model_numerical_gradient(cell, seed, vocab, N=2, T=3, pad=False):
+    def expected(impl):
+        model = random_model(impl, cell, seed, vocab)
+        features, captions = model_batch(seed, len(vocab), N, T, 4, pad)
+        loss, _ = model.loss(features, captions)
+        out = {"loss": np.asarray(loss)}
+        for k in sorted(model.params):
+            f = lambda _: model.loss(features, captions)[0]
+            out["d" + k] = eval_numerical_gradient(f, model.params[k], verbose=False, h=1e-6)
+        return out
+    return expected
+
+
+def sample_probe(cell, seed, N=4, max_length=8, scale=1.0):
+    def run(impl):
+        model = random_model(impl, cell, seed, SAMPLE_VOCAB, D=6, W=5, H=7, scale=scale)
+        features = np.random.RandomState(seed + 1).randn(N, 6)
+        return {"captions": np.asarray(model.sample(features, max_length=max_length))}
+    return run
+
+
+# ---------------------------------------------------------------- overfitting
+
+def overfit_data(seed=231, num_captions=50, vocab_size=40, T=17, D=512):
+    """A small fixed training set in load_coco_data's format: random words, random features."""
+    rng = np.random.RandomState(seed)
+    words = ["<NULL>", "<START>", "<END>", "<UNK>"] + ["w%d" % i for i in range(vocab_size - 4)]
+    captions = np.zeros((num_captions, T), dtype=np.int32)
+    for i, length in enumerate(rng.randint(8, T - 1, size=num_captions)):
+        captions[i, 0], captions[i, length + 1] = 1, 2
+        captions[i, 1:length + 1] = rng.randint(4, vocab_size, size=length)
+    return {
+        "train_captions": captions, "train_image_idxs": np.arange(num_captions, dtype=np.int32),
+        "train_features": rng.randn(num_captions, D).astype(np.float32),
+        "train_urls": np.array(["image%d" % i for i in range(num_captions)]),
+        "word_to_idx": {w: i for i, w in enumerate(words)}, "idx_to_word": words,
+    }
+
+
+OVERFIT_SETTINGS = {"rnn": dict(lr_decay=0.95, dtype=np.float64, target=0.1),
+                    "lstm": dict(lr_decay=0.995, dtype=np.float32, target=0.5)}
+
+
+def overfit_probe(cell):
+    """run(): train the student's model on overfit_data with the given solver -> its parameters."""
+    def run(impl):
+        settings = OVERFIT_SETTINGS[cell]
+        data = overfit_data()
+        np.random.seed(231)
+        model = impl.model(data["word_to_idx"], cell, dtype=settings["dtype"],
+                           input_dim=512, wordvec_dim=256, hidden_dim=512)
+        solver = impl.solver_module.CaptioningSolver(
+            model, data, update_rule="adam", num_epochs=50, batch_size=25,
+            optim_config={"learning_rate": 5e-3}, lr_decay=settings["lr_decay"], verbose=False)
+        solver.train()
+        return {k: np.asarray(v) for k, v in model.params.items()}
+    return run
+
+
+def overfit_loss(cell):
+    """evaluate(): the training loss of the trained parameters on all 50 captions."""
+    def evaluate(impl, params):
+        data = overfit_data()
+        model = impl.model(data["word_to_idx"], cell, input_dim=512, wordvec_dim=256, hidden_dim=512)
+        model.params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+        loss, _ = model.loss(data["train_features"].astype(np.float64), data["train_captions"])
+        return {"final training loss": np.asarray(loss)}
+    return evaluate
+
+
+# ---------------------------------------------------------------- the public checks
+
+def step_forward_inputs(kind):
+    if kind == "rnn":
+        N, D, H = 3, 10, 4
+        return linspace_inputs({"x": (-0.4, 0.7, (N, D)), "h": (-0.2, 0.5, (N, H)), "Wx": (-0.1, 0.9, (D, H)),
+                                "Wh": (-0.3, 0.7, (H, H)), "b": (-0.2, 0.4, (H,))})
+    N, D, H = 3, 4, 5
+    return linspace_inputs({"x": (-0.4, 1.2, (N, D)), "h": (-0.3, 0.7, (N, H)), "c": (-0.4, 0.9, (N, H)),
+                            "Wx": (-2.1, 1.3, (D, 4 * H)), "Wh": (-0.7, 2.2, (H, 4 * H)), "b": (0.3, 0.7, (4 * H,))})
+
+
+def sequence_forward_inputs(kind):
+    if kind == "rnn":
+        N, T, D, H = 2, 3, 4, 5
+        return linspace_inputs({"x": (-0.1, 0.3, (N, T, D)), "h": (-0.3, 0.1, (N, H)), "Wx": (-0.2, 0.4, (D, H)),
+                                "Wh": (-0.4, 0.1, (H, H)), "b": (-0.7, 0.1, (H,))})
+    N, D, H, T = 2, 5, 4, 3
+    return linspace_inputs({"x": (-0.4, 0.6, (N, T, D)), "h": (-0.4, 0.8, (N, H)), "Wx": (-0.2, 0.9, (D, 4 * H)),
+                            "Wh": (-0.3, 0.6, (H, 4 * H)), "b": (0.2, 0.7, (4 * H,))})
+
+
+def gradient_check(unit, layer, seed, shapes, tol, public=True, name="numerical gradient check"):
+    """A backward check: analytic gradients against centred differences of the forward pass."""
+    inputs = random_inputs(seed, shapes)
+    return Check(unit, name, backward_probe(layer, inputs, seed), numerical_gradients(layer, inputs, seed),
+                 tol=tol, public=public)
+
+
+def lstm_step_shapes(N, D, H):
+    return dict(rnn_shapes(N, D, H, gates=4), c=(N, H))
+
+
+SAMPLE_RNN = [[5, 0, 5, 1, 5, 7, 3, 7], [0, 7, 8, 5, 6, 8, 2, 7], [0, 7, 6, 8, 2, 7, 7, 0], [7, 6, 8, 2, 7, 7, 0, 7]]
+SAMPLE_LSTM = [[4, 4, 8, 8, 2, 4, 8, 8], [4, 8, 8, 8, 8, 8, 7, 8], [9, 3, 4, 8, 2, 8, 7, 4], [4, 8, 8, 7, 8, 8, 8, 8]]
+EMBED_X = np.array([[0, 3, 1, 2], [2, 1, 0, 3]])
+EMBED_GRAD_X = np.random.RandomState(231).randint(5, size=(50, 3))
+
+PUBLIC_CHECKS = [
+    Check("rnn_step_forward", "fixed inputs, rows 0 and 2 of next_h",
+          forward_probe("rnn_step", step_forward_inputs("rnn"), lambda h: h[[0, 2]]),
+          {"next_h": np.array([[-0.58172089, -0.50182032, -0.41232771, -0.31410098],
+                               [0.97934501, 0.99144213, 0.99646691, 0.99854353]])}),
+    gradient_check("rnn_step_backward", "rnn_step", 231, rnn_shapes(4, 5, 6), 1e-7),
+    Check("rnn_forward", "fixed inputs, h[0, 0] and h[1, 2]",
+          forward_probe("rnn", sequence_forward_inputs("rnn"), lambda h: h[[0, 1], [0, 2]]),
+          {"h": np.array([[-0.42070749, -0.27279261, -0.11074945, 0.05740409, 0.22236251],
+                          [-0.51014825, -0.30524429, -0.06755202, 0.17806392, 0.40333043]])}),
+    gradient_check("rnn_backward", "rnn", 231, rnn_shapes(2, 3, 5, T=10), 1e-6),
+    Check("word_embedding_forward", "fixed inputs, out[0, 1]",
+          embedding_forward_probe(EMBED_X, np.linspace(0, 1, num=15).reshape(5, 3)),
+          {"out": np.array([[[0.0, 0.07142857, 0.14285714], [0.64285714, 0.71428571, 0.78571429],
+                             [0.21428571, 0.28571429, 0.35714286], [0.42857143, 0.5, 0.57142857]],
+                            [[0.42857143, 0.5, 0.57142857], [0.21428571, 0.28571429, 0.35714286],
+                             [0.0, 0.07142857, 0.14285714], [0.64285714, 0.71428571, 0.78571429]]])}),
+    Check("word_embedding_backward", "numerical gradient check",
+          embedding_backward_probe(EMBED_GRAD_X, random_inputs(231, {"W": (5, 6)})["W"], 232),
+          embedding_numerical_gradient(EMBED_GRAD_X, random_inputs(231, {"W": (5, 6)})["W"], 232), tol=1e-10),
+    Check("lstm_step_forward", "fixed inputs, next_h[0] and next_c[2]",
+          lambda impl: (lambda o: {"next_h": o["next_h"][0], "next_c": o["next_c"][2]})(
+              forward_outputs("lstm_step", impl, step_forward_inputs("lstm"))),
+          {"next_h": np.array([0.24635157, 0.28610883, 0.32240467, 0.35525807, 0.38474904]),
+           "next_c": np.array([0.74192008, 0.90592151, 1.07717006, 1.25120233, 1.42395676])}),
+    gradient_check("lstm_step_backward", "lstm_step", 231, lstm_step_shapes(4, 5, 6), 1e-6),
+    Check("lstm_forward", "fixed inputs, h[0, 0] and h[1, 2]",
+          forward_probe("lstm", sequence_forward_inputs("lstm"), lambda h: h[[0, 1], [0, 2]]),
+          {"h": np.array([[0.01764008, 0.01823233, 0.01882671, 0.0194232],
+                          [0.81733511, 0.83677871, 0.85403753, 0.86935314]])}),
+    gradient_check("lstm_backward", "lstm", 231, rnn_shapes(2, 3, 6, T=10, gates=4), 1e-6),
+    Check("CaptioningRNN.loss (rnn)", "loss target with fixed parameters",
+          loss_value_probe("rnn", (-1.5, 0.3)), {"loss": np.array(9.83235591003)}, tol=1e-11),
+    Check("CaptioningRNN.loss (rnn)", "numerical gradient check of the whole model",
+          model_grad_probe("rnn", 231, TOY_VOCAB), model_numerical_gradient("rnn", 231, TOY_VOCAB), tol=1e-5),
+    Check("CaptioningRNN.loss (lstm)", "loss target with fixed parameters",
+          loss_value_probe("lstm", (-0.5, 1.7)), {"loss": np.array(9.82445935443)}, tol=1e-11),
+    Check("CaptioningRNN.loss (lstm)", "numerical gradient check of the whole model",
+          model_grad_probe("lstm", 236, TOY_VOCAB), model_numerical_gradient("lstm", 236, TOY_VOCAB), tol=1e-5),
+    Check("CaptioningRNN.sample (rnn)", "greedy decode with fixed parameters",
+          sample_probe("rnn", 232), {"captions": np.array(SAMPLE_RNN)}, compare="tokens"),
+    Check("CaptioningRNN.sample (lstm)", "greedy decode with fixed parameters",
+          sample_probe("lstm", 249, scale=3.0), {"captions": np.array(SAMPLE_LSTM)}, compare="tokens"),
+    Check("overfit (rnn)", "training loss after overfitting 50 captions",
+          overfit_probe("rnn"), {"final training loss": np.array(0.1)}, compare="below", evaluate=overfit_loss("rnn")),
+    Check("overfit (lstm)", "training loss after overfitting 50 captions",
+          overfit_probe("lstm"), {"final training loss": np.array(0.5)}, compare="below", evaluate=overfit_loss("lstm")),
+]
+
+
+# ---------------------------------------------------------------- comparing and reporting
+
+def caption_tokens(captions, end_token=SAMPLE_VOCAB["<END>"]):
+    """Each row as a list, cut after its first <END>."""
+    rows = []
+    for row in np.asarray(captions).tolist():
+        rows.append(row[:row.index(end_token) + 1] if end_token in row else row)
+    return rows
+
+
+def compare(check, outputs, expected):
+    """(passed, message) for outputs against expected values under the check's rule."""
+    worst, notes = 0.0, []
+    for key, want in expected.items():
+        if key not in outputs:
+            return False, "no output %r was returned" % key
+        got, want = np.asarray(outputs[key]), np.asarray(want)
+        if check.compare == "tokens":
+            got_rows, want_rows = caption_tokens(got), caption_tokens(want)
+            if got.shape[0] != want.shape[0] or [g[:len(w)] for g, w in zip(got_rows, want_rows)] != want_rows:
+                return False, "captions differ from the expected greedy decode:\n  got      %s\n  expected %s" % (
+                    got_rows, want_rows)
+            continue
+        if got.shape != want.shape:
+            return False, "%s has shape %s, expected %s" % (key, got.shape, want.shape)
+        if got.dtype.kind not in "fiu":
+            return False, "%s has dtype %s, expected numbers" % (key, got.dtype)
+        if not np.all(np.isfinite(got)):
+            return False, "%s contains NaN or infinity" % key
+        if check.compare == "below":
+            if not np.all(got < want):
+                return False, "%s is %.4g, must be below %g" % (key, got.max(), want.max())
+            notes.append("%s %.4g < %g" % (key, got.max(), want.max()))
+            continue
+        err = rel_error(got.astype(np.float64), want.astype(np.float64)) if got.size else 0.0
+        if err > check.tol:
+            return False, "%s: largest relative error %.2e exceeds the tolerance %.0e" % (key, err, check.tol)
+        worst = max(worst, err)
+    if check.compare == "close":
+        notes.append("largest relative error %.2e (tolerance %.0e)" % (worst, check.tol))
+    return True, "; ".join(notes) or "as expected"
+
+
+def evaluate_check(check, impl, trusted):
+    """Run a check on impl, with expected values from trusted: (passed, message, warnings)."""
+    impl.warnings = []
+    outputs = check.run(impl)
+    if check.evaluate:
+        outputs = check.evaluate(trusted, outputs)
+    expected = check.expected(trusted) if callable(check.expected) else check.expected
+    return compare(check, outputs, expected) + (list(impl.warnings),)
+
+
+def check(unit):
+    """Run the public checks of a unit on your own `captioning` package and print a report.
+
+    Raises AssertionError when one fails (unless CAPTIONING_GRADING is set: the autograder then
+    decides the points).
+    """
+    import captioning
+    impl = load_impl(captioning)
+    checks = [c for c in PUBLIC_CHECKS if c.unit == unit]
+    if not checks:
+        raise KeyError("no public checks for unit %r" % unit)
+    failed = []
+    for c in checks:
+        try:
+            passed, message, warnings = evaluate_check(c, impl, impl)
+        except NotImplementedError:
+            passed, message, warnings = False, "not implemented yet", []
+        except Exception as e:
+            passed, message, warnings = False, "".join(traceback.format_exception_only(type(e), e)).strip(), []
+        print("%s  %s -- %s" % ("PASS" if passed else "FAIL", c.title, message))
+        for w in warnings:
+            print("      warning: " + w)
+        if not passed:
+            failed.append(c.title)
+    if failed and not os.environ.get("CAPTIONING_GRADING"):
+        raise AssertionError("failed: " + ", ".join(failed))
