@@ -1,0 +1,32 @@
+"""How long the notebooks' overfitting run takes with the solution code, against the 20 s budget.
+
+Runs the SPEC settings (50 captions, 50 epochs, batch 25, hidden 512, wordvec 256, adam 5e-3) for
+the RNN and the LSTM side by side on the autograder's fixed 50-caption fixture, and prints seconds,
+final loss and the ratio to the budget. Usage: python bench/overfit_speed.py
+"""
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "source", "image_captioning"))
+
+import captioning  # noqa: E402
+from captioning import checks  # noqa: E402
+
+BUDGET_SECONDS = 20.0
+
+
+def main():
+    impl = checks.load_impl(captioning)
+    for cell in ("rnn", "lstm"):
+        started = time.perf_counter()
+        params = checks.overfit_probe(cell)(impl)
+        seconds = time.perf_counter() - started
+        loss = float(checks.overfit_loss(cell)(impl, params)["final training loss"])
+        print("overfit %-4s %6.1f s  final loss %.4f  ratio to the %g s budget %.2f"
+              % (cell, seconds, loss, BUDGET_SECONDS, seconds / BUDGET_SECONDS))
+
+
+if __name__ == "__main__":
+    main()
