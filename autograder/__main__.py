@@ -23,6 +23,9 @@ def main(argv=None):
         results, seconds = grade_timed(args.submission, public_only=args.public)
     except SubmissionError as exc:
         print("cannot grade %s: %s" % (args.submission, exc), file=sys.stderr)
+        if args.results:  # Gradescope still needs a results.json: score 0 and the reason
+            from .batch import failure_document
+            write_json_atomically(args.results, failure_document(str(exc)))
         return 2
     print(table(results))
     if args.results:
