@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .grade import SubmissionError, grade_timed
 from .report import gradescope, write_json_atomically
+from .sandbox import Limits
 from .units import UNITS
 
 ASSIGNMENT = "image_captioning"
@@ -201,10 +202,18 @@ def main(argv):
     parser.add_argument("--force", action="store_true", help="grade again students who already have results.json")
     parser.add_argument("--units", help="comma-separated unit names to grade (default: all)")
     parser.add_argument("--public", action="store_true", help="run only the public checks")
+    parser.add_argument("--check-seconds", type=float, help="time limit per check (default %g)" % Limits.check_seconds)
+    parser.add_argument("--submission-seconds", type=float,
+                        help="time limit for a whole submission (default %g)" % Limits.submission_seconds)
     args = parser.parse_args(argv)
     units = [u.strip() for u in args.units.split(",")] if args.units else None
+    limits = Limits()
+    if args.check_seconds:
+        limits.check_seconds = args.check_seconds
+    if args.submission_seconds:
+        limits.submission_seconds = args.submission_seconds
     try:
-        documents = run_batch(args.submissions, args.out, args.workers, args.force, units, public_only=args.public)
+        documents = run_batch(args.submissions, args.out, args.workers, args.force, units, limits, args.public)
     except SubmissionError as exc:
         print("cannot grade: %s" % exc, file=sys.stderr)
         return 2

@@ -1,0 +1,97 @@
+"""python -m autograder batch: layouts, outputs, resume, --force, and a run killed midway."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from autograder.batch import discover, run_batch
+from autograder.sandbox import GiB, Limits
+from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, make
+
+UNIT = ["rnn_step_forward"]
+LIMITS = Limits(check_seconds=2, import_seconds=5, memory_bytes=GiB, processes=32, submission_seconds=10)
+
+
+def zip_folder(folder, target):
+    with zipfile.ZipFile(target, "w") as archive:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder).as_posix())
+    return target
+
+
+def test_layouts(tmp_path):
+    subs = tmp_path / "subs"
+    make(subs, "alice", override=CORRECT_STEP)
+    zip_folder(make(tmp_path / "z", "bob", override=BUGGY_STEP), subs / "bob.zip")
+    course = tmp_path / "course"
+    make(course / "submitted" / "carol", "image_captioning", override=CORRECT_STEP)
+    assert [s for s, _ in discover(subs)] == ["alice", "bob"]
+    assert discover(course) == [("carol", course / "submitted" / "carol" / "image_captioning")]
+    documents = run_batch(subs, tmp_path / "out", units=UNIT, limits=LIMITS, progress=False)
+    assert documents["alice"]["score"] == pytest.approx(5) and documents["bob"]["score"] == 0
+    assert run_batch(course, tmp_path / "out2", units=UNIT, limits=LIMITS, progress=False)["carol"]["score"] == pytest.approx(5)
+
+
+def test_cli_outputs_resume_and_force(tmp_path):
+    subs, out = tmp_path / "subs", tmp_path / "grades"
+    make(subs, "alice", override=CORRECT_STEP)
+    make(subs, "bob", override=BUGGY_STEP)
+    zipfile.ZipFile(subs / "empty.zip", "w").close()
+    command = [sys.executable, "-m", "autograder", "batch", str(subs), "--out", str(out),
+               "--workers", "2", "--units", "rnn_step_forward"]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 submissions graded" in proc.stdout
+    with open(out / "grades.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["student"]: float(r["total"]) for r in rows} == {"alice": 5.0, "bob": 0.0, "empty": 0.0}
+    assert float(rows[0]["rnn_step_forward"]) == 5.0 and "lstm_forward" in rows[0]
+    empty = json.loads((out / "empty" / "results.json").read_text())
+    assert empty["score"] == 0 and "no captioning/ package" in empty["output"]
+    summary = (out / "summary.html").read_text()
+    assert "data:image/png;base64," in summary and "empty" in summary
+
+    # Resume: nothing is graded again; a missing results.json is; --force grades everything.
+    stamps = {s: (out / s / "results.json").stat().st_mtime_ns for s in ("alice", "bob", "empty")}
+    (out / "bob" / "results.json").unlink()
+    assert subprocess.run(command, cwd=ROOT, capture_output=True, timeout=120).returncode == 0
+    assert (out / "alice" / "results.json").stat().st_mtime_ns == stamps["alice"]
+    assert json.loads((out / "bob" / "results.json").read_text())["score"] == 0
+    assert subprocess.run(command + ["--force"], cwd=ROOT, capture_output=True, timeout=120).returncode == 0
+    assert (out / "alice" / "results.json").stat().st_mtime_ns != stamps["alice"]
+
+
+def test_killed_midway_loses_nothing(tmp_path):
+    subs, out = tmp_path / "subs", tmp_path / "grades"
+    for n in range(3):
+        make(subs, "a%d" % n, override=CORRECT_STEP)
+    for n in range(3):  # slow ones: each burns its whole 2 s check limits
+        make(subs, "z%d" % n, override="\ndef rnn_step_forward(*args):\n    while True:\n        pass\n")
+    command = [sys.executable, "-m", "autograder", "batch", str(subs), "--out", str(out),
+               "--workers", "1", "--units", "rnn_step_forward", "--check-seconds", "2", "--submission-seconds", "5"]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(out.glob("a*/results.json")):
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    written = sorted(p.parent.name for p in out.glob("*/results.json"))
+    assert written and len(written) < 6
+    for student in written:
+        json.loads((out / student / "results.json").read_text())  # whole files only
+    time.sleep(0.5)  # the sandbox children die with the grader (PR_SET_PDEATHSIG)
+    assert subprocess.run(command, cwd=ROOT, capture_output=True, timeout=180).returncode == 0
+    scores = {p.parent.name: json.loads(p.read_text())["score"] for p in out.glob("*/results.json")}
+    assert scores == {"a0": 5.0, "a1": 5.0, "a2": 5.0, "z0": 0.0, "z1": 0.0, "z2": 0.0}
