@@ -51,7 +51,8 @@ def time_nbgrader(timeout=1800):
             os.symlink(ROOT / "datasets", course / "datasets")
             submitted = course / "submitted" / "bench_student" / "image_captioning"
             shutil.copytree(KEY, submitted)
-            command = [str(jupyter), "nbgrader", "autograde", "image_captioning", "--force", "--create"]
+            command = [str(Path(sys.executable).with_name("nbgrader")), "autograde", "image_captioning",
+                       "--force", "--create"]
             what, cwd = "nbgrader autograde of the answer key (real course tree copy)", course
         else:
             work = Path(tmp) / "image_captioning"
