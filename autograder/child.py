@@ -134,7 +134,9 @@ def swap_in(impl, names, trusted):
             method = name.split(".")[1].split()[0]
             setattr(impl.model_module.CaptioningRNN, method, getattr(trusted["ref_rnn"].CaptioningRNN, method))
             continue
-        function = getattr(trusted["ref_rnn_layers"], name)
+        reference = getattr(trusted["ref_rnn_layers"], name)
+        # Rebound to the submission's module: it calls the submission's other (or swapped) layers.
+        function = types.FunctionType(reference.__code__, vars(impl.rnn_layers), name, reference.__defaults__)
         setattr(impl.rnn_layers, name, function)
         if hasattr(impl.model_module, name):
             setattr(impl.model_module, name, function)

@@ -3,6 +3,7 @@
 The reference implementation and the check definitions are loaded from source/ (trusted); the
 submission's student files run only in sandboxed children (autograder.sandbox).
 """
+import ast
 import importlib.util
 import os
 import shutil
@@ -24,6 +25,7 @@ PARTNERS = {"rnn_step_forward": "rnn_step_backward", "rnn_forward": "rnn_backwar
             "lstm_step_forward": "lstm_step_backward", "lstm_forward": "lstm_backward",
             "word_embedding_forward": "word_embedding_backward"}
 PARTNERS.update({b: a for a, b in list(PARTNERS.items())})
+NOT_IMPLEMENTED = "not implemented yet"
 
 
 def load_reference():
@@ -47,17 +49,30 @@ STUDENT_FILES = sorted(p.relative_to(SOURCE).as_posix() for p in SOURCE.rglob("*
 
 
 def child_sources(public_only):
-    """The trusted source texts the child needs (no expected values among them)."""
+    """The trusted source texts every child needs (no expected values, no reference code)."""
     sources = {"gradient_check": (SOURCE / "gradient_check.py").read_text(),
-               "checks": (SOURCE / "checks.py").read_text(),
-               "ref_layers": (SOURCE / "layers.py").read_text(),
-               "ref_rnn_layers": (SOURCE / "rnn_layers.py").read_text(),
-               "ref_rnn": (SOURCE / "classifiers" / "rnn.py").read_text()
-               .replace("from ..layers import", "from .ref_layers import")
-               .replace("from ..rnn_layers import", "from .ref_rnn_layers import")}
+               "checks": (SOURCE / "checks.py").read_text()}
     if not public_only:
         sources["hidden"] = Path(__file__).with_name("hidden.py").read_text()
     return sources
+
+
+def reference_sources(swaps):
+    """Reference code for a retry: only the swapped layer functions.
+
+    Swapping a model method needs the whole reference model and layers; that only happens for
+    the training unit, which has no code of the student's to call them from.
+    """
+    text = (SOURCE / "rnn_layers.py").read_text()
+    if any(name.startswith("CaptioningRNN.") for name in swaps):
+        return {"ref_layers": (SOURCE / "layers.py").read_text(), "ref_rnn_layers": text,
+                "ref_rnn": (SOURCE / "classifiers" / "rnn.py").read_text()
+                .replace("from ..layers import", "from .ref_layers import")
+                .replace("from ..rnn_layers import", "from .ref_rnn_layers import")}
+    wanted = set(swaps)
+    functions = [ast.get_source_segment(text, node) for node in ast.parse(text).body
+                 if isinstance(node, ast.FunctionDef) and node.name in wanted]
+    return {"ref_rnn_layers": "\n\n\n".join(["import numpy as np"] + functions) + "\n"}
 
 
 @dataclass
@@ -176,12 +191,16 @@ def judge(check_id, result):
     return passed, message
 
 
-def retry_plan(check_id, failed_units):
-    """The broken units to swap for the reference when retrying a failed check, or ()."""
+def retry_plan(check_id, broken_units):
+    """The broken units to swap for the reference when retrying a failed check, or ().
+
+    A forward pass swapped in brings its backward pass along (they share the cache layout),
+    except when that backward pass is the unit being graded.
+    """
     unit = CHECKS[check_id].unit
     swaps = set()
     for dep in BY_NAME[unit].depends:
-        if dep in failed_units and unit not in (dep, PARTNERS.get(dep)):
+        if dep in broken_units and dep != unit:
             swaps.add(dep)
             if dep in PARTNERS and PARTNERS[dep] != unit:
                 swaps.add(PARTNERS[dep])
@@ -210,14 +229,18 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
 
 def retry_broken_dependencies(scratch, ids, verdicts, sources, limits, jobs):
     """Re-run failed checks with broken units they depend on swapped for the reference."""
-    failed_units = {CHECKS[i].unit for i in ids if not verdicts[i][0]}
+    failed = [i for i in ids if not verdicts[i][0]]
+    unimplemented = {CHECKS[i].unit for i in failed if verdicts[i][1].startswith(NOT_IMPLEMENTED)}
+    implemented = {CHECKS[i].unit for i in ids if not verdicts[i][1].startswith(NOT_IMPLEMENTED)}
+    # A unit not written yet is not "broken": swapping it in would credit code nobody wrote.
+    broken_units = {CHECKS[i].unit for i in failed} - (unimplemented - implemented)
     plans = {}
-    for i in ids:
-        swaps = () if verdicts[i][0] else retry_plan(i, failed_units)
+    for i in failed:
+        swaps = () if verdicts[i][1].startswith(NOT_IMPLEMENTED) else retry_plan(i, broken_units)
         if swaps:
             plans.setdefault(swaps, []).append(i)
     for swaps, retry_ids in plans.items():
-        results = run_in_children(scratch, retry_ids, sources, limits, jobs, swaps)
+        results = run_in_children(scratch, retry_ids, dict(sources, **reference_sources(swaps)), limits, jobs, swaps)
         names = ", ".join(swaps)
         for i in retry_ids:
             passed, _ = judge(i, results[i])
@@ -226,8 +249,7 @@ def retry_broken_dependencies(scratch, ids, verdicts, sources, limits, jobs):
                 verdicts[i] = (True, "fails with your %s, passes with the reference %s: no points lost here "
                                      "(fix %s)" % (names, names, names), warnings)
             else:
-                verdicts[i] = (False, old_message + " (it fails with the reference %s too, so the bug is in %s itself)"
-                               % (names, CHECKS[i].unit), warnings)
+                verdicts[i] = (False, old_message + " (it fails with the reference %s too)" % names, warnings)
     return verdicts
 
 

@@ -56,7 +56,7 @@ def hidden_checks(C):
         same("CaptioningRNN.loss (%s)" % cell, "captions padded with <NULL> (masked loss and gradients)",
              C.model_grad_probe(cell, 29, C.SAMPLE_VOCAB, N=4, T=6, pad=True)),
         same("CaptioningRNN.loss (%s)" % cell, "float32 model, N=1",
-             C.model_grad_probe(cell, 30, C.SAMPLE_VOCAB, N=1, T=5, dtype=np.float32), tol=1e-3),
+             C.model_grad_probe(cell, 30, C.SAMPLE_VOCAB, N=1, T=5, dtype=np.float32), tol=1e-2),
         same("CaptioningRNN.sample (%s)" % cell, "greedy decode, hidden parameters",
              C.sample_probe(cell, 31, N=6, max_length=12, scale=2.0), compare="tokens"),
         same("CaptioningRNN.sample (%s)" % cell, "greedy decode, N=1, max_length=3",

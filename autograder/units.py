@@ -23,7 +23,7 @@ _LSTM = ("lstm_forward", "lstm_backward")
 
 UNITS = (
     Unit("rnn_step_forward", RNN_NB, 5),
-    Unit("rnn_step_backward", RNN_NB, 5),
+    Unit("rnn_step_backward", RNN_NB, 5, ("rnn_step_forward",)),
     Unit("rnn_forward", RNN_NB, 5, ("rnn_step_forward",)),
     Unit("rnn_backward", RNN_NB, 8, ("rnn_step_backward", "rnn_forward", "rnn_step_forward")),
     Unit("word_embedding_forward", RNN_NB, 5),
