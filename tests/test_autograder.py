@@ -348,3 +348,16 @@ def test_a_zip_grades_like_the_folder(graded, workdir, top):
     from_zip = grade(archive, units=units)
     assert [(r.name, r.score, r.output) for r in from_zip] == [(r.name, r.score, r.output) for r in from_folder]
     assert any(WHERE.search(r.output) for r in from_zip)
+
+
+def test_pytest_front_end_reports_each_check_of_a_submission():
+    """`pytest autograder --submission DIR --public`: one test per public check, failing with the grader's message."""
+    from autograder.grade import CHECKS
+    stub = ROOT / "release" / "image_captioning"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "autograder"),
+                           "--submission", str(stub), "--public", "-k", "not overfit"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    public = [c for c in CHECKS if c.public and not c.unit.startswith("overfit")]
+    assert proc.returncode == 1
+    assert "%d failed" % len(public) in proc.stdout
+    assert "not implemented yet" in proc.stdout
