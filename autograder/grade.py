@@ -180,10 +180,9 @@ def judge(check_id, result):
     if result.error:
         return False, result.error
     try:
-        outputs = check.evaluate(REF_IMPL, result.outputs) if check.evaluate else result.outputs
         if check_id not in _expected_cache:
-            _expected_cache[check_id] = check.expected(REF_IMPL) if callable(check.expected) else check.expected
-        passed, message = C.compare(check, outputs, _expected_cache[check_id])
+            _expected_cache[check_id] = C.expected_values(check, REF_IMPL)
+        passed, message = C.judge_outputs(check, result.outputs, REF_IMPL, _expected_cache[check_id])
     except Exception as exc:  # outputs the trusted side cannot even evaluate
         return False, "your outputs could not be evaluated: %s: %s" % (type(exc).__name__, str(exc)[:200])
     if not check.public and not passed:
@@ -220,11 +219,11 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
         scratch = tmp / "scratch"
         scratch.mkdir()
         stage(folder, scratch)
-        make_accessible(tmp, scratch, limits)
+        tmp.chmod(0o711)  # the sandbox's throwaway user may reach scratch/ (its group's), nothing else
         results = run_in_children(scratch, ids, sources, limits, jobs)
         verdicts = {i: judge(i, results[i]) + (results[i].warnings,) for i in ids}
         verdicts = retry_broken_dependencies(scratch, ids, verdicts, sources, limits, jobs)
-    return [score(i, verdicts[i], public_only) for i in ids]
+    return [score(i, verdicts[i]) for i in ids]
 
 
 def retry_broken_dependencies(scratch, ids, verdicts, sources, limits, jobs):
@@ -253,17 +252,7 @@ def retry_broken_dependencies(scratch, ids, verdicts, sources, limits, jobs):
     return verdicts
 
 
-def make_accessible(tmp, scratch, limits):
-    """Give the unprivileged user (when the grader is root) the scratch folder and nothing else."""
-    uid = limits.child_settings()["uid"]
-    if uid is None:
-        return
-    tmp.chmod(0o711)
-    for path in [scratch, *scratch.rglob("*")]:
-        os.chown(path, uid, -1)
-
-
-def score(check_id, verdict, public_only):
+def score(check_id, verdict):
     """TestResult of one check: the unit's points are split evenly over its checks."""
     check = CHECKS[check_id]
     passed, message, warnings = verdict

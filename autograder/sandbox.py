@@ -15,7 +15,6 @@ All children of one grade share a wall-clock budget, Limits.submission_seconds.
 import io
 import json
 import os
-import pwd
 import select
 import signal
 import subprocess
@@ -32,7 +31,6 @@ GiB = 1 << 30
 MAX_HEADER = 1 << 20
 GRADER_ROOT = Path(__file__).resolve().parent.parent
 THROWAWAY_UID_BASE = 1 << 24       # uids/gids BASE + (pid mod 2^15) * 2^16 + n: unused by any account
-REFERENCE_SOURCES = ("ref_layers", "ref_rnn_layers", "ref_rnn")
 _grades, _grades_lock, _counter = {}, threading.RLock(), [0]
 
 
@@ -119,17 +117,12 @@ class Limits:
     processes: int = 64               # RLIMIT_NPROC, enforced for the unprivileged user
     output_bytes: int = 64 * 1024     # captured stdout/stderr kept per child
     file_bytes: int = 64 << 20        # largest file the child may write
-    user: str = "nobody"              # owns the scratch folder when the grader is root (grade.py)
     submission_seconds: float = 900.0  # wall clock for all children of one grade together
 
     def child_settings(self):
         rlimits = {"RLIMIT_AS": self.memory_bytes, "RLIMIT_NPROC": self.processes,
                    "RLIMIT_FSIZE": self.file_bytes, "RLIMIT_CORE": 0}
-        settings = {"rlimits": rlimits, "isolate_network": os.geteuid() == 0, "uid": None, "gid": None}
-        if os.geteuid() == 0:
-            entry = pwd.getpwnam(self.user)
-            settings.update(uid=entry.pw_uid, gid=entry.pw_gid)
-        return settings
+        return {"rlimits": rlimits, "isolate_network": os.geteuid() == 0}
 
 
 @dataclass
@@ -246,8 +239,6 @@ def run_checks(scratch, check_ids, timeouts, sources, limits, swaps=()):
     """Run check ids on the package in scratch: {id: ChildResult}, one entry for every id."""
     results, pending = {}, list(check_ids)
     state = grade_state(scratch, limits)
-    if not swaps:  # the reference is only needed to swap in for broken units: never send it otherwise
-        sources = {k: v for k, v in sources.items() if k not in REFERENCE_SOURCES}
     over_budget = "time limit: grading your whole submission took longer than %g s" % limits.submission_seconds
     while pending:
         if time.monotonic() >= state["deadline"]:
