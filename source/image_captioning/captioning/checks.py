@@ -438,14 +438,23 @@ def compare(check, outputs, expected):
     return True, "; ".join(notes) or "as expected"
 
 
+def expected_values(check, trusted):
+    """The check's expected values: literal, or computed with the trusted implementation."""
+    return check.expected(trusted) if callable(check.expected) else check.expected
+
+
+def judge_outputs(check, outputs, trusted, expected):
+    """(passed, message) of raw outputs: evaluated with trusted when the check says so, compared."""
+    if check.evaluate:
+        outputs = check.evaluate(trusted, outputs)
+    return compare(check, outputs, expected)
+
+
 def evaluate_check(check, impl, trusted):
     """Run a check on impl, with expected values from trusted: (passed, message, warnings)."""
     impl.warnings = []
     outputs = check.run(impl)
-    if check.evaluate:
-        outputs = check.evaluate(trusted, outputs)
-    expected = check.expected(trusted) if callable(check.expected) else check.expected
-    return compare(check, outputs, expected) + (list(impl.warnings),)
+    return judge_outputs(check, outputs, trusted, expected_values(check, trusted)) + (list(impl.warnings),)
 
 
 def check(unit):
