@@ -5,22 +5,20 @@ submission's student files run only in sandboxed children (autograder.sandbox).
 """
 import ast
 import importlib.util
-import os
-import shutil
 import sys
 import tempfile
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from .course import REFERENCE_PACKAGE
 from .hidden import hidden_checks
+from .intake import STUDENT_FILES, SubmissionError, find_package, stage, unpack  # noqa: F401 (re-exported)
 from .sandbox import Limits, run_checks
 from .units import BY_NAME, UNITS
 
-SOURCE = Path(__file__).resolve().parent.parent / "source" / "image_captioning" / "captioning"
-PACKAGE = "captioning"
+SOURCE = REFERENCE_PACKAGE
 PARTNERS = {"rnn_step_forward": "rnn_step_backward", "rnn_forward": "rnn_backward",
             "lstm_step_forward": "lstm_step_backward", "lstm_forward": "lstm_backward",
             "word_embedding_forward": "word_embedding_backward"}
@@ -44,8 +42,6 @@ REFERENCE = load_reference()
 C = importlib.import_module(REFERENCE.__name__ + ".checks")
 REF_IMPL = C.load_impl(REFERENCE)
 CHECKS = C.PUBLIC_CHECKS + hidden_checks(C)
-STUDENT_FILES = sorted(p.relative_to(SOURCE).as_posix() for p in SOURCE.rglob("*.py")
-                       if "BEGIN SOLUTION" in p.read_text())
 
 
 def child_sources(public_only):
@@ -84,65 +80,6 @@ class TestResult:
     max_score: float
     output: str
     public: bool
-
-
-class SubmissionError(Exception):
-    """The submission cannot be graded at all (nothing to grade, unreadable archive)."""
-
-
-def find_package(root):
-    """The folder holding the submission's captioning/ package (possibly one level down)."""
-    candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    for folder in candidates:
-        if (folder / PACKAGE).is_dir():
-            return folder
-    raise SubmissionError("no %s/ package found in the submission" % PACKAGE)
-
-
-def unpack(submission, workdir):
-    """A folder with the submission's files: the folder itself, or a zip extracted safely."""
-    submission = Path(submission)
-    if submission.is_dir():
-        return submission
-    if not submission.exists():
-        raise SubmissionError("%s does not exist" % submission)
-    try:
-        with zipfile.ZipFile(submission) as archive:
-            members = [m for m in archive.infolist() if not m.is_dir()]
-            if sum(m.file_size for m in members) > 200 << 20:
-                raise SubmissionError("the zip unpacks to more than 200 MB")
-            for member in members:
-                target = (workdir / member.filename).resolve()
-                if workdir.resolve() not in target.parents:
-                    raise SubmissionError("the zip holds a path outside its folder: %s" % member.filename)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(archive.read(member))
-    except zipfile.BadZipFile as exc:
-        raise SubmissionError("%s is not a readable zip: %s" % (submission.name, exc))
-    return workdir
-
-
-def stage(folder, scratch):
-    """scratch/captioning: the trusted given files plus the submission's student files.
-
-    A student file that is missing or not UTF-8 becomes a module raising ImportError that says
-    so, so that only the units that use it fail.
-    """
-    package = scratch / PACKAGE
-    shutil.copytree(SOURCE, package, ignore=shutil.ignore_patterns("__pycache__", *[Path(f).name for f in STUDENT_FILES]))
-    for rel in STUDENT_FILES:
-        src, problem = folder / PACKAGE / rel, None
-        if not src.is_file():
-            problem = "missing file %s/%s" % (PACKAGE, rel)
-        else:
-            try:
-                src.read_bytes().decode("utf-8")
-            except UnicodeDecodeError:
-                problem = "%s/%s is not UTF-8 text" % (PACKAGE, rel)
-        if problem:
-            (package / rel).write_text("raise ImportError(%r)\n" % problem)
-        else:
-            shutil.copyfile(src, package / rel)
 
 
 def split_for_workers(ids, jobs):
