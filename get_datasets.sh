@@ -4,8 +4,8 @@
 #                              into datasets/coco_captioning/; an interrupted download resumes on rerun
 #   ./get_datasets.sh --mini   build the small offline dataset datasets/coco_mini/ (seconds)
 # Options: --url URL (default $COCO_URL, else the CS231n URL), --dest DIR (default $DATASETS_DIR,
-# else datasets/ next to this script). Needs the first python3 on PATH to have numpy, h5py,
-# pillow and tqdm (make data puts the repository's .venv first).
+# else datasets/ next to this script). Runs on $PYTHON if set, else the repository's .venv (made by
+# make), else the first python3 on PATH; it needs numpy, h5py, pillow and tqdm.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -23,10 +23,16 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-python="$(command -v python3 || command -v python || true)"
+if [ -n "${PYTHON:-}" ]; then
+    python="$PYTHON"
+elif [ -x "$here/.venv/bin/python" ]; then
+    python="$here/.venv/bin/python"
+else
+    python="$(command -v python3 || command -v python || true)"
+fi
 if [ -z "$python" ] || ! "$python" -c "import numpy, h5py, PIL, tqdm" 2>/dev/null; then
-    echo "get_datasets.sh: needs a python3 with numpy, h5py, pillow and tqdm on PATH;" \
-         "run 'make data' or put the repository's .venv/bin first on PATH" >&2
+    echo "get_datasets.sh: ${python:-python3} lacks numpy, h5py, pillow or tqdm;" \
+         "run 'make data' (builds the repository's .venv) or set PYTHON to a python3 that has them" >&2
     exit 1
 fi
 

@@ -13,14 +13,16 @@ import time
 from collections import Counter
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"  # small matrices: threads only add overhead (10x on 2 busy cores)
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Run as a script (python bench/NAME.py, or make bench): the reference package is importable only
+# once its folder is on sys.path, hence the late imports below.
 sys.path.insert(0, os.path.join(ROOT, "source", "image_captioning"))
 
-from captioning.captioning_solver import CaptioningSolver  # noqa: E402
-from captioning.classifiers.rnn import CaptioningRNN  # noqa: E402
-from captioning.coco_utils import decode_captions, load_coco_data  # noqa: E402
+from captioning.captioning_solver import CaptioningSolver  # noqa: E402 (after the sys.path line above)
+from captioning.classifiers.rnn import CaptioningRNN  # noqa: E402 (after the sys.path line above)
+from captioning.coco_utils import decode_captions, load_coco_data  # noqa: E402 (after the sys.path line above)
 
 
 def words(caption):

@@ -11,10 +11,12 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as under make and in the notebooks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Run as a script (python bench/NAME.py, or make bench): the reference package is importable only
+# once its folder is on sys.path, hence the late imports below.
 sys.path.insert(0, os.path.join(ROOT, "source", "image_captioning"))
 
-import captioning  # noqa: E402
-from captioning import checks  # noqa: E402
+import captioning  # noqa: E402 (after the sys.path line above)
+from captioning import checks  # noqa: E402 (after the sys.path line above)
 
 BUDGET_SECONDS = 20.0
 

@@ -2,6 +2,7 @@
 import http.server
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,23 +15,37 @@ import h5py
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "source" / "image_captioning"))
-sys.path.insert(0, str(ROOT / "datasets"))
+from datasets import coco_format
+from source.image_captioning.captioning import coco_utils
+from source.image_captioning.captioning.image_utils import image_from_url
 
-import coco_format  # noqa: E402
-from captioning import coco_utils  # noqa: E402
-from captioning.image_utils import image_from_url  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 WORDS = ["<NULL>", "<START>", "<END>", "<UNK>", "a", "cat", "dog", "sits"]
 
 
-def get_datasets(*args, **env):
-    """Run ./get_datasets.sh with this interpreter's python first on PATH; return the CompletedProcess."""
-    clean = {k: v for k, v in os.environ.items() if k not in ("COCO_URL", "DATASETS_DIR")}
-    clean["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    return subprocess.run([str(ROOT / "get_datasets.sh"), *args], env={**clean, **env},
+def get_datasets(*args, script=ROOT / "get_datasets.sh", **env):
+    """Run get_datasets.sh on this interpreter (PYTHON=sys.executable unless env says otherwise);
+    return the CompletedProcess."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("COCO_URL", "DATASETS_DIR", "PYTHON")}
+    clean["PYTHON"] = sys.executable
+    return subprocess.run([str(script), *args], env={**clean, **env},
                           capture_output=True, text=True, timeout=60)
+
+
+def repo_without_python_on_path(tmp_path, with_venv):
+    """A copy of get_datasets.sh and datasets/*.py in tmp_path, optionally with a .venv/bin/python
+    that runs this interpreter; returns the script's path."""
+    shutil.copy(ROOT / "get_datasets.sh", tmp_path)
+    (tmp_path / "datasets").mkdir()
+    for module in (ROOT / "datasets").glob("*.py"):
+        shutil.copy(module, tmp_path / "datasets")
+    if with_venv:
+        python = tmp_path / ".venv" / "bin" / "python"
+        python.parent.mkdir(parents=True)
+        python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        python.chmod(0o755)
+    return tmp_path / "get_datasets.sh"
 
 
 def write_real_format(folder, n_train=6, n_val=4, pca_width=512):
@@ -158,6 +173,27 @@ def test_mini_build_is_deterministic_and_idempotent(mini, tmp_path):
     files = sorted(p.relative_to(mini) for p in mini.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(other) for p in other.rglob("*") if p.is_file())
     assert all((mini / f).read_bytes() == (other / f).read_bytes() for f in files)
+
+
+def test_script_uses_the_repositorys_venv(tmp_path):
+    """Run by hand after `make demo`: no python with numpy on PATH, but the repo's .venv has one."""
+    script = repo_without_python_on_path(tmp_path, with_venv=True)
+    tools = tmp_path / "bin"  # PATH: what the script needs, and no python3 to fall back on
+    tools.mkdir()
+    for name in ("bash", "dirname"):
+        (tools / name).symlink_to(shutil.which(name))
+    result = get_datasets("--mini", "--dest", str(tmp_path / "out"), script=script, PATH=str(tools), PYTHON="")
+    assert result.returncode == 0, result.stderr
+    coco_format.verify(tmp_path / "out" / "coco_mini")
+
+
+def test_script_without_a_usable_python_fails_with_one_line(tmp_path):
+    script = repo_without_python_on_path(tmp_path, with_venv=False)
+    result = get_datasets("--mini", "--dest", str(tmp_path / "out"), script=script, PYTHON="/bin/false")
+    assert result.returncode == 1 and result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert "numpy, h5py, pillow or tqdm" in line and "make data" in line
+    assert not (tmp_path / "out").exists()
 
 
 # --- coco_utils and image_utils -------------------------------------------------------------------

@@ -19,10 +19,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from autograder.units import UNITS
 
-from autograder.units import UNITS  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 ASSIGNMENT = "image_captioning"
 SOURCE, RELEASE, SOLUTIONS = (ROOT / d / ASSIGNMENT for d in ("source", "release", "solutions"))

@@ -16,12 +16,11 @@ import nbformat
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from autograder.units import UNITS
+from tools.nbgrader_plugins import SyncUnitPoints, student_modules
+from tools.release import ASSIGNMENT, MARKERS, STAGED
 
-from autograder.units import UNITS  # noqa: E402
-from tools.nbgrader_plugins import SyncUnitPoints, student_modules  # noqa: E402
-from tools.release import ASSIGNMENT, MARKERS, STAGED  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SOURCE, RELEASE, SOLUTIONS = (ROOT / d / ASSIGNMENT for d in ("source", "release", "solutions"))
 BEGIN, END = "BEGIN SOLUTION", "END SOLUTION"
