@@ -1,73 +1,312 @@
 """Intake: turn what a student handed in (a folder or a zip) into a staged package to grade.
 
 The staged copy holds the trusted given files from the reference package and only the files
-students edit (course.student_modules) from the submission.
+students edit (STUDENT_FILES, from course.student_modules) from the submission. Nothing else the
+student handed in is ever read, listed in full, copied or extracted:
+
+- Folders: stage() opens each student file with O_NOFOLLOW, folder by folder from the folder
+  find_package() chose, so a symbolic link (at the file, or at captioning/ or classifiers/ on the
+  way) is refused for that file, as are FIFOs, devices and files over MAX_FILE_BYTES. A refused
+  file is treated like a missing one: its module raises ImportError with the reason, so the
+  student sees it and only the units that need that file lose points. Junk files next to the
+  package cost nothing: find_package() looks for captioning/ directly, and scans the top folder
+  (without a stat per entry) only when it is not there.
+- Zips: the central directory is size-checked from its end record before it is parsed (at most
+  MAX_MEMBERS members, a directory of at most MAX_DIRECTORY_BYTES), then only the members named
+  captioning/<student file>, at the zip root or one folder down, are read, at most
+  MAX_FILE_BYTES + 1 bytes each, into a layout of our own (workdir/captioning/...); no member
+  name is ever used as a path. Every problem of the archive (not a zip, too many members, a name
+  longer than MAX_NAME_CHARS, a student file twice or as both a file and a folder, an encrypted
+  or corrupt member, an unsupported compression) is a SubmissionError with the reason. A symlink
+  member or an oversized one is staged as such and refused by stage() like in a folder. Members
+  that are not student files are never decompressed, so a zip bomb beside them costs nothing.
 """
+import errno
+import os
 import shutil
+import stat
+import struct
 import zipfile
 from pathlib import Path
 
 from .course import PACKAGE, REFERENCE_PACKAGE, student_modules
 
 STUDENT_FILES = student_modules()
+MAX_FILE_BYTES = 2 << 20          # a student file larger than this is refused (the reference is ~30 kB)
+MAX_MEMBERS = 10_000              # members a zip may list
+MAX_DIRECTORY_BYTES = 4 << 20     # size of a zip's central directory (names included)
+MAX_NAME_CHARS = 1024             # length of one member name
+IGNORED_TOP_FOLDERS = {"__MACOSX"}
 
 
 class SubmissionError(Exception):
     """The submission cannot be graded at all (nothing to grade, unreadable archive)."""
 
 
+def shown(name, limit=80):
+    """A name as quoted in a message: repr-escaped, long names shortened."""
+    text = repr(str(name))
+    return text if len(text) <= limit else text[:limit - 5] + "...'"
+
+
 def find_package(root):
-    """The folder holding the submission's captioning/ package (possibly one level down)."""
-    candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    for folder in candidates:
-        if (folder / PACKAGE).is_dir():
-            return folder
-    raise SubmissionError("no %s/ package found in the submission" % PACKAGE)
+    """The folder holding the submission's captioning/ package (possibly one level down).
+
+    captioning/ itself may be a symbolic link (stage() then tells the student it is refused); a
+    top folder that is a symbolic link is never entered.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise SubmissionError("no %s/ package found in the submission" % PACKAGE)
+    if os.path.lexists(root / PACKAGE):
+        return root
+    folders, links = [], []
+    try:
+        with os.scandir(root) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.name)
+                elif entry.is_symlink():
+                    links.append(entry.name)
+    except OSError as exc:
+        raise SubmissionError("the submission folder cannot be read: %s" % exc.strerror)
+    for name in sorted(folders):
+        if os.path.lexists(root / name / PACKAGE):
+            return root / name
+    hint = " (symbolic links are not followed: %s)" % ", ".join(map(shown, sorted(links)[:3])) if links else ""
+    raise SubmissionError("no %s/ package found in the submission%s" % (PACKAGE, hint))
+
+
+# ---------------------------------------------------------------------------------------- zips
+
+def _end_record(path):
+    """(members, central directory bytes) from the zip's end record(s), or None if none found.
+
+    Read before zipfile parses the directory: parsing 200,000 entries alone takes seconds.
+    """
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        tail_start = max(0, size - (22 + 65535))
+        f.seek(tail_start)
+        tail = f.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) < at + 22:
+            return None
+        _, _, _, _, members, cd_size, _, _ = struct.unpack("<4s4H2LH", tail[at:at + 22])
+        locator = at - 20
+        if locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":  # zip64: the real counts
+            offset = struct.unpack("<Q", tail[locator + 8:locator + 16])[0]
+            f.seek(offset)
+            record = f.read(56)
+            if len(record) == 56 and record[:4] == b"PK\x06\x06":
+                members, cd_size = struct.unpack("<QQ", record[32:48])
+        return members, cd_size
+
+
+def _parts(name):
+    """A member name as path parts, without empty and '.' parts; None when it climbs ('..')."""
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    return None if ".." in parts else parts
+
+
+def _is_symlink(member):
+    return stat.S_ISLNK(member.external_attr >> 16)
+
+
+def _choose_prefix(entries):
+    """The parts before captioning/: () at the zip root, else the first top folder holding it."""
+    tops = set()
+    for parts, member in entries:
+        for depth in (0, 1):
+            if len(parts) > depth and parts[depth] == PACKAGE and (len(parts) > depth + 1 or member.is_dir()):
+                if depth == 0:
+                    return ()
+                if parts[0] not in IGNORED_TOP_FOLDERS:
+                    tops.add(parts[0])
+    return (min(tops),) if tops else None
+
+
+def _select(entries, prefix):
+    """{student file: member} of the chosen package; a clash or a duplicate is a SubmissionError."""
+    package = prefix + (PACKAGE,)
+    wanted = {tuple(rel.split("/")): rel for rel in STUDENT_FILES}
+    needed_folders = {package + key[:n] for key in wanted for n in range(len(key))}
+    files, folders, chosen = {}, set(), {}
+    for parts, member in entries:
+        parts = tuple(parts)
+        if parts[:len(package)] != package and parts not in needed_folders:
+            continue
+        if member.is_dir():
+            folders.add(parts)
+        else:
+            files.setdefault(parts, []).append(member)
+        folders.update(parts[:n] for n in range(1, len(parts)))
+    for folder in needed_folders:
+        if folder in files and folder in folders:
+            raise SubmissionError("name clash in the zip: %s is both a file and a folder" % shown("/".join(folder)))
+    for key, rel in wanted.items():
+        path = package + key
+        if path in folders:
+            raise SubmissionError("name clash in the zip: %s is both a file and a folder" % shown("/".join(path)))
+        members = files.get(path, [])
+        if len(members) > 1:
+            raise SubmissionError("the zip holds %s more than once" % shown("/".join(path)))
+        if members:
+            chosen[rel] = members[0]
+    return chosen
 
 
 def unpack(submission, workdir):
-    """A folder with the submission's files: the folder itself, or a zip extracted safely."""
-    submission = Path(submission)
+    """A folder with the submission's files: the folder itself, or the student files of a zip.
+
+    From a zip, only the student files are extracted, into workdir/captioning/ (see the module
+    docstring); the folder returned is workdir.
+    """
+    submission, workdir = Path(submission), Path(workdir)
     if submission.is_dir():
         return submission
     if not submission.exists():
         raise SubmissionError("%s does not exist" % submission)
     try:
+        end = _end_record(submission)
+    except OSError as exc:
+        raise SubmissionError("%s cannot be read: %s" % (submission.name, exc.strerror))
+    if end is None:
+        raise SubmissionError("%s is not a readable zip: no end of central directory record" % submission.name)
+    members, cd_size = end
+    if members > MAX_MEMBERS:
+        raise SubmissionError("the zip lists %d members, more than the %d allowed: submit only your "
+                              "assignment folder" % (members, MAX_MEMBERS))
+    if cd_size > MAX_DIRECTORY_BYTES:
+        raise SubmissionError("the zip's table of contents is larger than %d MB: submit only your "
+                              "assignment folder" % (MAX_DIRECTORY_BYTES >> 20))
+    try:
         with zipfile.ZipFile(submission) as archive:
-            members = [m for m in archive.infolist() if not m.is_dir()]
-            if sum(m.file_size for m in members) > 200 << 20:
-                raise SubmissionError("the zip unpacks to more than 200 MB")
-            for member in members:
-                target = (workdir / member.filename).resolve()
-                if workdir.resolve() not in target.parents:
-                    raise SubmissionError("the zip holds a path outside its folder: %s" % member.filename)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(archive.read(member))
+            infos = archive.infolist()
+            if len(infos) > MAX_MEMBERS:
+                raise SubmissionError("the zip lists %d members, more than the %d allowed: submit only your "
+                                      "assignment folder" % (len(infos), MAX_MEMBERS))
+            entries = []
+            for member in infos:
+                if len(member.filename) > MAX_NAME_CHARS:
+                    raise SubmissionError("the zip holds a name longer than %d characters: %s"
+                                          % (MAX_NAME_CHARS, shown(member.filename)))
+                parts = _parts(member.filename)
+                if parts:
+                    entries.append((parts, member))
+            prefix = _choose_prefix(entries)
+            if prefix is None:
+                return workdir  # no package: find_package says so
+            (workdir / PACKAGE).mkdir(parents=True, exist_ok=True)
+            for rel, member in _select(entries, prefix).items():
+                _extract(archive, member, workdir / PACKAGE / rel)
+    except SubmissionError:
+        raise
     except zipfile.BadZipFile as exc:
         raise SubmissionError("%s is not a readable zip: %s" % (submission.name, exc))
+    except Exception as exc:  # OSError, EOFError, zlib/lzma errors, ...: never a traceback
+        raise SubmissionError("%s cannot be unpacked: %s: %s" % (submission.name, type(exc).__name__, str(exc)[:200]))
     return workdir
+
+
+def _extract(archive, member, target):
+    """One student file: a harmless symlink for a symlink member, else at most MAX_FILE_BYTES + 1 bytes."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if _is_symlink(member):
+        os.symlink("symbolic-link-in-the-zip", target)  # stage() refuses it, with the reason
+        return
+    if member.flag_bits & 0x1:
+        raise SubmissionError("%s is encrypted in the zip: submit it without a password" % shown(member.filename))
+    try:
+        with archive.open(member) as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except zipfile.BadZipFile as exc:
+        raise SubmissionError("%s in the zip is corrupt: %s" % (shown(member.filename), exc))
+    except RuntimeError as exc:  # encrypted (zipfile's message)
+        raise SubmissionError("%s in the zip cannot be read: %s" % (shown(member.filename), exc))
+    except NotImplementedError as exc:
+        raise SubmissionError("%s in the zip uses an unsupported compression: %s" % (shown(member.filename), exc))
+    target.write_bytes(data)
+
+
+# ------------------------------------------------------------------------------------- staging
+
+def _read_student_file(folder, rel):
+    """(bytes, None) of folder/captioning/rel, or (None, why it is refused).
+
+    Each folder on the way and the file are opened relative to the previous one with O_NOFOLLOW:
+    no symbolic link is ever followed below `folder`.
+    """
+    parts = [PACKAGE] + rel.split("/")
+    shown_path = "/".join(parts)
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        return None, "missing file %s (%s)" % (shown_path, exc.strerror)
+    try:
+        for n, part in enumerate(parts):
+            last = n == len(parts) - 1
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_NONBLOCK if last else os.O_DIRECTORY)
+            here = "/".join(parts[:n + 1])
+            try:
+                child = os.open(part, flags, dir_fd=fd)
+            except OSError as exc:
+                return None, _refusal(shown_path, here, fd, part, exc)
+            os.close(fd)
+            fd = child
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, "missing file %s: it is not a regular file" % shown_path
+        if info.st_size > MAX_FILE_BYTES:
+            return None, "%s is larger than %d MB" % (shown_path, MAX_FILE_BYTES >> 20)
+        chunks, left = [], MAX_FILE_BYTES + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > MAX_FILE_BYTES:
+            return None, "%s is larger than %d MB" % (shown_path, MAX_FILE_BYTES >> 20)
+        return data, None
+    finally:
+        os.close(fd)
+
+
+def _refusal(shown_path, here, parent_fd, name, exc):
+    """Why opening `here` failed, in the student's words."""
+    try:
+        kind = os.lstat(name, dir_fd=parent_fd).st_mode
+    except OSError:
+        return "missing file %s" % shown_path
+    if stat.S_ISLNK(kind):
+        return ("missing file %s: %s is a symbolic link, and links are not followed; submit the file "
+                "itself" % (shown_path, here))
+    if here != shown_path and not stat.S_ISDIR(kind):
+        return "missing file %s: %s is not a folder" % (shown_path, here)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "missing file %s: it cannot be read" % shown_path
+    return "missing file %s: %s" % (shown_path, exc.strerror)
 
 
 def stage(folder, scratch):
     """scratch/captioning: the trusted given files plus the submission's student files.
 
-    A student file that is missing or not UTF-8 becomes a module raising ImportError that says
-    so, so that only the units that use it fail.
+    A student file that is missing, refused (symbolic link, not a regular file, larger than
+    MAX_FILE_BYTES) or not UTF-8 becomes a module raising ImportError that says so, so that only
+    the units that use it fail.
     """
-    package = scratch / PACKAGE
+    package = Path(scratch) / PACKAGE
     shutil.copytree(REFERENCE_PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__", *[Path(f).name for f in STUDENT_FILES]))
     for rel in STUDENT_FILES:
-        src, problem = folder / PACKAGE / rel, None
-        if not src.is_file():
-            problem = "missing file %s/%s" % (PACKAGE, rel)
-        else:
+        data, problem = _read_student_file(folder, rel)
+        if data is not None:
             try:
-                src.read_bytes().decode("utf-8")
+                data.decode("utf-8")
             except UnicodeDecodeError:
                 problem = "%s/%s is not UTF-8 text" % (PACKAGE, rel)
         if problem:
             (package / rel).write_text("raise ImportError(%r)\n" % problem)
         else:
-            shutil.copyfile(src, package / rel)
-
-
+            (package / rel).write_bytes(data)
