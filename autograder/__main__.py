@@ -1,11 +1,15 @@
 """python -m autograder SUBMISSION [--results results.json] [--public]
    python -m autograder batch SUBMISSIONS_DIR --out GRADES_DIR [--workers N] [--force]
+
+The --results file gets the ordinary mode of a new file (0666 minus the umask; its folder decides
+who can reach it), unlike batch outputs, which are private (see report.py).
 """
 import argparse
 import sys
 
-from .grade import SubmissionError, grade_timed
-from .report import gradescope, table, write_json_atomically
+from .grade import grade_timed
+from .intake import SubmissionError
+from .report import clean_line, failure_document, gradescope, table, write_json_atomically
 
 
 def main(argv=None):
@@ -22,14 +26,13 @@ def main(argv=None):
     try:
         results, seconds = grade_timed(args.submission, public_only=args.public)
     except SubmissionError as exc:
-        print("cannot grade %s: %s" % (args.submission, exc), file=sys.stderr)
+        print("cannot grade %s: %s" % (clean_line(args.submission), clean_line(exc)), file=sys.stderr)
         if args.results:  # Gradescope still needs a results.json: score 0 and the reason
-            from .batch import failure_document
-            write_json_atomically(args.results, failure_document(str(exc)))
+            write_json_atomically(args.results, failure_document(str(exc)), mode=None)
         return 2
     print(table(results))
     if args.results:
-        write_json_atomically(args.results, gradescope(results, seconds))
+        write_json_atomically(args.results, gradescope(results, seconds), mode=None)
     return 0
 
 

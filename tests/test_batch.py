@@ -95,3 +95,48 @@ def test_killed_midway_loses_nothing(tmp_path):
     assert subprocess.run(command, cwd=ROOT, capture_output=True, timeout=180).returncode == 0
     scores = {p.parent.name: json.loads(p.read_text())["score"] for p in out.glob("*/results.json")}
     assert scores == {"a0": 5.0, "a1": 5.0, "a2": 5.0, "z0": 0.0, "z1": 0.0, "z2": 0.0}
+
+
+def fake_grading(monkeypatch, calls):
+    """batch.grade_timed replaced: every submission gets one passing test of lstm_forward whose
+    name does not start with its unit (so only the tags can say which unit it is)."""
+    from autograder import batch
+    from autograder.grade import TestResult as Result
+
+    def grade_timed(path, **kwargs):
+        calls.append(Path(path).name)
+        return [Result("lstm_forward", "a check\x1b[2J\nTOTAL 100.00 / 100.00", 4.0, 4.0, "PASS\rTOTAL", True)], 0.5
+    monkeypatch.setattr(batch, "grade_timed", grade_timed)
+
+
+def test_units_from_tags_csv_neutralised_private_outputs(tmp_path, monkeypatch):
+    calls = []
+    fake_grading(monkeypatch, calls)
+    subs, out = tmp_path / "subs", tmp_path / "grades"
+    for name in ('=HYPERLINK("evil.example","click")', "@SUM(A1)", "alice", "evil\nname"):
+        (subs / name / "captioning").mkdir(parents=True)
+    old = os.umask(0o022)
+    try:
+        documents = run_batch(subs, out, progress=False)
+    finally:
+        os.umask(old)
+    assert len(calls) == 4
+    for document in documents.values():
+        assert [t["tags"] for t in document["tests"]] == [["lstm_forward"]]
+        assert "\x1b" not in json.dumps(document) and "\r" not in document["tests"][0]["output"]
+    with open(out / "grades.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert all(float(r["lstm_forward"]) == 4.0 and float(r["total"]) == 4.0 for r in rows)
+    assert sorted(r["student"] for r in rows) == sorted(["'=HYPERLINK(\"evil.example\",\"click\")", "'@SUM(A1)", "alice",
+                                                         "evil name"])
+    mode = lambda p: p.stat().st_mode & 0o777  # noqa: E731
+    assert mode(out) == 0o700 and mode(out / "alice") == 0o700
+    assert {mode(p) for p in out.rglob("*") if p.is_file()} == {0o600}
+    assert not [p for p in out.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
+
+    # results.json from an older grader (no tags) is graded again; current ones are kept
+    old_document = {"score": 4.0, "tests": [{"name": "lstm_forward: x", "score": 4.0, "max_score": 4.0, "output": ""}]}
+    (out / "alice" / "results.json").write_text(json.dumps(old_document))
+    calls.clear()
+    run_batch(subs, out, progress=False)
+    assert calls == ["alice"]

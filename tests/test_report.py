@@ -1,0 +1,130 @@
+"""report.py: cleaned student text, formula-proof grades.csv, tags, private modes, atomic writes.
+
+No submission is graded here: the results are made up, so these tests take milliseconds.
+"""
+import csv
+import json
+import os
+import stat
+
+import pytest
+
+from autograder import report
+from autograder.grade import TestResult as Result
+from autograder.report import (clean_line, clean_text, csv_cell, document_unit_scores, failure_document, gradescope,
+                               table, write_atomically, write_grades_csv, write_json_atomically, write_summary_html)
+
+FORGERIES = [
+    "PASS: fine\nTOTAL 100.00 / 100.00",
+    "fine\rTOTAL 100.00 / 100.00",
+    "fine\r\nTOTAL 100.00 / 100.00",
+    "fine\x1b[2K\x1b[1GTOTAL 100.00 / 100.00",
+    "fine\x1b[1A\x1b[2K\rTOTAL 100.00 / 100.00",
+    "fine\x0bTOTAL 100.00 / 100.00",
+    "fine\x0cTOTAL 100.00 / 100.00",
+    "fine\x85TOTAL 100.00 / 100.00",
+    "fine\u2028TOTAL 100.00 / 100.00",
+    "fine\u2029TOTAL 100.00 / 100.00",
+    "fine\x1cTOTAL 100.00 / 100.00",
+    "fine\x08\x08\x08\x08TOTAL 100.00 / 100.00",
+    "fine\x1b]8;;http://x\x07TOTAL 100.00 / 100.00\x1b]8;;\x07",
+    "\u202eTOTAL 100.00 / 100.00",
+]
+
+
+def result(output, unit="rnn_step_forward", score=0.0, public=True):
+    return Result(unit, unit + ": a check", score, 5.0, output, public)
+
+
+@pytest.mark.parametrize("output", FORGERIES)
+def test_a_student_message_cannot_forge_a_table_line(output):
+    text = table([result("FAIL: your code printed: " + output)])
+    lines = text.split("\n")
+    assert [line for line in lines if line.startswith("TOTAL")] == ["TOTAL 0.00 / 5.00"]
+    assert lines[-1] == "TOTAL 0.00 / 5.00"
+    assert not any(c in text for c in "\r\x1b\x0b\x0c\x85\u2028\u2029\x08\x1c\u202e")
+    body = lines[1:lines.index("")]
+    assert body and all(line.startswith(" " * 15) for line in body)
+
+
+def test_cleaning_keeps_ordinary_text():
+    message = "FAIL: relative error 3.2e-01 > 1e-08\n\twarning: café ✓ — fine"
+    assert clean_text(message) == message
+    assert clean_line(message) == "FAIL: relative error 3.2e-01 > 1e-08  warning: café ✓ — fine"
+    assert clean_text("a\x00b\x7fc\x9fd\x1b[31me\x9b2Jf") == "abcdef"
+
+
+def test_gradescope_document_tags_units_and_is_clean():
+    results = [result("PASS", score=5.0), result("x\x1b[31my\rz", unit="lstm_forward", public=False)]
+    document = gradescope(results, 1.234)
+    assert [t["tags"] for t in document["tests"]] == [["rnn_step_forward"], ["lstm_forward"]]
+    assert document["tests"][1]["output"] == "xy\nz"
+    assert document_unit_scores(document) == {"rnn_step_forward": (5.0, 5.0), "lstm_forward": (0.0, 5.0)}
+    assert failure_document("bad\nname\x1b[2J")["output"] == "Not graded: bad name"
+
+
+@pytest.mark.parametrize("name", ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\r=1",
+                                  "=cmd|' /C calc'!A0"])
+def test_csv_cells_are_never_formulas(tmp_path, name):
+    path = tmp_path / "grades.csv"
+    write_grades_csv(path, {name: gradescope([result("PASS", score=5.0)], 1.0), "plain": failure_document("x")})
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    cells = [row[0] for row in rows[1:]]
+    assert sorted(cells) == sorted([csv_cell(name), "plain"])
+    assert all(not c.startswith(report.CSV_FORMULA_STARTS) for c in cells)
+    assert csv_cell(name).startswith("'") or csv_cell(name) == " x"  # a tab becomes a space
+    student_row = next(row for row in rows if row[0] != "plain" and row[0] != "student")
+    assert student_row[1] == "5.00" and student_row[rows[0].index("rnn_step_forward")] == "5.00"
+    assert csv_cell(5.0) == 5.0 and csv_cell("alice") == "alice" and csv_cell("a\nb") == "a b"
+
+
+def test_outputs_are_private_and_atomic(tmp_path):
+    out = tmp_path / "grades" / "deep"
+    documents = {"alice": gradescope([result("PASS", score=5.0)], 1.0), "<b>bob\x1b[2J": failure_document("no package")}
+    old = os.umask(0o022)
+    try:
+        write_json_atomically(out / "alice" / "results.json", documents["alice"])
+        write_grades_csv(out / "grades.csv", documents)
+        write_summary_html(out / "summary.html", documents)
+        write_atomically(tmp_path / "public" / "results.json", "{}", mode=None)  # the CLI's --results
+    finally:
+        os.umask(old)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    for f in ("alice/results.json", "grades.csv", "summary.html"):
+        assert mode(out / f) == 0o600, f
+    for folder in (tmp_path / "grades", out, out / "alice"):
+        assert mode(folder) == 0o700, folder
+    assert mode(tmp_path / "public" / "results.json") == 0o644 and mode(tmp_path / "public") == 0o755
+    assert json.loads((out / "alice" / "results.json").read_text()) == documents["alice"]
+    summary = (out / "summary.html").read_text()
+    assert "&lt;b&gt;bob" in summary and "\x1b" not in summary and "<b>bob" not in summary
+    leftovers = [p.name for p in tmp_path.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "results.json"
+    write_json_atomically(path, {"score": 1})
+
+    def broken(*args):
+        raise OSError("disk full")
+    monkeypatch.setattr(report.os, "fsync", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_json_atomically(path, {"score": 2})
+    assert json.loads(path.read_text()) == {"score": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_cli_results_file_has_the_ordinary_mode_and_a_clean_reason(tmp_path, capsys):
+    from autograder.__main__ import main
+    results = tmp_path / "out" / "results.json"
+    old = os.umask(0o022)
+    try:
+        assert main([str(tmp_path / "missing\x1b[2Jsub.zip"), "--results", str(results)]) == 2
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(results.stat().st_mode) == 0o644
+    document = json.loads(results.read_text())
+    assert document["score"] == 0 and document["output"].startswith("Not graded: ") and "\x1b" not in document["output"]
+    assert "\x1b" not in capsys.readouterr().err
