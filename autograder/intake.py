@@ -167,6 +167,8 @@ def unpack(submission, workdir):
         return submission
     if not submission.exists():
         raise SubmissionError("%s does not exist" % submission)
+    if not submission.is_file():  # a FIFO would block the end-record read
+        raise SubmissionError("%s is neither a folder nor a zip file" % submission.name)
     try:
         end = _end_record(submission)
     except OSError as exc:

@@ -85,6 +85,9 @@ def test_zip_without_package_and_garbage(tmp_path):
     (tmp_path / "g.zip").write_bytes(b"not a zip at all")
     with pytest.raises(SubmissionError, match="not a readable zip"):
         unpack(tmp_path / "g.zip", tmp_path)
+    os.mkfifo(tmp_path / "fifo.zip")
+    with pytest.raises(SubmissionError, match="neither a folder nor a zip"):
+        unpack(tmp_path / "fifo.zip", tmp_path)
 
 
 def test_zip_members_that_climb_are_never_extracted(tmp_path):
