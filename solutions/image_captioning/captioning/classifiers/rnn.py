@@ -10,16 +10,27 @@ from ..rnn_layers import (
 
 
 class CaptioningRNN:
-    """Produces captions from image features with a recurrent network.
+    """Produces captions from image features with a recurrent network (vanilla RNN or LSTM).
 
-    The network reads input vectors of size D, has hidden size H, word vectors of size W and a
-    vocabulary of V words; it works on minibatches of N captions of length T. It uses no
+    The network reads image feature vectors of size D, has hidden size H, word vectors of size W
+    and a vocabulary of V words; it works on minibatches of N captions of length T. It uses no
     regularization.
     """
 
     def __init__(self, word_to_idx, input_dim=512, wordvec_dim=128, hidden_dim=128,
                  cell_type="rnn", dtype=np.float32):
-        """word_to_idx maps each of the V words to an index in [0, V); cell_type is 'rnn' or 'lstm'."""
+        """Create a captioning model with randomly initialized weights.
+
+        Inputs:
+        - word_to_idx: Dictionary mapping each of the V vocabulary words (strings) to an integer
+          index in [0, V). It must hold "<NULL>"; "<START>" and "<END>" are used when present.
+        - input_dim: Size D of the image feature vectors.
+        - wordvec_dim: Size W of the word vectors.
+        - hidden_dim: Size H of the hidden state of the RNN or LSTM.
+        - cell_type: Which recurrent network to use, 'rnn' or 'lstm'; anything else is a ValueError.
+        - dtype: numpy dtype of the parameters, e.g. np.float32 (fast) or np.float64 (for
+          numerical gradient checks).
+        """
         if cell_type not in {"rnn", "lstm"}:
             raise ValueError('Invalid cell_type "%s"' % cell_type)
 
@@ -48,11 +59,20 @@ class CaptioningRNN:
             self.params[k] = v.astype(self.dtype)
 
     def loss(self, features, captions):
-        """Training loss and gradients for a minibatch.
+        """Training loss and gradients for a minibatch of images and their captions.
 
-        Inputs: features (N, D); captions (N, T + 1) of word indices. The model reads
-        captions[:, :-1] and must predict captions[:, 1:]; positions whose target is <NULL> do not
-        count. Returns (loss, grads) with grads keyed like self.params.
+        The model reads captions[:, :-1] and must predict captions[:, 1:], one word ahead; the
+        timesteps whose target word is <NULL> (padding) do not count.
+
+        Inputs:
+        - features: Image features, of shape (N, D).
+        - captions: Ground-truth captions as integer word indices, of shape (N, T + 1); each
+          starts with <START> and is padded with <NULL>.
+
+        Returns a tuple of:
+        - loss: The loss, a scalar.
+        - grads: Dictionary with the same keys as self.params, mapping each parameter name to the
+          gradient of the loss with respect to that parameter (same shape as the parameter).
         """
         captions_in = captions[:, :-1]
         captions_out = captions[:, 1:]
@@ -83,12 +103,19 @@ class CaptioningRNN:
         return loss, grads
 
     def sample(self, features, max_length=30):
-        """Greedy decoding: captions (N, max_length) of word indices for features (N, D).
+        """Caption images by greedy decoding.
 
-        Start from <START> with the projected features as the hidden state (and a zero cell state
-        for the LSTM); at every step embed the previous word, take one RNN/LSTM step, score the
-        vocabulary and feed the highest-scoring word back in. captions[:, 0] is the first sampled
-        word, not <START>.
+        Start from <START> with the projected image features as the hidden state (and a zero cell
+        state for the LSTM). At every step embed the previous word, take one RNN/LSTM step, score
+        the vocabulary and feed the highest-scoring word back in as the next input.
+
+        Inputs:
+        - features: Image features, of shape (N, D).
+        - max_length: Number T of words to sample for each image.
+
+        Returns:
+        - captions: Integer word indices, of shape (N, max_length). captions[:, 0] is the first
+          sampled word, not <START>; what comes after an <END> does not matter.
         """
         N = features.shape[0]
         captions = self._null * np.ones((N, max_length), dtype=np.int32)
