@@ -133,5 +133,6 @@ def main(argv):
         return 130
     totals = [d.get("score", 0.0) for d in documents.values()]
     print("%d submissions graded, mean %.2f; wrote %s" % (
-        len(documents), sum(totals) / max(1, len(totals)), ", ".join(str(Path(args.out) / f) for f in ("grades.csv", "summary.html"))))
+        len(documents), sum(totals) / max(1, len(totals)),
+        ", ".join(str(Path(args.out) / f) for f in ("grades.csv", "summary.html"))))
     return 0

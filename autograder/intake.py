@@ -300,7 +300,8 @@ def stage(folder, scratch):
     the units that use it fail.
     """
     package = Path(scratch) / PACKAGE
-    shutil.copytree(REFERENCE_PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__", *[Path(f).name for f in STUDENT_FILES]))
+    given = shutil.ignore_patterns("__pycache__", *[Path(f).name for f in STUDENT_FILES])
+    shutil.copytree(REFERENCE_PACKAGE, package, ignore=given)
     for rel in STUDENT_FILES:
         data, problem = _read_student_file(folder, rel)
         if data is not None:

@@ -86,7 +86,8 @@ def table(results):
     indent = " " * 15
     lines = []
     for r in results:
-        lines.append("%6.2f / %-5.2f %s%s" % (r.score, r.max_score, clean_line(r.name), "" if r.public else "  [hidden]"))
+        hidden = "" if r.public else "  [hidden]"
+        lines.append("%6.2f / %-5.2f %s%s" % (r.score, r.max_score, clean_line(r.name), hidden))
         lines.extend(indent + line for line in (clean_text(r.output).split("\n")))
     lines.append("")
     for unit, (got, top) in unit_scores(results).items():
@@ -243,10 +244,11 @@ def summary_html(documents):
     png = base64.b64encode(plot_png(totals, pass_rates)).decode()
     not_graded = sorted((s, d.get("output", "")) for s, d in documents.items() if not d.get("tests"))
     mean = sum(totals) / len(totals) if totals else 0.0
+    median = sorted(totals)[len(totals) // 2] if totals else 0
     parts = ["<!doctype html><meta charset='utf-8'><title>Grades summary</title>",
              "<h1>Image captioning: %d submissions</h1>" % len(documents),
              "<p>mean %.2f, median %.2f, min %.2f, max %.2f</p>" % (
-                 mean, sorted(totals)[len(totals) // 2] if totals else 0, min(totals, default=0), max(totals, default=0)),
+                 mean, median, min(totals, default=0), max(totals, default=0)),
              "<img alt='score distribution and per-unit pass rates' src='data:image/png;base64,%s'>" % png,
              "<h2>Per-unit pass rate</h2><table border=1 cellpadding=3><tr><th>unit</th><th>full points</th></tr>"]
     parts += ["<tr><td>%s</td><td>%.0f%%</td></tr>" % (html.escape(n), 100 * r) for n, r in pass_rates.items()]

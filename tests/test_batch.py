@@ -127,8 +127,8 @@ def test_units_from_tags_csv_neutralised_private_outputs(tmp_path, monkeypatch):
     with open(out / "grades.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert all(float(r["lstm_forward"]) == 4.0 and float(r["total"]) == 4.0 for r in rows)
-    assert sorted(r["student"] for r in rows) == sorted(["'=HYPERLINK(\"evil.example\",\"click\")", "'@SUM(A1)", "alice",
-                                                         "evil name"])
+    assert sorted(r["student"] for r in rows) == sorted(
+        ["'=HYPERLINK(\"evil.example\",\"click\")", "'@SUM(A1)", "alice", "evil name"])
     mode = lambda p: p.stat().st_mode & 0o777  # noqa: E731
     assert mode(out) == 0o700 and mode(out / "alice") == 0o700
     assert {mode(p) for p in out.rglob("*") if p.is_file()} == {0o600}

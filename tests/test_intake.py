@@ -68,7 +68,8 @@ def test_zip_flat_or_with_a_top_folder(tmp_path, prefix):
     assert texts == {rel: (KEY / rel).read_text() for rel in STUDENT_FILES}
     # only the student files were written, in our own layout
     written = sorted(p.relative_to(tmp_path / "unpacked").as_posix() for p in (tmp_path / "unpacked").rglob("*"))
-    assert written == ["captioning", "captioning/classifiers", "captioning/classifiers/rnn.py", "captioning/rnn_layers.py"]
+    assert written == ["captioning", "captioning/classifiers", "captioning/classifiers/rnn.py",
+                       "captioning/rnn_layers.py"]
 
 
 def test_zip_root_package_wins_and_missing_files_are_reported(tmp_path):
@@ -182,7 +183,8 @@ def test_name_clashes_are_submission_errors(tmp_path):
         with pytest.raises(SubmissionError, match="name clash"):
             unpack(write_zip(tmp_path / ("c%d.zip" % n), members), tmp_path / ("w%d" % n))
     with pytest.warns(UserWarning):  # zipfile warns about the duplicate name while writing
-        archive = write_zip(tmp_path / "dup.zip", [("captioning/rnn_layers.py", b"x"), ("captioning/rnn_layers.py", b"y")])
+        archive = write_zip(tmp_path / "dup.zip", [("captioning/rnn_layers.py", b"x"),
+                                                   ("captioning/rnn_layers.py", b"y")])
     with pytest.raises(SubmissionError, match="more than once"):
         unpack(archive, tmp_path / "dup")
 
