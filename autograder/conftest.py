@@ -1,13 +1,11 @@
 """pytest front end: `pytest autograder [--submission DIR] [--public]`, one pytest test per check."""
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from autograder.course import SOLUTIONS_DIR
 
 
 def pytest_addoption(parser):
-    parser.addoption("--submission", default=str(ROOT / "solutions" / "image_captioning"),
+    parser.addoption("--submission", default=str(SOLUTIONS_DIR),
                      help="folder or zip laid out like release/image_captioning/ (default: the answer key)")
     parser.addoption("--public", action="store_true", help="only the checks students can see")
 
@@ -23,6 +21,6 @@ def graded(request):
 def pytest_generate_tests(metafunc):
     """One test per check (only the public ones with --public)."""
     if "title" in metafunc.fixturenames:
-        from autograder.grade import CHECKS
+        from autograder.grade import all_checks
         public_only = metafunc.config.getoption("--public")
-        metafunc.parametrize("title", [c.title for c in CHECKS if c.public or not public_only])
+        metafunc.parametrize("title", [t for t, c in all_checks().items() if c.public or not public_only])

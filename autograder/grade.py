@@ -1,74 +1,93 @@
-"""Grade one submission: run every check in the sandbox, compare in this process, score units.
+"""Grade one submission: run every check in the sandbox, compare here, give each unit its points.
 
-The reference implementation and the check definitions are loaded from source/ (trusted); the
-submission's student files run only in sandboxed children (autograder.sandbox).
+The rules (README, "How grading works"):
+1. Every unit is graded on its own code. A check that fails is run again with the failing or
+   unwritten units it depends on swapped for the reference (served by the oracle process); a
+   forward unit swapped in brings its backward partner along, for their shared cache layout. A
+   unit whose own function raises NotImplementedError gets 0, "not implemented yet".
+2. Feedback names root causes only: the units that still fail on their own code.
+3. A backward unit that fails with the reference forward (cache layouts differ) is checked
+   against numerical gradients of the student's own forward on the same inputs.
+4. A training unit's own code is the model's loss as written: it is retried with failing layers
+   swapped, never with the loss swapped, and earns points only when the loss unit passes and
+   the trained parameters have the reference's shapes.
+5. A unit function that ran past its limit is never waited for again: later checks that call it
+   fail at once (then are retried with it swapped). Limits come from the reference's own time.
+
+Expected values and comparisons stay in this process; the submission runs only in the sandbox.
 """
-import ast
+import functools
 import importlib.util
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .course import REFERENCE_PACKAGE
-from .hidden import hidden_checks
-from .intake import STUDENT_FILES, SubmissionError, find_package, stage, unpack  # noqa: F401 (re-exported)
-from .sandbox import Limits, run_checks
-from .units import BY_NAME, UNITS
+from .course import PACKAGE, REFERENCE_PACKAGE
+from .intake import find_package, stage, unpack
+from .sandbox import Limits, Session, preflight
+from .units import BY_NAME, UNITS, closure
 
-SOURCE = REFERENCE_PACKAGE
-PARTNERS = {"rnn_step_forward": "rnn_step_backward", "rnn_forward": "rnn_backward",
-            "lstm_step_forward": "lstm_step_backward", "lstm_forward": "lstm_backward",
-            "word_embedding_forward": "word_embedding_backward"}
-PARTNERS.update({b: a for a, b in list(PARTNERS.items())})
-NOT_IMPLEMENTED = "not implemented yet"
+FUNCTIONS = sorted({u.function for u in UNITS})
 
 
-def load_reference():
-    """The reference (solution) package from source/, imported under its own name."""
-    name = "reference_captioning"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SOURCE / "__init__.py",
-                                                      submodule_search_locations=[str(SOURCE)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+@functools.lru_cache(maxsize=None)
+def reference():
+    """The reference package from source/, imported under its own name (once, when first needed)."""
+    name = "reference_" + PACKAGE
+    spec = importlib.util.spec_from_file_location(name, REFERENCE_PACKAGE / "__init__.py",
+                                                  submodule_search_locations=[str(REFERENCE_PACKAGE)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
-REFERENCE = load_reference()
-C = importlib.import_module(REFERENCE.__name__ + ".checks")
-REF_IMPL = C.load_impl(REFERENCE)
-CHECKS = C.PUBLIC_CHECKS + hidden_checks(C)
+@functools.lru_cache(maxsize=None)
+def checks_module():
+    return importlib.import_module(reference().__name__ + ".checks")
+
+
+@functools.lru_cache(maxsize=None)
+def reference_impl():
+    return checks_module().load_impl(reference())
+
+
+@functools.lru_cache(maxsize=None)
+def all_checks():
+    """{title: Check}: the public checks, then the hidden ones, in that order."""
+    from .hidden import hidden_checks
+    C = checks_module()
+    checks = C.PUBLIC_CHECKS + hidden_checks(C)
+    by_title = {c.title: c for c in checks}
+    assert len(by_title) == len(checks), "two checks share a title"
+    return by_title
 
 
 def child_sources(public_only):
     """The trusted source texts every child needs (no expected values, no reference code)."""
-    sources = {"gradient_check": (SOURCE / "gradient_check.py").read_text(),
-               "checks": (SOURCE / "checks.py").read_text()}
+    sources = {"gradient_check": (REFERENCE_PACKAGE / "gradient_check.py").read_text(),
+               "checks": (REFERENCE_PACKAGE / "checks.py").read_text()}
     if not public_only:
         sources["hidden"] = Path(__file__).with_name("hidden.py").read_text()
     return sources
 
 
-def reference_sources(swaps):
-    """Reference code for a retry: only the swapped layer functions.
+def oracle_sources():
+    """The reference layers the oracle serves swapped functions from."""
+    return {name: (REFERENCE_PACKAGE / name).read_text() for name in ("layers.py", "rnn_layers.py")}
 
-    Swapping a model method needs the whole reference model and layers; that only happens for
-    the training unit, which has no code of the student's to call them from.
-    """
-    text = (SOURCE / "rnn_layers.py").read_text()
-    if any(name.startswith("CaptioningRNN.") for name in swaps):
-        return {"ref_layers": (SOURCE / "layers.py").read_text(), "ref_rnn_layers": text,
-                "ref_rnn": (SOURCE / "classifiers" / "rnn.py").read_text()
-                .replace("from ..layers import", "from .ref_layers import")
-                .replace("from ..rnn_layers import", "from .ref_rnn_layers import")}
-    wanted = set(swaps)
-    functions = [ast.get_source_segment(text, node) for node in ast.parse(text).body
-                 if isinstance(node, ast.FunctionDef) and node.name in wanted]
-    return {"ref_rnn_layers": "\n\n\n".join(["import numpy as np"] + functions) + "\n"}
+
+@dataclass
+class Verdict:
+    """One check's outcome: passed or not, why, and the child's warnings."""
+    passed: bool
+    message: str
+    warnings: list = field(default_factory=list)
+    kind: str = None       # the error kind when the submission raised or stopped
+    function: str = None   # the unit function ('module:qualname') the error arose in
 
 
 @dataclass
@@ -82,73 +101,168 @@ class TestResult:
     public: bool
 
 
-def split_for_workers(ids, jobs):
-    """Spread check ids over `jobs` children, the slow training checks first, one each."""
-    slow = [i for i in ids if CHECKS[i].unit.startswith("overfit")]
-    groups = [[] for _ in range(max(1, jobs))]
-    for n, i in enumerate(slow):
-        groups[n % len(groups)].append(i)
-    for i in ids:
-        if i not in slow:
-            min(groups, key=lambda g: sum(20 if CHECKS[j].unit.startswith("overfit") else 1 for j in g)).append(i)
-    return [g for g in groups if g]
+# ---------------------------------------------------------------- time limits
+
+@functools.lru_cache(maxsize=None)
+def reference_seconds(title):
+    """Wall time of a check's run on the reference, measured once in this process."""
+    started = time.perf_counter()
+    all_checks()[title].run(reference_impl())
+    return time.perf_counter() - started
 
 
-def timeouts_for(limits):
-    return {i: limits.train_seconds if c.unit.startswith("overfit") else limits.check_seconds
-            for i, c in enumerate(CHECKS)}
+def limit_for(title, limits):
+    check = all_checks()[title]
+    if BY_NAME[check.unit].training:
+        return limits.train_seconds
+    return max(limits.check_seconds, limits.check_factor * reference_seconds(title))
 
 
-def run_in_children(scratch, ids, sources, limits, jobs, swaps=()):
-    """run_checks over several children at once: {id: ChildResult}."""
-    timeouts = timeouts_for(limits)
-    groups = split_for_workers(ids, jobs)
-    with ThreadPoolExecutor(len(groups)) as pool:
-        parts = pool.map(lambda g: run_checks(scratch, g, timeouts, sources, limits, swaps), groups)
-        return {k: v for part in parts for k, v in part.items()}
-
+# ---------------------------------------------------------------- judging
 
 _expected_cache = {}
 
 
-def judge(check_id, result):
-    """(passed, message) of one child result, compared here against trusted expected values."""
-    check = CHECKS[check_id]
+def judge(title, result, own_gradient=False):
+    """Verdict of one child result, compared here against trusted expected values."""
+    C, check = checks_module(), all_checks()[title]
     if result.error:
-        return False, result.error
+        return Verdict(False, result.error["message"], result.warnings, result.error["kind"], result.error["function"])
     try:
-        if check_id not in _expected_cache:
-            _expected_cache[check_id] = C.expected_values(check, REF_IMPL)
-        passed, message = C.judge_outputs(check, result.outputs, REF_IMPL, _expected_cache[check_id])
+        if own_gradient:
+            passed, message = C.own_gradient_compare(check, result.outputs)
+        else:
+            if title not in _expected_cache:
+                _expected_cache[title] = C.expected_values(check, reference_impl())
+            passed, message = C.judge_outputs(check, result.outputs, reference_impl(), _expected_cache[title])
     except Exception as exc:  # outputs the trusted side cannot even evaluate
-        return False, "your outputs could not be evaluated: %s: %s" % (type(exc).__name__, str(exc)[:200])
+        passed, message = False, "your outputs could not be evaluated: %s: %s" % (type(exc).__name__, str(exc)[:200])
     if not check.public and not passed:
         message = message.split("\n")[0]  # never show hidden expected values
-    return passed, message
+    return Verdict(passed, message, result.warnings)
 
 
-def retry_plan(check_id, broken_units):
-    """The broken units to swap for the reference when retrying a failed check, or ().
+def short(function):
+    return function.split(":")[1]
 
-    A forward pass swapped in brings its backward pass along (they share the cache layout),
-    except when that backward pass is the unit being graded.
-    """
-    unit = CHECKS[check_id].unit
-    swaps = set()
-    for dep in BY_NAME[unit].depends:
-        if dep in broken_units and dep != unit:
-            swaps.add(dep)
-            if dep in PARTNERS and PARTNERS[dep] != unit:
-                swaps.add(PARTNERS[dep])
-    return tuple(sorted(swaps))
+
+class Grading:
+    """The checks of one submission, run in its sandbox Session and resolved unit by unit."""
+
+    def __init__(self, session, titles, limits, jobs):
+        self.session, self.limits, self.jobs = session, limits, jobs
+        self.titles = titles
+        self.by_unit = {}
+        for title in titles:
+            self.by_unit.setdefault(all_checks()[title].unit, []).append(title)
+        self.verdicts = {}
+
+    def run(self, titles, swaps=(), mode="run"):
+        """{title: ChildResult}, spread over up to `jobs` children."""
+        entries = [(n, title, mode, limit_for(title, self.limits)) for n, title in enumerate(titles)]
+        groups = [entries[k::self.jobs] for k in range(self.jobs) if entries[k::self.jobs]]
+        reference = oracle_sources() if swaps else None
+        with ThreadPoolExecutor(max(1, len(groups))) as pool:
+            parts = pool.map(lambda g: self.session.run(g, FUNCTIONS, swaps, reference), groups)
+            return {titles[n]: result for part in parts for n, result in part.items()}
+
+    def first_pass(self):
+        """Every check on the submission's own code: the fast ones, then the training ones (which
+        then skip any unit function that hung in a fast check)."""
+        fast = [t for t in self.titles if not BY_NAME[all_checks()[t].unit].training]
+        slow = [t for t in self.titles if BY_NAME[all_checks()[t].unit].training]
+        for titles in (fast, slow):
+            results = self.run(titles)
+            self.verdicts.update({t: judge(t, results[t]) for t in titles})
+
+    def resolve(self):
+        """Final verdicts, unit by unit in dependency order: {unit: 'pass' | reason it fails}."""
+        state = {}
+        for unit in [u for u in UNITS if u.name in self.by_unit]:
+            titles = self.by_unit[unit.name]
+            failing = [t for t in titles if not self.verdicts[t].passed]
+            own = [self.verdicts[t] for t in failing if self.verdicts[t].function == unit.function]
+            if not failing:
+                state[unit.name] = "pass"
+            elif any(v.kind == "not_implemented" for v in own):
+                state[unit.name] = "is not written yet"
+                for t in titles:
+                    self.verdicts[t] = Verdict(False, "not implemented yet: your %s raises NotImplementedError"
+                                               % short(unit.function)) if self.verdicts[t].passed else self.verdicts[t]
+            elif any(v.kind == "timeout" for v in own):
+                state[unit.name] = "did not finish in time"
+            else:
+                state[unit.name] = self.retry(unit, failing, state)
+            if unit.training and state[unit.name] == "pass":
+                loss = unit.depends[0]
+                if state.get(loss, "pass") != "pass":
+                    for t in titles:
+                        self.verdicts[t] = Verdict(False, "training is graded with your own %s, which %s "
+                                                   "(see its test)" % (loss, state[loss]))
+                    state[unit.name] = "needs a working " + loss
+        return state
+
+    def retry(self, unit, failing, state):
+        """Run the failing checks again with the unit's root-cause dependencies swapped."""
+        roots = [d for d in closure(unit.name) if state.get(d, "pass") != "pass"]
+        if unit.training:
+            roots = [d for d in roots if d not in unit.depends]  # the loss is the unit's own code
+        swaps = set()
+        for dep in roots:
+            swaps.add(BY_NAME[dep].function)
+            partner = BY_NAME[dep].partner
+            if partner and partner != unit.name:
+                swaps.add(BY_NAME[partner].function)
+        if not swaps:
+            return "is wrong"
+        why = "; ".join("%s %s" % (d, "fails its own tests" if state[d] == "is wrong" else state[d]) for d in roots)
+        results = self.run(failing, tuple(sorted(swaps)))
+        retried = {title: judge(title, results[title]) for title in failing}
+        own = [v for v in retried.values() if v.function == unit.function]
+        if any(v.kind == "not_implemented" for v in own):
+            for title, verdict in retried.items():
+                self.verdicts[title] = verdict if not verdict.passed else self.verdicts[title]
+            return "is not written yet"
+        for title, verdict in retried.items():
+            if verdict.passed:
+                self.verdicts[title] = Verdict(True, "right with the reference %s in place of yours (%s)"
+                                               % (", ".join(roots), why), self.verdicts[title].warnings)
+            elif unit.is_backward and state.get(unit.partner) == "is wrong":
+                self.verdicts[title] = self.own_forward_fallback(unit, title, why)
+            else:
+                self.verdicts[title] = Verdict(False, "%s; it fails with the reference %s too"
+                                               % (verdict.message, ", ".join(roots)), verdict.warnings)
+        if any(v.kind == "timeout" for v in own):
+            return "did not finish in time"
+        return "pass" if all(self.verdicts[t].passed for t in failing) else "is wrong"
+
+    def own_forward_fallback(self, unit, title, why):
+        """A backward pass the reference forward's cache does not fit: numerical gradients of the
+        student's own forward on the same inputs."""
+        if all_checks()[title].backward_of is None:
+            return Verdict(False, self.verdicts[title].message + " (" + why + ")", self.verdicts[title].warnings)
+        verdict = judge(title, self.run([title], mode="own_gradient")[title], own_gradient=True)
+        if verdict.passed:
+            return Verdict(True, "agrees with numerical gradients of your own %s (%s): %s"
+                           % (unit.partner, why, verdict.message), self.verdicts[title].warnings)
+        return Verdict(False, "%s; it does not match numerical gradients of your own %s either (%s)"
+                       % (self.verdicts[title].message, unit.partner, why), self.verdicts[title].warnings)
+
+
+def split_points(points, count):
+    """count per-test shares, rounded to 4 decimals, adding up exactly to points."""
+    share = round(points / count, 4)
+    return [share] * (count - 1) + [round(points - share * (count - 1), 4)]
 
 
 def grade(submission, public_only=False, units=None, limits=None, jobs=2):
-    """Grade a submission folder or zip: a list of TestResult, one per check."""
+    """Grade a submission folder or zip: a list of TestResult, one per check of the wanted units.
+
+    The units these depend on are checked too (to tell root causes), but not reported."""
     limits = limits or Limits()
     wanted = [u.name for u in UNITS if units is None or u.name in units]
-    ids = [i for i, c in enumerate(CHECKS) if c.unit in wanted and (c.public or not public_only)]
-    sources = child_sources(public_only)
+    needed = set(wanted).union(*(closure(u) for u in wanted))
+    titles = [t for t, c in all_checks().items() if c.unit in needed and (c.public or not public_only)]
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
         tmp = Path(tmp)
         (tmp / "unpacked").mkdir()
@@ -156,48 +270,22 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
         scratch = tmp / "scratch"
         scratch.mkdir()
         stage(folder, scratch)
-        tmp.chmod(0o711)  # the sandbox's throwaway user may reach scratch/ (its group's), nothing else
-        results = run_in_children(scratch, ids, sources, limits, jobs)
-        verdicts = {i: judge(i, results[i]) + (results[i].warnings,) for i in ids}
-        verdicts = retry_broken_dependencies(scratch, ids, verdicts, sources, limits, jobs)
-    return [score(i, verdicts[i]) for i in ids]
-
-
-def retry_broken_dependencies(scratch, ids, verdicts, sources, limits, jobs):
-    """Re-run failed checks with broken units they depend on swapped for the reference."""
-    failed = [i for i in ids if not verdicts[i][0]]
-    unimplemented = {CHECKS[i].unit for i in failed if verdicts[i][1].startswith(NOT_IMPLEMENTED)}
-    implemented = {CHECKS[i].unit for i in ids if not verdicts[i][1].startswith(NOT_IMPLEMENTED)}
-    # A unit not written yet is not "broken": swapping it in would credit code nobody wrote.
-    broken_units = {CHECKS[i].unit for i in failed} - (unimplemented - implemented)
-    plans = {}
-    for i in failed:
-        swaps = () if verdicts[i][1].startswith(NOT_IMPLEMENTED) else retry_plan(i, broken_units)
-        if swaps:
-            plans.setdefault(swaps, []).append(i)
-    for swaps, retry_ids in plans.items():
-        results = run_in_children(scratch, retry_ids, dict(sources, **reference_sources(swaps)), limits, jobs, swaps)
-        names = ", ".join(swaps)
-        for i in retry_ids:
-            passed, _ = judge(i, results[i])
-            old_passed, old_message, warnings = verdicts[i][:3]
-            if passed:
-                verdicts[i] = (True, "fails with your %s, passes with the reference %s: no points lost here "
-                                     "(fix %s)" % (names, names, names), warnings)
-            else:
-                verdicts[i] = (False, old_message + " (it fails with the reference %s too)" % names, warnings)
-    return verdicts
-
-
-def score(check_id, verdict):
-    """TestResult of one check: the unit's points are split evenly over its checks."""
-    check = CHECKS[check_id]
-    passed, message, warnings = verdict
-    share = BY_NAME[check.unit].points / sum(1 for c in CHECKS if c.unit == check.unit)
-    output = ("PASS: " if passed else "FAIL: ") + message
-    for warning in warnings:
-        output += "\nwarning: " + warning
-    return TestResult(check.unit, check.title, share if passed else 0.0, share, output, check.public)
+        session = Session(scratch, limits, child_sources(public_only))
+        try:
+            grading = Grading(session, titles, limits, jobs)
+            grading.first_pass()
+            grading.resolve()
+        finally:
+            session.close()
+    results = []
+    for name in wanted:
+        unit_titles = grading.by_unit.get(name, [])
+        for title, share in zip(unit_titles, split_points(BY_NAME[name].points, len(unit_titles))):
+            verdict, check = grading.verdicts[title], all_checks()[title]
+            output = ("PASS: " if verdict.passed else "FAIL: ") + verdict.message
+            output += "".join("\nwarning: " + w for w in verdict.warnings)
+            results.append(TestResult(name, title, share if verdict.passed else 0.0, share, output, check.public))
+    return results
 
 
 def grade_timed(submission, **kwargs):
@@ -205,3 +293,6 @@ def grade_timed(submission, **kwargs):
     started = time.monotonic()
     results = grade(submission, **kwargs)
     return results, time.monotonic() - started
+
+
+__all__ = ["grade", "grade_timed", "preflight", "TestResult", "Verdict"]

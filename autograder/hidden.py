@@ -18,7 +18,9 @@ def hidden_checks(C):
         return same(unit, name, C.forward_probe(layer, C.random_inputs(seed, shapes, dtype)), tol)
 
     def backward(unit, layer, name, seed, shapes, dtype=np.float64, tol=1e-6):
-        return same(unit, name, C.backward_probe(layer, C.random_inputs(seed, shapes, dtype), seed), tol)
+        inputs = C.random_inputs(seed, shapes, dtype)
+        return C.Check(unit, name, C.backward_probe(layer, inputs, seed), C.backward_probe(layer, inputs, seed),
+                       tol=tol, public=False, backward_of=(layer, inputs, seed))
 
     def numerical(unit, layer, seed, shapes, tol):
         return C.gradient_check(unit, layer, seed, shapes, tol, public=False,

@@ -1,21 +1,24 @@
-"""Run checks on an untrusted submission in child processes with time, memory and process limits.
+"""Run an untrusted submission's checks in sandboxed processes and collect what they report.
 
-A hang, crash or os._exit in the child costs the check it was running: the child is killed
-and a fresh one carries on with the remaining checks.
+Every process that runs student code (inside/child.py), and the oracle serving reference
+functions to it (inside/oracle.py), runs under bubblewrap in a fresh root made of read-only binds
+of the interpreter and its libraries, the sandbox's own code (/grader) and, for the child only, the
+submission's staged copy (/submission); private /tmp and /dev/shm tmpfs with size caps; new PID,
+IPC, network, UTS and mount namespaces with their own /proc; no capabilities but the two needed
+to drop to a throwaway uid; dying with the grader. As root, each process runs as its own
+throwaway uid (not in /etc/passwd); rlimits bound each process, and where the machine allows it a
+cgroup per graded submission bounds them all together (memory incl. tmpfs, process count, an equal
+CPU share). `isolation_layers()` names what is active; `preflight()` starts one trivial sandboxed
+child and raises SandboxError when that fails, so a broken sandbox never produces a grade.
 
-When the grader runs as root, every child runs as its own throwaway uid (THROWAWAY_UID_BASE + ...,
-not in /etc/passwd) and group (one per graded submission, owning its scratch folder only), so:
-RLIMIT_NPROC counts that child's processes alone; killing the child kills every process of its
-uid, wherever setsid/double forks put them; and a submission cannot touch another's scratch
-folder during a batch. The child also gets private mount and network namespaces in which the
-grader's own folders (the repository holding autograder/, source/, solutions/, .git, ...) are
-covered by empty read-only tmpfs mounts. Without root only the process-group kill and rlimits apply.
-All children of one grade share a wall-clock budget, Limits.submission_seconds.
+A hang, crash or exit costs the check that was running: the child is killed (its whole PID
+namespace with it) and a fresh one carries on. All processes of one graded submission share a
+wall-clock budget (Limits.submission_seconds).
 """
-import io
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,119 +27,101 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+from .inside import frames
 
-CHILD_SOURCE = (Path(__file__).parent / "child.py").read_text()
-GiB = 1 << 30
-MAX_HEADER = 1 << 20
-GRADER_ROOT = Path(__file__).resolve().parent.parent
-THROWAWAY_UID_BASE = 1 << 24       # uids/gids BASE + (pid mod 2^15) * 2^16 + n: unused by any account
-_grades, _grades_lock, _counter = {}, threading.RLock(), [0]
+INSIDE = Path(__file__).resolve().parent / "inside"
+GiB, MiB = 1 << 30, 1 << 20
+THROWAWAY_UID_BASE = 1 << 24       # uids BASE + (pid mod 2^15) * 2^16 + n: unused by any account
+_ids_lock, _counter = threading.Lock(), [0]
 
 
-def _throwaway_id():
-    """A uid/gid no other live child uses: unique per grader process (pid) and per call."""
-    with _grades_lock:
-        _counter[0] += 1
-        return THROWAWAY_UID_BASE + (os.getpid() % (1 << 15) << 16) + _counter[0] % (1 << 16)
-
-
-def grade_state(scratch, limits):
-    """Per-graded-submission state, keyed by its scratch folder: deadline and group id.
-
-    The first run_checks call for a scratch folder starts the submission's wall-clock budget and,
-    as root, gives the folder to a fresh group that only this submission's children belong to.
-    """
-    key = str(scratch)
-    with _grades_lock:  # held throughout: the children of one grade start in parallel threads
-        for old in [k for k in _grades if not os.path.isdir(k)]:
-            del _grades[old]  # that grade is over: its scratch folder has been removed
-        if key not in _grades:
-            state = {"deadline": time.monotonic() + limits.submission_seconds, "gid": None}
-            if os.geteuid() == 0:
-                state["gid"] = _throwaway_id()
-                for path in [Path(scratch), *Path(scratch).rglob("*")]:
-                    os.chown(path, 0, state["gid"], follow_symlinks=False)
-                    if not path.is_symlink():
-                        path.chmod(0o2770 if path.is_dir() else 0o660)
-            _grades[key] = state
-        return _grades[key]
-
-
-def hidden_folders(scratch):
-    """Folders of the grader's tree to cover in the child: all of GRADER_ROOT's except the ones
-    holding the interpreter/venv or the scratch folder."""
-    keep = [Path(p).resolve() for p in (sys.prefix, sys.executable, scratch)]
-    return [str(p) for p in sorted(GRADER_ROOT.iterdir())
-            if p.is_dir() and not p.is_symlink() and not any(k == p or p in k.parents for k in keep)]
-
-
-def live_pids(uid):
-    """Pids of the non-zombie processes whose real uid is uid."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            status = Path("/proc", entry, "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("Uid", "").split()[:1] == [str(uid)] and not fields.get("State", "").strip().startswith("Z"):
-            pids.append(int(entry))
-    return pids
-
-
-def kill_uid(uid, attempts=100):
-    """SIGKILL every process of uid (root only): a helper drops to uid and calls kill(-1).
-
-    Repeated until none is left, so a fork bomb racing the kill cannot win. True when none is left.
-    """
-    for _ in range(attempts):
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.setgroups([])
-                os.setresuid(uid, uid, uid)
-                os.kill(-1, signal.SIGKILL)
-            finally:
-                os._exit(0)
-        os.waitpid(pid, 0)
-        if not live_pids(uid):
-            return True
-        time.sleep(0.01)
-    return False
+class SandboxError(Exception):
+    """The sandbox itself does not work here: nothing may be graded."""
 
 
 @dataclass
 class Limits:
-    check_seconds: float = 30.0       # per check (training checks get train_seconds)
-    train_seconds: float = 180.0
+    check_seconds: float = 5.0        # the least a check gets; else check_factor x the reference's time
+    check_factor: float = 50.0
+    train_seconds: float = 90.0       # training checks
     import_seconds: float = 30.0
-    memory_bytes: int = 4 * GiB       # address space of the child
-    processes: int = 64               # RLIMIT_NPROC, enforced for the unprivileged user
+    memory_bytes: int = 4 * GiB       # address space of each process
+    submission_memory: int = 6 * GiB  # cgroup: all processes of a submission, tmpfs included
+    processes: int = 64               # per process (RLIMIT_NPROC, per uid) and per submission (cgroup)
     output_bytes: int = 64 * 1024     # captured stdout/stderr kept per child
-    file_bytes: int = 64 << 20        # largest file the child may write
-    submission_seconds: float = 900.0  # wall clock for all children of one grade together
+    file_bytes: int = 64 * MiB        # largest file a process may write
+    tmpfs_bytes: int = 256 * MiB      # size of the private /tmp and of /dev/shm
+    max_payload: int = 64 * MiB       # largest frame payload accepted from a sandboxed process
+    submission_seconds: float = 600.0  # wall clock for all children of one grade together
+    require_cgroups: bool = False     # refuse to grade where per-submission cgroups are unavailable
 
-    def child_settings(self):
-        rlimits = {"RLIMIT_AS": self.memory_bytes, "RLIMIT_NPROC": self.processes,
-                   "RLIMIT_FSIZE": self.file_bytes, "RLIMIT_CORE": 0}
-        return {"rlimits": rlimits, "isolate_network": os.geteuid() == 0}
+    def rlimits(self):
+        return {"RLIMIT_AS": self.memory_bytes, "RLIMIT_NPROC": self.processes,
+                "RLIMIT_FSIZE": self.file_bytes, "RLIMIT_CORE": 0}
 
 
 @dataclass
 class ChildResult:
-    """What the child reported for one check: outputs, or an error line, plus warnings."""
+    """What the child reported for one check: outputs, or an error {kind, message, function}."""
     outputs: dict = None
-    error: str = None
+    error: dict = None
     warnings: list = field(default_factory=list)
-    seconds: float = 0.0
 
 
-def child_env():
-    """A minimal environment: one BLAS thread per child, no inherited secrets."""
-    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", "MPLBACKEND": "Agg"}
+def throwaway_uid():
+    """A uid no other live sandboxed process uses: unique per grader process (pid) and per call."""
+    with _ids_lock:
+        _counter[0] += 1
+        return THROWAWAY_UID_BASE + (os.getpid() % (1 << 15) << 16) + _counter[0] % (1 << 16)
+
+
+# ---------------------------------------------------------------- bubblewrap
+
+def interpreter_paths():
+    """The folders the interpreter, its standard library and the venv's packages live in."""
+    paths = []
+    for p in sorted({Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), Path("/usr")}):
+        p = p.resolve()
+        if p.is_dir() and not any(q == p or q in p.parents for q in paths):
+            paths.append(p)
+    return paths
+
+
+def bwrap_command(program, fds, scratch, limits):
+    """argv running inside/<program> under bubblewrap."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxError("bubblewrap is not installed: install the Debian/Ubuntu package 'bubblewrap' "
+                           "(apt-get install bubblewrap)")
+    argv = [bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-net",
+            "--unshare-uts", "--unshare-cgroup-try", "--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--size", str(limits.tmpfs_bytes), "--tmpfs", "/tmp",
+            "--perms", "1777", "--size", str(limits.tmpfs_bytes), "--tmpfs", "/dev/shm"]
+    for path in interpreter_paths():
+        for parent in reversed(path.parents[:-1]):  # traversable by the throwaway uid
+            argv += ["--perms", "0755", "--dir", str(parent)]
+        argv += ["--ro-bind", str(path), str(path)]
+    for link in ("/bin", "/lib", "/lib64", "/sbin"):
+        if os.path.islink(link):
+            argv += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link) and not any(Path(link) == p for p in interpreter_paths()):
+            argv += ["--ro-bind", link, link]
+    argv += ["--ro-bind", str(INSIDE), "/grader"]
+    if scratch is not None:
+        argv += ["--ro-bind", str(scratch), "/submission", "--chdir", "/submission"]
+    else:
+        argv += ["--chdir", "/tmp"]
+    if os.geteuid() == 0:
+        argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        argv += ["--unshare-user"]
+    return argv + ["--", sys.executable, "-I", "/grader/" + program, *map(str, fds)]
+
+
+def sandbox_env():
+    """A minimal environment: one BLAS thread, no inherited secrets, no bytecode written."""
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", "MPLBACKEND": "Agg",
+           "PYTHONDONTWRITEBYTECODE": "1"}
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = "1"
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
@@ -145,22 +130,97 @@ def child_env():
     return env
 
 
-class Child:
-    """One sandboxed child process and the reading of its result frames."""
+# ---------------------------------------------------------------- cgroups
 
-    def __init__(self, request, limits, gid=None):
-        self.limits, self.uid = limits, None
-        if os.geteuid() == 0:
-            self.uid = _throwaway_id()
-            request = dict(request, limits=dict(request["limits"], uid=self.uid, gid=gid,
-                                                hide=hidden_folders(request["scratch"])))
-        read_fd, write_fd = os.pipe()
+ENTER_CGROUP = 'for f in "$@"; do shift; [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; done; exec "$@"'
+
+
+def cgroup_v1_base(controller):
+    """Where this process's own cgroup of a v1 controller is mounted, or None."""
+    try:
+        own = dict(line.split(":", 2)[1:] for line in Path("/proc/self/cgroup").read_text().splitlines())
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            fields = line.split()
+            sep = fields.index("-")
+            if fields[sep + 1] == "cgroup" and controller in fields[sep + 3].split(","):
+                root, mount = fields[3], fields[4]
+                path = own.get(controller) or own.get(",".join(sorted(fields[sep + 3].split(",")))) or "/"
+                return Path(mount) / os.path.relpath(path, root)
+    except (OSError, ValueError, KeyError):
+        pass
+    return None
+
+
+class Cgroup:
+    """One submission's cgroups (v1: memory, pids, cpu): its processes' memory (tmpfs included),
+    process count and CPU share together. None of it where the machine does not allow it."""
+    SETTINGS = {"memory": ("memory.limit_in_bytes",), "pids": ("pids.max",), "cpu": ("cpu.shares",)}
+
+    def __init__(self, limits):
+        self.dirs = []
+        values = {"memory": limits.submission_memory, "pids": limits.processes, "cpu": 1024}
+        with _ids_lock:
+            _counter[0] += 1
+            name = "captioning-grader-%d-%d" % (os.getpid(), _counter[0])
+        try:
+            for controller, (setting,) in self.SETTINGS.items():
+                base = cgroup_v1_base(controller)
+                if base is None or not base.is_dir():
+                    raise OSError("no %s cgroup" % controller)
+                folder = base / name
+                folder.mkdir()
+                self.dirs.append(folder)
+                (folder / setting).write_text(str(values[controller]))
+        except OSError:
+            self.remove()
+            self.dirs = []
+
+    @property
+    def active(self):
+        return bool(self.dirs)
+
+    def wrap(self, argv):
+        """argv entering this cgroup first."""
+        if not self.dirs:
+            return argv
+        return ["/bin/sh", "-c", ENTER_CGROUP, "sh", *[str(d / "cgroup.procs") for d in self.dirs], "--", *argv]
+
+    def remove(self):
+        for folder in self.dirs:
+            for _ in range(100):
+                try:
+                    for pid in (folder / "cgroup.procs").read_text().split():
+                        os.kill(int(pid), signal.SIGKILL)
+                    folder.rmdir()
+                    break
+                except (OSError, ValueError):
+                    time.sleep(0.01)
+
+
+def isolation_layers(cgroup_active):
+    """The isolation layers in force, in words."""
+    layers = ["bubblewrap (new root of read-only binds; mount, PID, IPC, network, UTS namespaces; "
+              "private /tmp and /dev/shm)", "rlimits (address space, processes, file size)"]
+    layers.append("throwaway uid per process" if os.geteuid() == 0 else "user namespace (grader not root: "
+                  "no throwaway uid)")
+    layers.append("cgroup per submission (memory, processes, CPU share)" if cgroup_active
+                  else "no cgroup (not available on this machine)")
+    return layers
+
+
+# ---------------------------------------------------------------- processes
+
+class Sandboxed:
+    """One sandboxed process: its stdin gets a JSON request, its output is drained and capped."""
+
+    def __init__(self, program, request, fds, scratch, limits, cgroup):
+        self.limits, self.output = limits, bytearray()
+        request = dict(request, limits={"rlimits": limits.rlimits(), "uid": throwaway_uid()},
+                       max_payload=limits.max_payload)
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", CHILD_SOURCE, str(write_fd)], pass_fds=(write_fd,),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            cwd=request["scratch"], env=child_env(), start_new_session=True)
-        os.close(write_fd)
-        self.fd, self.buffer, self.output = read_fd, bytearray(), bytearray()
+            cgroup.wrap(bwrap_command(program, fds, scratch, limits)), pass_fds=fds,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=sandbox_env(),
+            start_new_session=True)
         self.drain = threading.Thread(target=self._drain, daemon=True)
         self.drain.start()
         try:
@@ -170,127 +230,163 @@ class Child:
             pass
 
     def _drain(self):
-        """Keep the first output_bytes of the child's stdout/stderr, discard the rest."""
+        """Keep the first output_bytes of the process's stdout/stderr, discard the rest."""
         for chunk in iter(lambda: self.proc.stdout.read1(65536), b""):
             room = self.limits.output_bytes - len(self.output)
             if room > 0:
                 self.output += chunk[:room]
 
-    def _fill(self, deadline):
-        """Read what the child has sent so far, waiting until deadline at most."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
-            raise TimeoutError
-        chunk = os.read(self.fd, 1 << 20)
-        if not chunk:
-            raise EOFError
-        self.buffer += chunk
-
-    def next_frame(self, seconds):
-        """(header, arrays) of the next frame; TimeoutError or EOFError when there is none."""
-        deadline = time.monotonic() + seconds
-        while b"\n" not in self.buffer:
-            if len(self.buffer) > MAX_HEADER:
-                raise EOFError
-            self._fill(deadline)
-        line, _, rest = bytes(self.buffer).partition(b"\n")
-        header = json.loads(line)
-        size = header.get("size", 0) if isinstance(header, dict) else -1
-        if not isinstance(size, int) or size < 0:
-            raise EOFError
-        self.buffer = bytearray(rest)
-        while len(self.buffer) < size:
-            self._fill(deadline)
-        payload, self.buffer = bytes(self.buffer[:size]), self.buffer[size:]
-        arrays = None
-        if payload:
-            with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        return header, arrays
-
     def exit_reason(self):
-        """How the child ended, once it has: 'exited with code N' or 'was killed by SIGX'."""
         code = self.proc.wait()
         if code < 0:
             return "was killed by %s" % signal.Signals(-code).name
         return "exited with code %d" % code
 
-    def kill(self):
-        """Kill the child, its process group and (as root) every process of its uid; reap it.
+    def tail(self):
+        return bytes(self.output[-300:]).decode("utf-8", "replace").strip().replace("\n", " | ")
 
-        Safe to call twice."""
+    def kill(self):
+        """Kill the process: bubblewrap's PID namespace takes every process of it along. Idempotent."""
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
         self.proc.kill()
         self.proc.wait()
-        if self.uid is not None:
-            kill_uid(self.uid)
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
         self.drain.join(timeout=1)
         if not self.drain.is_alive():
             self.proc.stdout.close()
 
 
-def run_checks(scratch, check_ids, timeouts, sources, limits, swaps=()):
-    """Run check ids on the package in scratch: {id: ChildResult}, one entry for every id."""
-    results, pending = {}, list(check_ids)
-    state = grade_state(scratch, limits)
-    over_budget = "time limit: grading your whole submission took longer than %g s" % limits.submission_seconds
-    while pending:
-        if time.monotonic() >= state["deadline"]:
-            results.update({i: ChildResult(error=over_budget) for i in pending})
-            break
-        request = {"scratch": str(scratch), "checks": pending, "swaps": list(swaps),
-                   "sources": sources, "limits": limits.child_settings()}
-        child = Child(request, limits, state["gid"])
-        try:
-            error = import_error(child, limits, state["deadline"], over_budget)
-            if error:
-                results.update({i: ChildResult(error=error) for i in pending})
+def wait_for_bytes(fd, deadline):
+    remaining = deadline - time.monotonic()
+    if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+        raise TimeoutError
+    return os.read(fd, 1 << 20)
+
+
+class Session:
+    """The sandboxed processes of one graded submission: its deadline, cgroup and the unit
+    functions that ran past their limit (later checks skip them)."""
+
+    def __init__(self, scratch, limits, sources):
+        self.scratch, self.limits, self.sources = scratch, limits, sources
+        self.deadline = time.monotonic() + limits.submission_seconds
+        self.unfinished = set()
+        self.lock = threading.Lock()
+        self.cgroup = Cgroup(limits)
+        if limits.require_cgroups and not self.cgroup.active:
+            raise SandboxError("per-submission cgroups are required but this machine does not allow them")
+
+    def close(self):
+        self.cgroup.remove()
+
+    def over_budget(self):
+        return {"kind": "timeout", "function": None,
+                "message": "time limit: grading your whole submission took longer than %g s"
+                           % self.limits.submission_seconds}
+
+    def run(self, checks, functions, swaps=(), reference=None):
+        """Run [(key, title, mode, seconds)] on the submission: {id: ChildResult}, one per check.
+
+        swaps: unit functions ('module:qualname') served by an oracle holding `reference`
+        ({name: source text}); functions: every unit function, for attributing errors."""
+        results, pending = {}, list(checks)
+        while pending:
+            if time.monotonic() >= self.deadline:
+                results.update({c[0]: ChildResult(error=self.over_budget()) for c in pending})
                 break
-            while pending:
-                started = time.monotonic()
-                budget = state["deadline"] - started
-                try:
-                    header, arrays = child.next_frame(min(timeouts[pending[0]], budget))
-                except TimeoutError:
-                    error = ("time limit: this check took longer than %g s" % timeouts[pending[0]]
-                             if budget > timeouts[pending[0]] else over_budget)
-                except (EOFError, ValueError, OSError):
-                    error = child_failure(child, "during this check")
-                else:
-                    if header.get("id") != pending[0]:
-                        error = "the grading process sent an unexpected answer"
-                if error:
-                    results[pending.pop(0)] = ChildResult(error=error)
+            done = self._one_child(pending, functions, swaps, reference)
+            results.update(done)
+            pending = [c for c in pending if c[0] not in results]
+        return results
+
+    def _one_child(self, pending, functions, swaps, reference):
+        """Results of the checks one child got through before it finished or stopped."""
+        with self.lock:
+            unfinished = sorted(self.unfinished - set(swaps))
+        request = {"scratch": "/submission", "checks": pending, "sources": self.sources,
+                   "functions": functions, "swaps": list(swaps), "unfinished": unfinished}
+        result_r, result_w = os.pipe()
+        fds, oracle, extra = [result_w], None, []
+        if swaps:
+            to_oracle_r, to_oracle_w = os.pipe()
+            from_oracle_r, from_oracle_w = os.pipe()
+            oracle = Sandboxed("oracle.py", {"sources": reference, "allowed": [s.split(":")[1] for s in swaps]},
+                               [to_oracle_r, from_oracle_w], None, self.limits, self.cgroup)
+            fds += [to_oracle_w, from_oracle_r]
+            extra = [to_oracle_r, from_oracle_w, to_oracle_w, from_oracle_r]
+        child = Sandboxed("child.py", request, fds, self.scratch, self.limits, self.cgroup)
+        for fd in [result_w] + extra:
+            os.close(fd)
+        reader, results = frames.FrameReader(result_r, self.limits.max_payload), {}
+        try:
+            error = self._wait_ready(child, reader)
+            if error:
+                return {c[0]: ChildResult(error=error) for c in pending}
+            for check_id, _, _, seconds in pending:
+                result = self._next_result(child, reader, check_id, seconds)
+                results[check_id] = result
+                if result.error and result.error["kind"] in ("timeout", "crash"):
+                    if result.error.get("function"):
+                        with self.lock:
+                            self.unfinished.add(result.error["function"])
                     break
-                results[pending.pop(0)] = ChildResult(arrays, header.get("error"), list(header.get("warnings", []))[:5],
-                                                      time.monotonic() - started)
         finally:
             child.kill()
-    return results
+            if oracle:
+                oracle.kill()
+            os.close(result_r)
+        return results
+
+    def _wait_ready(self, child, reader):
+        budget = self.deadline - time.monotonic()
+        try:
+            header, _ = reader.read(time.monotonic() + min(self.limits.import_seconds, budget), wait_for_bytes)
+        except TimeoutError:
+            if budget <= self.limits.import_seconds:
+                return self.over_budget()
+            return {"kind": "timeout", "function": None,
+                    "message": "time limit: importing your package took longer than %g s" % self.limits.import_seconds}
+        except (EOFError, frames.FrameError, OSError) as exc:
+            return crash(child, "while importing your package", exc)
+        return None if header.get("ready") is True else crash(child, "while importing your package", None)
+
+    def _next_result(self, child, reader, check_id, seconds):
+        """The child's answer to check_id: it reports its own time-outs; a grace period later it
+        is killed."""
+        budget = self.deadline - time.monotonic()
+        try:
+            header, value = reader.read(time.monotonic() + min(seconds + 2.0, budget), wait_for_bytes)
+        except TimeoutError:
+            if budget <= seconds + 2.0:
+                return ChildResult(error=self.over_budget())
+            return ChildResult(error={"kind": "timeout", "function": None,
+                                      "message": "time limit: this check took longer than %g s" % seconds})
+        except (EOFError, frames.FrameError, OSError) as exc:
+            return ChildResult(error=crash(child, "during this check", exc))
+        warnings = [w for w in frames.field(header, "warnings", list, [])[:5] if isinstance(w, str)]
+        if frames.field(header, "id", int) != check_id:
+            return ChildResult(error=crash(child, "during this check", None))
+        error = frames.field(header, "error", dict)
+        if error is not None:
+            kind = frames.field(error, "kind", str)
+            function = frames.field(error, "function", str, limit=200)
+            return ChildResult(error={"kind": kind if kind in frames.ERROR_KINDS else "exception",
+                                      "function": function,
+                                      "message": frames.field(error, "message", str, "an error", 700)},
+                               warnings=warnings)
+        if not isinstance(value, dict):
+            return ChildResult(error={"kind": "output", "function": None, "message": "no outputs were returned"})
+        return ChildResult(outputs=value, warnings=warnings)
 
 
-def import_error(child, limits, deadline=float("inf"), over_budget=""):
-    """None once the child has imported the submission, else why it could not."""
-    budget = deadline - time.monotonic()
-    try:
-        header, _ = child.next_frame(min(limits.import_seconds, budget))
-    except TimeoutError:
-        if budget <= limits.import_seconds:
-            return over_budget
-        return "time limit: importing your package took longer than %g s" % limits.import_seconds
-    except (EOFError, ValueError, OSError):
-        return child_failure(child, "while importing your package")
-    return None if header.get("ready") else str(header.get("error", "could not import your package"))
-
-
-def child_failure(child, when):
-    """One line on why the child stopped answering, with the tail of its output."""
+def crash(child, when, exc):
+    """The error of a child that stopped answering or broke the protocol, with its output's tail."""
+    if isinstance(exc, frames.FrameError):
+        child.kill()
+        return {"kind": "crash", "function": None,
+                "message": "the grading process sent a malformed answer %s (%s)" % (when, exc)}
     try:
         child.proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
@@ -299,5 +395,26 @@ def child_failure(child, when):
     reason = "the grading process %s %s" % (child.exit_reason(), when)
     if child.proc.returncode == -signal.SIGKILL:
         reason += " (out of memory or a resource limit)"
-    tail = bytes(child.output[-300:]).decode("utf-8", "replace").strip().replace("\n", " | ")
-    return reason + (": " + tail if tail else "")
+    tail = child.tail()
+    return {"kind": "crash", "function": None, "message": reason + (": " + tail if tail else "")}
+
+
+def preflight(limits=None):
+    """Start one trivial sandboxed child; SandboxError with the cause when it fails."""
+    limits = limits or Limits()
+    cgroup = Cgroup(limits)
+    try:
+        if limits.require_cgroups and not cgroup.active:
+            raise SandboxError("per-submission cgroups are required but this machine does not allow them")
+        probe = Sandboxed("child.py", {"probe": True}, [], None, limits, cgroup)
+        try:
+            probe.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        probe.kill()
+        if probe.proc.returncode != 0:
+            raise SandboxError("the sandbox does not work here: a trivial sandboxed process %s: %s"
+                               % (probe.exit_reason(), probe.tail() or "no output"))
+    finally:
+        cgroup.remove()
+    return isolation_layers(cgroup.active)

@@ -1,44 +1,77 @@
-"""The graded units and their points: the one place points are declared."""
-from dataclasses import dataclass
+"""The graded units and their points: the one place units and points are declared.
+
+Adding a unit: one entry here, its solution region in source/, its public check(s) in
+captioning/checks.py and hidden ones in autograder/hidden.py.
+"""
 import re
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class Unit:
-    name: str       # as shown to students and used as the prefix of every test name
-    notebook: str   # the notebook whose autograded test cell grades this unit
+    name: str        # as shown to students and used as the prefix of every test name
+    notebook: str    # the notebook whose autograded test cell grades this unit
     points: float
-    depends: tuple = ()  # units this one usually calls; swapped for the reference on failure
+    function: str    # the student's code this unit grades, 'module:qualname' within the package
+    depends: tuple = ()    # units whose functions this unit's checks call (directly)
+    partner: str = None    # the backward unit of a forward one and vice versa: they share a cache layout
+    training: bool = False  # trains the model: graded on the model's own loss, which is never swapped
 
     @property
     def grade_id(self):
         """nbgrader cell id: the name with everything but [A-Za-z0-9_] turned into '_'."""
         return re.sub(r"_+", "_", re.sub(r"\W", "_", self.name)).strip("_")
 
+    @property
+    def is_backward(self):
+        return self.partner is not None and self.name.endswith("_backward")
+
 
 RNN_NB, LSTM_NB = "RNN_Captioning.ipynb", "LSTM_Captioning.ipynb"
-_MODEL_LAYERS = ("word_embedding_forward", "word_embedding_backward")
-_RNN = ("rnn_forward", "rnn_backward")
-_LSTM = ("lstm_forward", "lstm_backward")
+LAYERS, MODEL = "rnn_layers:", "classifiers.rnn:CaptioningRNN."
+
+
+def layer(name, notebook, points, depends=(), partner=None):
+    return Unit(name, notebook, points, LAYERS + name, depends, partner)
+
+
+def model_units(cell, notebook, sequence_layers, step_forward):
+    """The loss, sample and training units of one cell type."""
+    loss = "CaptioningRNN.loss (%s)" % cell
+    return (
+        Unit(loss, notebook, 8, MODEL + "loss",
+             ("word_embedding_forward", "word_embedding_backward") + sequence_layers),
+        Unit("CaptioningRNN.sample (%s)" % cell, notebook, 6, MODEL + "sample",
+             ("word_embedding_forward", step_forward)),
+        Unit("overfit (%s)" % cell, notebook, 6, MODEL + "loss", (loss,), training=True),
+    )
+
 
 UNITS = (
-    Unit("rnn_step_forward", RNN_NB, 5),
-    Unit("rnn_step_backward", RNN_NB, 5, ("rnn_step_forward",)),
-    Unit("rnn_forward", RNN_NB, 5, ("rnn_step_forward",)),
-    Unit("rnn_backward", RNN_NB, 8, ("rnn_step_backward", "rnn_forward", "rnn_step_forward")),
-    Unit("word_embedding_forward", RNN_NB, 5),
-    Unit("word_embedding_backward", RNN_NB, 5, ("word_embedding_forward",)),
-    Unit("CaptioningRNN.loss (rnn)", RNN_NB, 8, _MODEL_LAYERS + _RNN + ("rnn_step_forward", "rnn_step_backward")),
-    Unit("CaptioningRNN.sample (rnn)", RNN_NB, 6, ("word_embedding_forward", "rnn_step_forward")),
-    Unit("overfit (rnn)", RNN_NB, 6, ("CaptioningRNN.loss (rnn)",)),
-    Unit("lstm_step_forward", LSTM_NB, 6),
-    Unit("lstm_step_backward", LSTM_NB, 8, ("lstm_step_forward",)),
-    Unit("lstm_forward", LSTM_NB, 5, ("lstm_step_forward",)),
-    Unit("lstm_backward", LSTM_NB, 8, ("lstm_step_backward", "lstm_forward", "lstm_step_forward")),
-    Unit("CaptioningRNN.loss (lstm)", LSTM_NB, 8, _MODEL_LAYERS + _LSTM + ("lstm_step_forward", "lstm_step_backward")),
-    Unit("CaptioningRNN.sample (lstm)", LSTM_NB, 6, ("word_embedding_forward", "lstm_step_forward")),
-    Unit("overfit (lstm)", LSTM_NB, 6, ("CaptioningRNN.loss (lstm)",)),
+    layer("rnn_step_forward", RNN_NB, 5, partner="rnn_step_backward"),
+    layer("rnn_step_backward", RNN_NB, 5, ("rnn_step_forward",), partner="rnn_step_forward"),
+    layer("rnn_forward", RNN_NB, 5, ("rnn_step_forward",), partner="rnn_backward"),
+    layer("rnn_backward", RNN_NB, 8, ("rnn_step_backward", "rnn_forward"), partner="rnn_forward"),
+    layer("word_embedding_forward", RNN_NB, 5, partner="word_embedding_backward"),
+    layer("word_embedding_backward", RNN_NB, 5, ("word_embedding_forward",), partner="word_embedding_forward"),
+    *model_units("rnn", RNN_NB, ("rnn_forward", "rnn_backward"), "rnn_step_forward"),
+    layer("lstm_step_forward", LSTM_NB, 6, partner="lstm_step_backward"),
+    layer("lstm_step_backward", LSTM_NB, 8, ("lstm_step_forward",), partner="lstm_step_forward"),
+    layer("lstm_forward", LSTM_NB, 5, ("lstm_step_forward",), partner="lstm_backward"),
+    layer("lstm_backward", LSTM_NB, 8, ("lstm_step_backward", "lstm_forward"), partner="lstm_forward"),
+    *model_units("lstm", LSTM_NB, ("lstm_forward", "lstm_backward"), "lstm_step_forward"),
 )
 BY_NAME = {u.name: u for u in UNITS}
 BY_GRADE_ID = {u.grade_id: u for u in UNITS}
 TOTAL = sum(u.points for u in UNITS)
+
+
+def closure(name):
+    """The units name depends on, directly or not (name excluded), in UNITS order."""
+    seen, todo = set(), list(BY_NAME[name].depends)
+    while todo:
+        dep = todo.pop()
+        if dep not in seen:
+            seen.add(dep)
+            todo.extend(BY_NAME[dep].depends)
+    return [u.name for u in UNITS if u.name in seen]

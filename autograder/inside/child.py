@@ -1,0 +1,268 @@
+"""The sandboxed side of grading: imports the submission and runs checks on it.
+
+Started by autograder.sandbox inside bubblewrap as `python -I child.py RESULT_FD [TO_ORACLE FROM_ORACLE]`.
+It reads one JSON request on stdin (limits, the trusted check sources, the checks to run with their
+time limits, the functions to replace), applies the limits, drops to its throwaway uid, imports
+the submission from /submission and answers with frames (frames.py) on RESULT_FD. It never sees
+an expected value nor reference code: a function swapped for the reference is a proxy that asks
+the oracle process (oracle.py) over the two extra pipes.
+
+A check that runs past its limit is reported by a watchdog thread, naming the unit function the
+main thread was in (so later checks can skip it), before the child exits.
+"""
+import json
+import os
+import sys
+import threading
+import traceback
+import types
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import frames  # noqa: E402 (the sandbox's own module, found next to this file)
+
+PACKAGE = "captioning"
+
+
+def apply_limits(limits):
+    """rlimits, then (as root) the throwaway uid and gid; the process dies with its parent."""
+    import ctypes
+    import resource
+    for name, value in limits["rlimits"].items():
+        resource.setrlimit(getattr(resource, name), (value, value))
+    if os.geteuid() == 0:
+        os.setgroups([])
+        os.setresgid(limits["uid"], limits["uid"], limits["uid"])
+        os.setresuid(limits["uid"], limits["uid"], limits["uid"])
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS (bubblewrap sets it too)
+    libc.prctl(1, 9, 0, 0, 0)   # PR_SET_PDEATHSIG SIGKILL, after setuid which clears it
+    os.umask(0o077)
+
+
+def load_trusted(sources):
+    """The package `_grader` built from source texts (checks, gradient_check, hidden)."""
+    package = types.ModuleType("_grader")
+    package.__path__ = []
+    sys.modules["_grader"] = package
+    modules = {}
+    for name in ("gradient_check", "checks", "hidden"):
+        if name in sources:
+            module = types.ModuleType("_grader." + name)
+            module.__package__ = "_grader"
+            sys.modules[module.__name__] = modules[name] = module
+            exec(compile(sources[name], "<grader %s>" % name, "exec"), module.__dict__)
+    return modules
+
+
+class Attribution:
+    """Which unit function (module:qualname) a traceback or a running stack is in."""
+
+    def __init__(self, package_dir, functions):
+        self.package_dir = package_dir
+        self.functions = {}
+        for spec in functions:
+            module, qualname = spec.split(":")
+            path = os.path.join(package_dir, *module.split(".")) + ".py"
+            self.functions[(path, qualname.split(".")[-1])] = spec
+
+    def function(self, frames_):
+        """The innermost frame that is a unit's function, as 'module:qualname', or None."""
+        for filename, name in reversed(frames_):
+            spec = self.functions.get((filename, name))
+            if spec:
+                return spec
+        return None
+
+    def where(self, tb_frames):
+        """' (captioning/file.py, line N, in f)' of the innermost frame in the submission, or ''."""
+        inside = [f for f in tb_frames if f.filename.startswith(self.package_dir + os.sep)]
+        if not inside:
+            return ""
+        f = inside[-1]
+        return " (%s, line %d, in %s)" % (os.path.relpath(f.filename, os.path.dirname(self.package_dir)),
+                                           f.lineno, f.name)
+
+    def describe(self, exc):
+        """{"kind", "message", "function"} of an exception raised by the submission."""
+        tb = traceback.extract_tb(exc.__traceback__)
+        function = self.function([(f.filename, f.name) for f in tb])
+        if isinstance(exc, DidNotFinish):
+            return {"kind": "timeout", "function": exc.function,
+                    "message": "skipped: %s did not finish in an earlier check" % exc.function.split(":")[1]}
+        if isinstance(exc, NotImplementedError):
+            return {"kind": "not_implemented", "function": function,
+                    "message": "not implemented yet: NotImplementedError" + self.where(tb)}
+        text = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
+        message = (text[-1] if text else type(exc).__name__)[:500] + self.where(tb)
+        return {"kind": "exception", "function": function, "message": message}
+
+
+class DidNotFinish(Exception):
+    """Raised in place of a function that ran past its time limit in an earlier check."""
+
+    def __init__(self, function):
+        super().__init__(function)
+        self.function = function
+
+
+class Broken:
+    """Stands for a module of the submission that failed to import: any use raises ImportError."""
+
+    def __init__(self, message):
+        self.message = message
+
+    def __getattr__(self, name):
+        raise ImportError(self.message)
+
+
+def import_module(name, attribution):
+    """captioning.<name> of the submission, or Broken with the reason it does not import."""
+    import importlib
+    try:
+        return importlib.import_module(PACKAGE + "." + name)
+    except BaseException as exc:  # SyntaxError, SystemExit, ImportError, ... at import time
+        return Broken("could not import %s/%s.py: %s" % (PACKAGE, name.replace(".", "/"),
+                                                          attribution.describe(exc)["message"]))
+
+
+class Oracle:
+    """The client end of the oracle: calls reference functions in another process."""
+
+    def __init__(self, to_fd, from_fd, max_payload):
+        self.to_fd, self.reader, self.lock = to_fd, frames.FrameReader(from_fd, max_payload), threading.Lock()
+
+    def proxy(self, name):
+        def call(*args):
+            with self.lock:
+                frames.write_frame(self.to_fd, {"call": name}, args)
+                header, value = self.reader.read()
+            if "error" in header:
+                raise RuntimeError("the reference %s, used in place of yours, failed on the arguments your "
+                                   "code gave it: %s" % (name, frames.field(header, "error", str, "?", 300)))
+            return value
+        call.__name__ = call.__qualname__ = name
+        return call
+
+
+def replace(modules, spec, function):
+    """Put function in place of the submission's unit function spec ('module:qualname'),
+    wherever the submission's modules refer to it."""
+    module_name, qualname = spec.split(":")
+    owner = modules[module_name]
+    if isinstance(owner, Broken):
+        return
+    if "." in qualname:
+        cls, method = qualname.split(".")
+        setattr(getattr(owner, cls), method, function)
+        return
+    original = getattr(owner, qualname, None)
+    for module in modules.values():
+        if not isinstance(module, Broken) and getattr(module, qualname, None) is original:
+            setattr(module, qualname, function)
+
+
+def to_arrays(outputs):
+    """Outputs as numeric numpy arrays, or an error saying which one is not."""
+    import numpy as np
+    arrays = {}
+    for key, value in outputs.items():
+        array = np.asarray(value) if value is not None else None
+        if array is None or array.dtype == object:
+            return None, {"kind": "output", "function": None,
+                          "message": "%s is %s, not a numeric array" % (key, type(value).__name__)}
+        arrays[str(key)] = array
+    return arrays, None
+
+
+def raiser(spec):
+    def did_not_finish(*args, **kwargs):
+        raise DidNotFinish(spec)
+    return did_not_finish
+
+
+class Watchdog:
+    """Reports a check that runs past its limit, with the unit function it is stuck in, then exits."""
+
+    def __init__(self, fd, attribution, lock):
+        self.fd, self.attribution, self.lock = fd, attribution, lock
+        self.current, self.timer, self.main = None, None, threading.main_thread().ident
+
+    def arm(self, check_id, seconds):
+        self.current = check_id
+        self.timer = threading.Timer(seconds, self.fire, (check_id, seconds))
+        self.timer.daemon = True
+        self.timer.start()
+
+    def disarm(self):
+        self.current = None
+        self.timer.cancel()
+
+    def fire(self, check_id, seconds):
+        frame = sys._current_frames().get(self.main)
+        stack = []
+        while frame is not None:
+            stack.append((frame.f_code.co_filename, frame.f_code.co_name))
+            frame = frame.f_back
+        function = self.attribution.function(list(reversed(stack)))
+        with self.lock:
+            if self.current == check_id:
+                where = " (in %s)" % function.split(":")[1] if function else ""
+                frames.write_frame(self.fd, {"id": check_id, "error": {
+                    "kind": "timeout", "function": function,
+                    "message": "time limit: this check took longer than %g s%s" % (seconds, where)}})
+                os._exit(0)
+
+
+def main():
+    request = json.loads(sys.stdin.readline())
+    apply_limits(request["limits"])
+    if request.get("probe"):  # the grader's check that the sandbox works at all
+        import h5py  # noqa: F401 (what every child imports: numpy and, through the solver, h5py)
+        import numpy.random  # noqa: F401
+        os._exit(0)
+    fd = int(sys.argv[1])
+    trusted = load_trusted(request["sources"])
+    C = trusted["checks"]
+    checks = C.PUBLIC_CHECKS + (trusted["hidden"].hidden_checks(C) if "hidden" in trusted else [])
+    by_title = {c.title: c for c in checks}
+    scratch = request["scratch"]
+    attribution = Attribution(os.path.join(scratch, PACKAGE), request["functions"])
+    sys.path.insert(0, scratch)
+    modules = {name: import_module(name, attribution) for name in C.MODULES}
+    for spec in request["unfinished"]:
+        replace(modules, spec, raiser(spec))
+    if request["swaps"]:
+        oracle = Oracle(int(sys.argv[2]), int(sys.argv[3]), request["max_payload"])
+        for spec in request["swaps"]:
+            replace(modules, spec, oracle.proxy(spec.split(":")[1]))
+    impl = C.Impl(modules)
+    lock = threading.Lock()
+    watchdog = Watchdog(fd, attribution, lock)
+    frames.write_frame(fd, {"ready": True})
+    for check_id, title, mode, seconds in request["checks"]:
+        watchdog.arm(check_id, seconds)
+        impl.warnings = []
+        check = by_title[title]
+        run = C.own_gradient_probe(*check.backward_of) if mode == "own_gradient" else check.run
+        try:
+            outputs, error = to_arrays(run(impl))
+        except BaseException as exc:
+            outputs, error = None, attribution.describe(exc)
+        with lock:
+            watchdog.disarm()
+            header = {"id": check_id, "warnings": [str(w)[:300] for w in impl.warnings[:5]]}
+            try:
+                if error:
+                    header["error"] = error
+                    frames.write_frame(fd, header)
+                else:
+                    frames.write_frame(fd, header, outputs)
+            except frames.FrameError as exc:
+                header.pop("tree", None)
+                header["error"] = {"kind": "output", "function": None, "message": "your outputs cannot be sent: %s" % exc}
+                frames.write_frame(fd, header)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""The frame protocol between the grader and its sandboxed processes, written once for both ends.
+
+A frame is one JSON header line, then `size` bytes: the raw data of the frame's arrays, one after
+the other (no pickle, ever). Values that travel (check outputs, arguments and results of a
+reference function served by the oracle, caches) are trees: the header's `tree` field is a
+skeleton of {"a": [dtype, shape]} (the next array of the payload), {"t": [...]} tuple, {"l": [...]}
+list, {"d": {...}} dict with text keys, {"v": x} a JSON scalar; numpy scalars travel as 0-d arrays.
+
+Frames from a sandboxed process are untrusted. `FrameReader.read` refuses (FrameError, costing only
+the check that sent it) a header longer than MAX_HEADER, nested deeper than MAX_DEPTH or with more
+than MAX_NODES nodes, a payload over the reader's cap, dtypes other than booleans and numbers, and
+arrays whose declared shape times itemsize does not add up exactly to the payload; nothing is
+allocated beyond the payload itself. Each end checks the fields it reads (`field`).
+
+Frames, as sent:
+  child -> grader   {"ready": true}                          the submission imported
+                    {"id": ID, "tree": T, "warnings": [..]}  a check's outputs (a dict of arrays)
+                    {"id": ID, "error": E, "warnings": [..]} E = {"kind", "message", "function"}
+  child -> oracle   {"call": NAME, "tree": T}                 arguments of a swapped-in function
+  oracle -> child   {"tree": T} or {"error": MESSAGE}        its result
+"""
+import json
+import os
+
+import numpy as np
+
+MAX_HEADER = 64 * 1024
+MAX_DEPTH = 32
+MAX_NODES = 20000
+ERROR_KINDS = ("not_implemented", "exception", "timeout", "output")
+NUMERIC_KINDS = "biufc"
+
+
+class FrameError(Exception):
+    """A frame that breaks the protocol or its limits."""
+
+
+# ---------------------------------------------------------------- trees
+
+def encode(value):
+    """(skeleton, arrays) of a tree of arrays, tuples, lists, text-keyed dicts and scalars."""
+    arrays = []
+
+    def walk(v, depth):
+        if depth > MAX_DEPTH:
+            raise FrameError("value nested deeper than %d" % MAX_DEPTH)
+        if isinstance(v, (np.ndarray, np.generic)):
+            array = np.asarray(v)
+            if array.dtype.kind not in NUMERIC_KINDS:
+                raise FrameError("an array of %s cannot be sent" % array.dtype)
+            arrays.append(array)
+            return {"a": [array.dtype.str, list(array.shape)]}
+        if isinstance(v, tuple):
+            return {"t": [walk(x, depth + 1) for x in v]}
+        if isinstance(v, list):
+            return {"l": [walk(x, depth + 1) for x in v]}
+        if isinstance(v, dict) and all(isinstance(k, str) for k in v):
+            return {"d": {k: walk(x, depth + 1) for k, x in v.items()}}
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return {"v": v}
+        raise FrameError("a %s cannot be sent" % type(v).__name__)
+    return walk(value, 0), arrays
+
+
+def decode(skeleton, payload):
+    """The tree a skeleton and its payload stand for; FrameError when they do not fit together."""
+    count, offset = [0], [0]
+
+    def array(spec):
+        if not (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], str)
+                and isinstance(spec[1], list) and len(spec[1]) <= MAX_DEPTH
+                and all(type(n) is int and n >= 0 for n in spec[1])):
+            raise FrameError("malformed array")
+        try:
+            dtype = np.dtype(spec[0])
+        except TypeError:
+            raise FrameError("unknown dtype")
+        if dtype.kind not in NUMERIC_KINDS:
+            raise FrameError("arrays must hold booleans or numbers")
+        size = 1
+        for n in spec[1]:
+            size *= n
+        end = offset[0] + size * dtype.itemsize
+        if end > len(payload):
+            raise FrameError("arrays larger than the payload")
+        data = np.frombuffer(payload, dtype, size, offset[0]).reshape(tuple(spec[1])).copy()
+        offset[0] = end
+        return data
+
+    def walk(node, depth):
+        count[0] += 1
+        if depth > MAX_DEPTH or count[0] > MAX_NODES or not isinstance(node, dict) or len(node) != 1:
+            raise FrameError("malformed value")
+        (kind, body), = node.items()
+        if kind == "a":
+            return array(body)
+        if kind in ("t", "l") and isinstance(body, list):
+            items = [walk(x, depth + 1) for x in body]
+            return tuple(items) if kind == "t" else items
+        if kind == "d" and isinstance(body, dict):
+            return {k: walk(x, depth + 1) for k, x in body.items()}
+        if kind == "v" and (body is None or isinstance(body, (bool, int, float, str))):
+            return body
+        raise FrameError("malformed value")
+    value = walk(skeleton, 0)
+    if offset[0] != len(payload):
+        raise FrameError("payload longer than its arrays")
+    return value
+
+
+# ---------------------------------------------------------------- writing
+
+def write_frame(fd, header, value=None):
+    """Send header (a dict) and, when given, value as its tree."""
+    payload = b""
+    if value is not None:
+        header["tree"], arrays = encode(value)
+        payload = b"".join(a.tobytes() for a in arrays)
+    header["size"] = len(payload)
+    data = (json.dumps(header) + "\n").encode() + payload
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+# ---------------------------------------------------------------- reading
+
+class FrameReader:
+    """Reads frames from a file descriptor, with a wall-clock deadline per frame."""
+
+    def __init__(self, fd, max_payload):
+        self.fd, self.max_payload, self.buffer = fd, max_payload, bytearray()
+
+    def _fill(self, deadline, wait):
+        chunk = wait(self.fd, deadline)
+        if not chunk:
+            raise EOFError
+        self.buffer += chunk
+
+    def read(self, deadline=None, wait=None):
+        """(header, value or None). wait(fd, deadline) returns the next bytes (b"" at end of file)
+        or raises TimeoutError; by default a blocking read."""
+        wait = wait or (lambda fd, _: os.read(fd, 1 << 20))
+        while b"\n" not in self.buffer:
+            if len(self.buffer) > MAX_HEADER:
+                raise FrameError("header longer than %d bytes" % MAX_HEADER)
+            self._fill(deadline, wait)
+        line, _, rest = bytes(self.buffer).partition(b"\n")
+        if len(line) > MAX_HEADER:
+            raise FrameError("header longer than %d bytes" % MAX_HEADER)
+        try:
+            header = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise FrameError("header is not JSON: %s" % type(exc).__name__)
+        if not isinstance(header, dict):
+            raise FrameError("header is not an object")
+        size = header.get("size")
+        if type(size) is not int or not 0 <= size <= self.max_payload:
+            raise FrameError("payload size %r outside 0..%d" % (size, self.max_payload))
+        self.buffer = bytearray(rest)
+        while len(self.buffer) < size:
+            self._fill(deadline, wait)
+        payload, self.buffer = bytes(self.buffer[:size]), self.buffer[size:]
+        if "tree" not in header:
+            return header, None
+        return header, decode(header["tree"], payload)
+
+
+def field(header, name, kind, default=None, limit=2000):
+    """header[name] when it has the expected type (text cut to `limit`), else default."""
+    value = header.get(name, default)
+    if kind is str:
+        return value[:limit] if isinstance(value, str) else default
+    if kind is int:
+        return value if type(value) is int else default
+    if kind is list:
+        return value if isinstance(value, list) else default
+    if kind is dict:
+        return value if isinstance(value, dict) else default
+    return value if isinstance(value, kind) else default
