@@ -2,6 +2,15 @@
 
 The code it wires in lives in tools/nbgrader_plugins.py; `make release` (tools/release.py) runs
 generate_assignment and generate_solution with it.
+
+`nbgrader autograde` does not execute the submitted notebooks. nbgrader's Execute preprocessor
+would run every student cell in a kernel of the grading process's user (root on a grading
+server), unsandboxed, before the test cells: such code can rewrite the package, patch the checks
+or print any score. In its place, plugins.GradeWithKit grades each notebook's units once with the
+kit's grader (autograder.grade.grade), which runs the student's package only in its sandbox, and
+writes into each autograded test cell its unit's report and points, which nbgrader's own
+SaveAutoGrades records: nbgrader gives exactly the points of `python -m autograder`. The notebook
+is only a vehicle for the points and the feedback; what is graded is the `captioning` package.
 """
 import os
 import sys
@@ -12,9 +21,9 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
-from nbgrader.converters import GenerateAssignment  # noqa: E402
+from nbgrader.converters import Autograde, GenerateAssignment  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
-    ClearHiddenTests, ClearMarkScheme, ClearOutput, GetGrades, IncludeHeaderFooter, LockCells)
+    ClearHiddenTests, ClearMarkScheme, ClearOutput, Execute, GetGrades, IncludeHeaderFooter, LockCells)
 
 from tools import nbgrader_plugins as plugins  # noqa: E402
 
@@ -37,14 +46,19 @@ c.GenerateSolution.preprocessors = [
     ClearHiddenTests, plugins.RemoveSolutionMarkers]
 c.GenerateSolution.post_convert_hook = partial(plugins.unmark_solution_modules, config=c)
 
-# Autograding: keep the student's modules, let the kernel import `autograder` with
-# CAPTIONING_GRADING=1, and allow for the training cells (an overfit test cell trains twice: the
-# visible check, then unit_score; on a loaded 2-core machine it took over 300 s).
+# Autograding: nbgrader's default autograde steps, in their order, with Execute replaced by the
+# kit's sandboxed grader (see the docstring). The student's package files are kept: nbgrader would
+# otherwise overwrite them with source/'s (the solution). A deleted test cell is put back, so that
+# it too gets its unit's points.
+_AUTOGRADE_STEPS = Autograde.class_traits()["autograde_preprocessors"].default()
+assert Execute in _AUTOGRADE_STEPS, "nbgrader's autograde steps changed: review nbgrader_config.py"
+c.Autograde.autograde_preprocessors = [
+    plugins.GradeWithKit if step is Execute else step for step in _AUTOGRADE_STEPS]
 c.Autograde.exclude_overwriting = {
     ASSIGNMENT: plugins.student_modules(os.path.join(ROOT, "source", ASSIGNMENT))}
-c.Autograde.pre_convert_hook = plugins.grading_environment
-c.Execute.timeout = 600
+c.OverwriteCells.add_missing_cells = True
 
-# Feedback: grades without the hidden tests (nor their tracebacks); the solution never gets
-# there, as autograde keeps the student's modules.
-c.GenerateFeedback.preprocessors = [GetGrades, plugins.ClearHiddenFeedback, CSSHTMLHeaderPreprocessor]
+# Feedback: grades and each test cell's report; nbgrader's ClearHiddenTests as a safety net (the
+# test cells hold no hidden tests: SyncUnitPoints refuses them). The solution never gets there, as
+# autograde keeps the student's modules.
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -1,23 +1,31 @@
 """nbgrader front end: `nbgrader autograde` gives the same per-unit points as `python -m autograder`,
-keeps the student's package, and its feedback shows no hidden test and no solution code.
+keeps the student's package, never executes the submitted notebooks (student code runs only in the
+kit's sandbox), and its feedback shows each unit's report but no hidden test and no solution code.
 
 Runs the real nbgrader commands on a copy of the course (release regenerated there, so the copy has
-its own gradebook) with two students: the answer key and a half-done submission (LSTM not written).
+its own gradebook) with three students: the answer key, a half-done submission (LSTM not written),
+and an attacker: the untouched release whose notebook's first editable code cell loads the
+reference into the package, writes a file as root and patches what the test cells call.
 """
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder.grade import STUDENT_FILES, grade
+from autograder.grade import grade
+from autograder.intake import STUDENT_FILES
 from autograder.report import unit_scores
 from autograder.units import UNITS
+
+pytestmark = pytest.mark.slow  # real nbgrader commands: about 90 s on 2 cores
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -34,6 +42,39 @@ def half_done(package):
     (package / "rnn_layers.py").write_text(solved)
 
 
+ATTACK = """\
+import pathlib
+import captioning.rnn_layers as _layers
+# (a) the reference implementation, read from the course's source/, run into the student's module
+exec(compile(pathlib.Path({reference!r}).read_text(), _layers.__file__, "exec"), vars(_layers))
+# (b) a file written by the grading process's user, outside the submission
+pathlib.Path({marker!r}).write_text("student code ran at autograde")
+# (c) what the test cells call, patched: the public check, and the grader's entry points
+import captioning.checks as _checks
+_checks.check = lambda unit: print("PASS")
+try:
+    from autograder.units import BY_NAME as _units
+    import autograder.notebook as _nb
+    _nb.unit_score = lambda unit, submission=".": _units[unit].points
+except ImportError:
+    pass
+try:
+    import autograder.grade as _grade
+    _grade.grade = lambda *args, **kwargs: []
+except ImportError:
+    pass
+"""
+
+
+def plant_attack(folder, reference, marker):
+    """Prepend ATTACK to the first code cell students may edit in folder's RNN_Captioning.ipynb."""
+    path = folder / "RNN_Captioning.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and not c.metadata.get("nbgrader", {}).get("locked"))
+    cell.source = ATTACK.format(reference=str(reference), marker=str(marker)) + cell.source
+    nbformat.write(nb, path)
+
+
 def run(command, cwd):
     env = dict(os.environ, PATH="%s:%s" % (BIN, os.environ["PATH"]))
     proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=1500)
@@ -42,26 +83,33 @@ def run(command, cwd):
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    """A graded copy of the course: {student: submitted folder}, after autograde + feedback."""
+    """A graded copy of the course, after autograde + feedback: (course dir, {student: kit's
+    unit scores}, marker path the attack writes to, seconds autograde took)."""
     course = tmp_path_factory.mktemp("course")
+    marker = tmp_path_factory.mktemp("attack") / "written-as-root"
     for name in ("source", "release", "tools", "autograder", "nbgrader_config.py"):
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copyfile
         copy(ROOT / name, course / name)
     os.symlink(ROOT / "datasets", course / "datasets")
     run([sys.executable, "-m", "tools.release"], course)
     students = {}
-    for student in ("key", "halfway"):
+    for student in ("key", "halfway", "attacker"):
         folder = course / "submitted" / student / "image_captioning"
         shutil.copytree(course / "release" / "image_captioning", folder)
-        for rel in STUDENT_FILES:
-            shutil.copyfile(ROOT / "solutions/image_captioning/captioning" / rel, folder / "captioning" / rel)
+        if student != "attacker":
+            for rel in STUDENT_FILES:
+                shutil.copyfile(ROOT / "solutions/image_captioning/captioning" / rel, folder / "captioning" / rel)
         students[student] = folder
     half_done(students["halfway"] / "captioning")
-    with ThreadPoolExecutor(2) as pool:  # the kit's grades while nbgrader works
-        kit = pool.map(lambda s: unit_scores(grade(students[s], jobs=1)), students)
+    plant_attack(students["attacker"], course / "source/image_captioning/captioning/rnn_layers.py", marker)
+    with ThreadPoolExecutor(1) as pool:  # the kit's grades while nbgrader works
+        graded = ("key", "halfway")
+        kit = pool.map(lambda s: unit_scores(grade(students[s], jobs=1)), graded)
+        started = time.monotonic()
         run([str(BIN / "nbgrader"), "autograde", "image_captioning", "--force"], course)
+        seconds = time.monotonic() - started
         run([str(BIN / "nbgrader"), "generate_feedback", "image_captioning", "--force"], course)
-        return course, dict(zip(students, kit))
+        return course, dict(zip(graded, kit)), marker, seconds
 
 
 def nbgrader_unit_scores(course, student):
@@ -72,26 +120,25 @@ def nbgrader_unit_scores(course, student):
 
 @pytest.mark.parametrize("student", ["key", "halfway"])
 def test_autograde_gives_the_points_of_the_command_line_grader(course, student):
-    course, kit = course
+    course, kit, _, _ = course
     by_nbgrader = nbgrader_unit_scores(course, student)
     by_kit = {unit: got for unit, (got, _) in kit[student].items()}
     assert by_nbgrader == pytest.approx(by_kit, abs=1e-3)
-    if student == "halfway":
-        assert {u for u, got in by_kit.items() if got == 0} == {
-            "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward",
-            "CaptioningRNN.loss (lstm)", "CaptioningRNN.sample (lstm)", "overfit (lstm)"}
+    if student == "halfway":  # what the model units earn with unwritten layers is grade.py's policy
+        assert {u for u, got in by_kit.items() if got == 0} >= set(LSTM_FUNCTIONS)
+        assert all(by_kit[u.name] == pytest.approx(u.points) for u in UNITS if u.notebook == "RNN_Captioning.ipynb")
     else:
         assert sum(by_kit.values()) == pytest.approx(100)
 
 
 def test_autograde_keeps_the_students_package(course):
-    course, _ = course
+    course = course[0]
     graded = course / "autograded" / "halfway" / "image_captioning" / "captioning" / "rnn_layers.py"
     assert "raise NotImplementedError" in graded.read_text()
 
 
 def test_feedback_shows_no_hidden_test_and_no_solution(course):
-    course, _ = course
+    course = course[0]
     feedback = list((course / "feedback" / "halfway" / "image_captioning").rglob("*"))
     html = [p for p in feedback if p.suffix == ".html"]
     assert len(html) == 2
@@ -108,3 +155,46 @@ def test_feedback_shows_no_hidden_test_and_no_solution(course):
                 assert marker not in text, "%s in %s" % (marker, path)
             for line in solution_lines:
                 assert line not in text, "solution line %r in %s" % (line, path)
+
+
+
+def test_feedback_shows_each_units_report(course):
+    course = course[0]
+    feedback = course / "feedback" / "halfway" / "image_captioning"
+    lstm = (feedback / "LSTM_Captioning.html").read_text()
+    rnn = (feedback / "RNN_Captioning.html").read_text()
+    assert "FAIL: not implemented yet" in lstm and "lstm_step_forward" in lstm
+    assert "PASS: " in rnn and "FAIL: " not in rnn
+
+
+def test_student_code_in_the_notebook_never_runs_at_autograde(course, capsys):
+    """The attack: nothing written as root, every code unit 0, and no notebook cell executed."""
+    course, _, marker, seconds = course
+    with capsys.disabled():
+        print("\nnbgrader autograde of 3 submissions: %.1f s (when it executed the notebooks: about "
+              "73 s for one submission, README)" % seconds)
+    assert not marker.exists(), "student code ran during nbgrader autograde"
+    assert nbgrader_unit_scores(course, "attacker") == {u.name: 0 for u in UNITS}
+    for student in ("key", "attacker"):
+        for name in ("RNN_Captioning.ipynb", "LSTM_Captioning.ipynb"):
+            nb = nbformat.read(course / "autograded" / student / "image_captioning" / name, as_version=4)
+            for cell in nb.cells:
+                if cell.cell_type == "code" and not cell.metadata.get("nbgrader", {}).get("grade"):
+                    assert not cell.outputs and cell.execution_count is None, "%s: a cell was run" % name
+
+
+def test_the_attack_works_when_run(tmp_path):
+    """So that the test above means something: run where it is executed (here, a plain python in a
+    copy of the release), ATTACK writes its file and the package then computes the reference's
+    answers."""
+    folder = tmp_path / "image_captioning"
+    shutil.copytree(ROOT / "release" / "image_captioning", folder)
+    marker = tmp_path / "written"
+    attack = ATTACK.format(reference=str(ROOT / "source/image_captioning/captioning/rnn_layers.py"),
+                           marker=str(marker))
+    probe = "import numpy as np\nfrom captioning.rnn_layers import rnn_step_forward\n" \
+            "print(rnn_step_forward(np.ones((1, 2)), np.ones((1, 3)), np.ones((2, 3)), np.ones((3, 3)), np.ones(3))[0])"
+    proc = subprocess.run([sys.executable, "-c", attack + probe], cwd=folder, capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0, proc.stderr
+    assert marker.exists() and "0.99" in proc.stdout

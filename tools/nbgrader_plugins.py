@@ -4,21 +4,21 @@
 - strip_release_modules / unmark_solution_modules: post-convert hooks doing for the package's .py
   files what nbgrader does for notebook cells (nbgrader copies .py files verbatim).
 - RemoveSolutionMarkers: answer-key notebooks keep the solution code, without the marker lines.
-- grading_environment: autograde pre-convert hook; the kernel it starts imports `autograder`.
-- ClearHiddenFeedback: feedback without hidden tests, in the cells or in their tracebacks.
+- GradeWithKit: autograde preprocessor standing in for nbgrader's Execute. The submitted notebook
+  is never executed: the kit's sandboxed grader grades the notebook's units on the submitted
+  package, and each autograded test cell gets outputs from which nbgrader's SaveAutoGrades records
+  exactly the kit's points for its unit (a numeric execute_result is partial credit), plus the
+  unit's test report as a stream output, for the feedback.
 """
 import os
 from pathlib import Path
 
-from nbformat.v4 import new_code_cell
+from nbformat.v4 import new_code_cell, new_output
 from nbgrader import utils
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions, NbGraderPreprocessor
-from traitlets import List
 
 from autograder.units import BY_GRADE_ID, UNITS
-
-ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 def student_modules(assignment_dir, marker="BEGIN SOLUTION"):
@@ -79,6 +79,7 @@ class SyncUnitPoints(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         notebook = resources["nbgrader"]["notebook"] + ".ipynb"
         found = set()
+        hidden = ClearHiddenTests(config=self.config).begin_test_delimeter
         for cell in nb.cells:
             if not utils.is_grade(cell) or utils.is_solution(cell):
                 continue
@@ -87,6 +88,10 @@ class SyncUnitPoints(NbGraderPreprocessor):
             if unit is None or unit.notebook != notebook:
                 raise ValueError(f"{notebook}: test cell {grade_id!r} is not a unit of this "
                                  "notebook in autograder/units.py")
+            if hidden in cell.source:
+                raise ValueError(f"{notebook}: test cell {grade_id!r} has hidden tests; autograde does "
+                                 "not run notebooks, so they would never run: put hidden checks in "
+                                 "autograder/hidden.py")
             cell.metadata.nbgrader["points"] = unit.points
             found.add(grade_id)
         missing = [u.grade_id for u in UNITS if u.notebook == notebook and u.grade_id not in found]
@@ -95,24 +100,59 @@ class SyncUnitPoints(NbGraderPreprocessor):
         return nb, resources
 
 
-def grading_environment(**_):
-    """Autograde pre-convert hook: the kernel (a child process) can `import autograder` and sees
-    CAPTIONING_GRADING=1, so the checks report instead of raising."""
-    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != ROOT]
-    os.environ["PYTHONPATH"] = os.pathsep.join([ROOT] + paths)
-    os.environ["CAPTIONING_GRADING"] = "1"
+def unit_outputs(results, points):
+    """The outputs of one unit's test cell: its report, then its points as an execute_result (which
+    nbgrader's determine_grade takes as partial credit, capped at the cell's points)."""
+    from autograder.report import table
+
+    got = min(round(sum(r.score for r in results), 4), float(points))
+    report = table(results) if results else "no result for this unit: 0 points"
+    text = ("Graded on your captioning package by the course's grader (this notebook is not run "
+            "for grading):\n" + report + "\n")
+    return [new_output("stream", name="stdout", text=text),
+            new_output("execute_result", data={"text/plain": repr(got)}, execution_count=None)]
 
 
-class ClearHiddenFeedback(ClearHiddenTests):
-    """ClearHiddenTests for feedback; error tracebacks of the cells that had hidden tests are cut
-    to their last line, since a traceback quotes the code lines that raised."""
+class GradeWithKit(NbGraderPreprocessor):
+    """Autograde preprocessor in place of nbgrader's Execute: the notebook is not executed.
 
-    display_data_priority = List(config=True)  # HTMLExporter configures it; unused here
+    grade() (autograder/grade.py) grades the units of this notebook once, on the autograded
+    submission folder (the notebook's folder: the student's package files, the rest from source/),
+    running the student's code only in its sandbox. Each autograded test cell then gets the report
+    and the points of its unit as outputs, for SaveAutoGrades and the feedback. A grade cell that is
+    no unit of this notebook gets an error output, i.e. 0 points, never the full credit nbgrader
+    gives a test cell without output.
+    """
 
-    def preprocess_cell(self, cell, resources, cell_index):
-        had_hidden = self.begin_test_delimeter in cell.source
-        cell, resources = super().preprocess_cell(cell, resources, cell_index)
-        for output in cell.get("outputs", []) if had_hidden else []:
-            if output.output_type == "error":
-                output.traceback = [f"{output.ename}: {output.evalue}"]
-        return cell, resources
+    def preprocess(self, nb, resources):
+        from autograder.grade import grade
+        from autograder.intake import SubmissionError
+
+        notebook = resources["nbgrader"]["notebook"] + ".ipynb"
+        folder = Path(resources["metadata"]["path"]).resolve()
+        units = [u.name for u in UNITS if u.notebook == notebook]
+        by_unit = {name: [] for name in units}
+        problem = None
+        if units:
+            self.log.info("Grading %s of %s with the kit's grader: %s", notebook, folder, ", ".join(units))
+            try:
+                for result in grade(folder, units=units):
+                    by_unit.setdefault(result.unit, []).append(result)
+            except SubmissionError as exc:
+                problem = "cannot grade the submission: %s" % exc
+        for cell in nb.cells:
+            if cell.cell_type != "code" or not utils.is_grade(cell) or utils.is_solution(cell):
+                continue
+            grade_id = cell.metadata.nbgrader["grade_id"]
+            unit = BY_GRADE_ID.get(grade_id)
+            cell.execution_count = None
+            if unit is None or unit.name not in units:
+                self.log.warning("%s: test cell %r is no unit of this notebook: 0 points", notebook, grade_id)
+                cell.outputs = [new_output("error", ename="GradingError", traceback=[],
+                                           evalue="not a graded unit of %s" % notebook)]
+            elif problem:
+                cell.outputs = [new_output("stream", name="stdout", text=problem + "\n"),
+                                new_output("execute_result", data={"text/plain": "0.0"}, execution_count=None)]
+            else:
+                cell.outputs = unit_outputs(by_unit[unit.name], cell.metadata.nbgrader["points"])
+        return nb, resources
