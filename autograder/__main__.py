@@ -1,14 +1,17 @@
-"""python -m autograder SUBMISSION [--results results.json] [--public]
+"""python -m autograder SUBMISSION [--results results.json] [--public] [--require-cgroups]
    python -m autograder batch SUBMISSIONS_DIR --out GRADES_DIR [--workers N] [--force]
 
 The --results file gets the ordinary mode of a new file (0666 minus the umask; its folder decides
 who can reach it), unlike batch outputs, which are private (see report.py).
+Exit status: 0 graded (whatever the score), 2 nothing to grade (results.json says why), 3 the
+sandbox does not work on this machine (nothing graded, the line says why).
 """
 import argparse
 import sys
 
-from .grade import grade_timed
+from .grade import SandboxError, grade_timed, sandbox_layers
 from .intake import SubmissionError
+from .sandbox import Limits
 from .report import clean_line, failure_document, gradescope, table, write_json_atomically
 
 
@@ -22,9 +25,16 @@ def main(argv=None):
     parser.add_argument("submission", help="a folder laid out like release/image_captioning/, or a zip of it")
     parser.add_argument("--results", help="write Gradescope-format results.json here")
     parser.add_argument("--public", action="store_true", help="run only the public checks (student self-check)")
+    parser.add_argument("--require-cgroups", action="store_true",
+                        help="refuse to grade where per-submission cgroups are unavailable")
     args = parser.parse_args(argv)
     try:
-        results, seconds = grade_timed(args.submission, public_only=args.public)
+        limits = Limits(require_cgroups=args.require_cgroups)
+        print("isolation: " + "; ".join(sandbox_layers(limits.require_cgroups)), file=sys.stderr)
+        results, seconds = grade_timed(args.submission, public_only=args.public, limits=limits)
+    except SandboxError as exc:  # the grader's problem, never the student's: no grade at all
+        print("cannot grade: %s" % exc, file=sys.stderr)
+        return 3
     except SubmissionError as exc:
         print("cannot grade %s: %s" % (clean_line(args.submission), clean_line(exc)), file=sys.stderr)
         if args.results:  # Gradescope still needs a results.json: score 0 and the reason

@@ -22,7 +22,7 @@ from .grade import grade_timed
 from .intake import SubmissionError
 from .report import (clean_line, failure_document, gradescope, is_current, make_folders, write_grades_csv,
                      write_json_atomically, write_summary_html)
-from .sandbox import Limits
+from .sandbox import Limits, SandboxError
 
 ASSIGNMENT = "image_captioning"
 
@@ -47,16 +47,25 @@ def discover(submissions_dir):
     return sorted(found.items())
 
 
+class GraderError(Exception):
+    """Grading one submission failed on the grader's side: nothing is recorded for it."""
+
+
 def grade_student(path, units=None, limits=None, public_only=False):
-    """The Gradescope results document of one submission; never raises for a bad submission."""
+    """The Gradescope results document of one submission.
+
+    A submission that cannot be graded gets a score-0 document with the reason. A failure of the
+    grader itself is never written down as the student's grade: SandboxError stops the batch,
+    anything else raises GraderError for this student only (run again to grade them)."""
     started = time.monotonic()
     try:
         results, seconds = grade_timed(path, public_only=public_only, units=units, limits=limits, jobs=1)
     except SubmissionError as exc:
         return failure_document(str(exc), time.monotonic() - started)
-    except Exception as exc:  # a grader bug must not stop the class: record it and go on
-        return failure_document("internal grader error (%s: %s), please tell the course staff"
-                                % (type(exc).__name__, str(exc)[:200]), time.monotonic() - started)
+    except SandboxError:
+        raise
+    except Exception as exc:
+        raise GraderError("%s: %s" % (type(exc).__name__, str(exc)[:200])) from exc
     return gradescope(results, seconds)
 
 
@@ -76,7 +85,7 @@ def run_batch(submissions_dir, out, workers=2, force=False, units=None, limits=N
     out = Path(out)
     make_folders(out)
     students = discover(submissions_dir)
-    documents, todo = {}, []
+    documents, todo, failed = {}, [], {}
     for student, path in students:
         existing = None if force else load_results(out / student / "results.json")
         if existing is not None:
@@ -90,7 +99,14 @@ def run_batch(submissions_dir, out, workers=2, force=False, units=None, limits=N
         try:
             for future in as_completed(futures):
                 student = futures[future]
-                documents[student] = future.result()
+                try:
+                    documents[student] = future.result()
+                except GraderError as exc:
+                    failed[student] = str(exc)
+                    print("not graded (grader error, run again): %s: %s" % (clean_line(student), clean_line(exc)),
+                          file=sys.stderr)
+                    bar.update()
+                    continue
                 write_json_atomically(out / student / "results.json", documents[student])
                 bar.set_postfix_str("%s %.1f" % (clean_line(student)[:40], documents[student]["score"]))
                 bar.update()
@@ -101,6 +117,9 @@ def run_batch(submissions_dir, out, workers=2, force=False, units=None, limits=N
     bar.close()
     write_grades_csv(out / "grades.csv", documents)
     write_summary_html(out / "summary.html", documents)
+    if failed:
+        raise GraderError("%d submission(s) not graded because of grader errors: %s; run again to grade them"
+                          % (len(failed), ", ".join(clean_line(s) for s in sorted(failed))))
     return documents
 
 
@@ -128,6 +147,9 @@ def main(argv):
     except SubmissionError as exc:
         print("cannot grade: %s" % exc, file=sys.stderr)
         return 2
+    except (SandboxError, GraderError) as exc:
+        print("cannot grade: %s" % exc, file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("interrupted: the results.json already written are kept; run again to resume", file=sys.stderr)
         return 130

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .course import PACKAGE, REFERENCE_PACKAGE
 from .intake import find_package, stage, unpack
-from .sandbox import Limits, Session, preflight
+from .sandbox import Limits, SandboxError, Session, preflight
 from .units import BY_NAME, UNITS, closure
 
 FUNCTIONS = sorted({u.function for u in UNITS})
@@ -255,11 +255,20 @@ def split_points(points, count):
     return [share] * (count - 1) + [round(points - share * (count - 1), 4)]
 
 
+@functools.lru_cache(maxsize=None)
+def sandbox_layers(require_cgroups=False):
+    """The isolation layers in force, once the sandbox has been seen to work (else SandboxError)."""
+    return tuple(preflight(Limits(require_cgroups=require_cgroups)))
+
+
 def grade(submission, public_only=False, units=None, limits=None, jobs=2):
     """Grade a submission folder or zip: a list of TestResult, one per check of the wanted units.
 
-    The units these depend on are checked too (to tell root causes), but not reported."""
+    The units these depend on are checked too (to tell root causes), but not reported. Raises
+    SubmissionError when there is nothing to grade, SandboxError when the sandbox does not work
+    (no grade may come from a broken sandbox)."""
     limits = limits or Limits()
+    sandbox_layers(limits.require_cgroups)
     wanted = [u.name for u in UNITS if units is None or u.name in units]
     needed = set(wanted).union(*(closure(u) for u in wanted))
     titles = [t for t, c in all_checks().items() if c.unit in needed and (c.public or not public_only)]
@@ -295,4 +304,4 @@ def grade_timed(submission, **kwargs):
     return results, time.monotonic() - started
 
 
-__all__ = ["grade", "grade_timed", "preflight", "TestResult", "Verdict"]
+__all__ = ["grade", "grade_timed", "sandbox_layers", "SandboxError", "TestResult", "Verdict"]

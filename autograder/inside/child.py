@@ -14,11 +14,12 @@ import json
 import os
 import sys
 import threading
+import time
 import traceback
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import frames  # noqa: E402 (the sandbox's own module, found next to this file)
+import frames
 
 PACKAGE = "captioning"
 
@@ -181,36 +182,50 @@ def raiser(spec):
 
 
 class Watchdog:
-    """Reports a check that runs past its limit, with the unit function it is stuck in, then exits."""
+    """Reports a check that runs past its limit, with the unit function it is stuck in, then exits.
+
+    One thread, started before any student code runs (a student's fork bomb may leave no room
+    for a new thread later)."""
 
     def __init__(self, fd, attribution, lock):
         self.fd, self.attribution, self.lock = fd, attribution, lock
-        self.current, self.timer, self.main = None, None, threading.main_thread().ident
+        self.current, self.deadline, self.seconds = None, None, None
+        self.main = threading.main_thread().ident
+        self.wake = threading.Condition(lock)
+        threading.Thread(target=self.watch, daemon=True).start()
 
     def arm(self, check_id, seconds):
-        self.current = check_id
-        self.timer = threading.Timer(seconds, self.fire, (check_id, seconds))
-        self.timer.daemon = True
-        self.timer.start()
+        with self.lock:
+            self.current, self.seconds = check_id, seconds
+            self.deadline = time.monotonic() + seconds
+            self.wake.notify()
 
     def disarm(self):
+        """Called with the lock held."""
         self.current = None
-        self.timer.cancel()
 
-    def fire(self, check_id, seconds):
+    def watch(self):
+        with self.lock:
+            while True:
+                if self.current is None:
+                    self.wake.wait()
+                elif time.monotonic() < self.deadline:
+                    self.wake.wait(self.deadline - time.monotonic())
+                else:
+                    self.fire()
+
+    def fire(self):
         frame = sys._current_frames().get(self.main)
         stack = []
         while frame is not None:
             stack.append((frame.f_code.co_filename, frame.f_code.co_name))
             frame = frame.f_back
         function = self.attribution.function(list(reversed(stack)))
-        with self.lock:
-            if self.current == check_id:
-                where = " (in %s)" % function.split(":")[1] if function else ""
-                frames.write_frame(self.fd, {"id": check_id, "error": {
-                    "kind": "timeout", "function": function,
-                    "message": "time limit: this check took longer than %g s%s" % (seconds, where)}})
-                os._exit(0)
+        where = " (in %s)" % function.split(":")[1] if function else ""
+        frames.write_frame(self.fd, {"id": self.current, "error": {
+            "kind": "timeout", "function": function,
+            "message": "time limit: this check took longer than %g s%s" % (self.seconds, where)}})
+        os._exit(0)
 
 
 def main():
@@ -227,6 +242,8 @@ def main():
     by_title = {c.title: c for c in checks}
     scratch = request["scratch"]
     attribution = Attribution(os.path.join(scratch, PACKAGE), request["functions"])
+    lock = threading.Lock()
+    watchdog = Watchdog(fd, attribution, lock)
     sys.path.insert(0, scratch)
     modules = {name: import_module(name, attribution) for name in C.MODULES}
     for spec in request["unfinished"]:
@@ -236,8 +253,6 @@ def main():
         for spec in request["swaps"]:
             replace(modules, spec, oracle.proxy(spec.split(":")[1]))
     impl = C.Impl(modules)
-    lock = threading.Lock()
-    watchdog = Watchdog(fd, attribution, lock)
     frames.write_frame(fd, {"ready": True})
     for check_id, title, mode, seconds in request["checks"]:
         watchdog.arm(check_id, seconds)
@@ -259,7 +274,8 @@ def main():
                     frames.write_frame(fd, header, outputs)
             except frames.FrameError as exc:
                 header.pop("tree", None)
-                header["error"] = {"kind": "output", "function": None, "message": "your outputs cannot be sent: %s" % exc}
+                header["error"] = {"kind": "output", "function": None,
+                                   "message": "your outputs cannot be sent: %s" % exc}
                 frames.write_frame(fd, header)
     os._exit(0)
 

@@ -11,8 +11,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import frames  # noqa: E402 (the sandbox's own module, found next to this file)
-from child import apply_limits  # noqa: E402
+import frames
+from child import apply_limits
 
 
 def main():
