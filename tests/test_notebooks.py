@@ -130,6 +130,7 @@ def code_without_comments(source):
 
 # ---------------------------------------------------------------- the answer key
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_solution_notebook_runs_and_passes(executed, name):
     nb = executed["solutions", name]
@@ -173,6 +174,7 @@ def test_solution_notebook_runs_and_passes(executed, name):
 
 # ---------------------------------------------------------------- the student version
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_release_notebook_stops_at_first_student_call(executed, name):
     pattern = student_call_pattern()

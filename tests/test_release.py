@@ -79,6 +79,7 @@ def fresh(tmp_path_factory):
     return repo
 
 
+@pytest.mark.slow
 def test_release_reproduces_the_committed_files(fresh):
     for out in ("release", "solutions"):
         assert tree(fresh / out / ASSIGNMENT) == tree(ROOT / out / ASSIGNMENT), f"{out}/ is stale"
@@ -86,6 +87,7 @@ def test_release_reproduces_the_committed_files(fresh):
                     if p.is_file() and p.stat().st_mode & 0o111], f"executable file in {out}/"
 
 
+@pytest.mark.slow
 def test_release_carries_unit_points(fresh):
     for path in (RELEASE, fresh / "release" / ASSIGNMENT):
         cells = {(nb.name, c.metadata.nbgrader["grade_id"]): c.metadata.nbgrader["points"]
@@ -224,6 +226,7 @@ def assert_failed_cleanly(proc, repo, *needles):
         assert tree(repo / out) == tree(ROOT / out)
 
 
+@pytest.mark.slow
 def test_unterminated_solution_region_fails_the_release(tmp_path):
     """The post-convert hook raises; nbgrader only logs that and exits 0, the release fails."""
     repo = repo_copy(tmp_path)
@@ -249,6 +252,7 @@ def edit_first_solution_line(text):
     return "\n".join(lines)
 
 
+@pytest.mark.slow
 def test_staff_edit_of_a_solution_shows_only_in_that_line_of_the_answer_key(fresh, tmp_path):
     repo = repo_copy(tmp_path)
     rel = student_modules(SOURCE)[0]
