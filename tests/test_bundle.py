@@ -1,17 +1,20 @@
-"""The Gradescope bundle, run for real in a fake /autograder root (the repo's venv stands in for
-the one setup.sh would build)."""
+"""The Gradescope bundle, run as Gradescope runs it: unzipped into an empty fake /autograder root,
+its own setup.sh builds its own venv from the system python (once per module: the "image"), then
+each test grades one submission with run_autograder in a fresh copy of that image, without
+AUTOGRADER_PYTHON, so nothing of the project's venv is used."""
 import json
 import os
 import shutil
 import subprocess
-import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from autograder.course import REFERENCE_PACKAGE, SOLUTION_MARKER
 from tests.hostile import make
-from tools.bundle import build
+from tools.bundle import build, canonical, given_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
@@ -33,11 +36,55 @@ def validate(document):
                              "extra_data", "leaderboard"}
 
 
+def clean_env(root):
+    """The environment without anything pointing at the project's venv."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("AUTOGRADER_PYTHON", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "/usr/bin:/bin").split(os.pathsep)
+                                  if p and not p.startswith(str(ROOT)))
+    env["AUTOGRADER_ROOT"] = str(root)
+    return env
+
+
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     out = tmp_path_factory.mktemp("bundle") / "autograder.zip"
     names = build(out)
     return out, names
+
+
+@pytest.fixture(scope="module")
+def roots():
+    """A folder for the fake roots that the sandbox's throwaway uids can traverse, as they can
+    Gradescope's /autograder (pytest's tmp_path is under 0700 folders)."""
+    base = Path(tempfile.mkdtemp(prefix="test-bundle-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh(roots, request):
+    """An empty folder for one test's fake root, reachable like the image's."""
+    folder = roots / request.node.name
+    folder.mkdir(mode=0o755)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def image(bundle, roots):
+    """An empty root with the bundle unzipped into source/ and ITS setup.sh run: the built image.
+    setup.sh installs from PyPI (~15-30 s): the tests using it are marked slow."""
+    root = roots / "image" / "autograder"
+    root.mkdir(parents=True)
+    for folder in (root.parent, root):
+        folder.chmod(0o755)
+    with zipfile.ZipFile(bundle[0]) as archive:
+        archive.extractall(root / "source")
+    proc = subprocess.run(["bash", str(root / "source" / "setup.sh")], env=clean_env(root), cwd=root / "source",
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return root
 
 
 def test_bundle_contents(bundle):
@@ -46,49 +93,127 @@ def test_bundle_contents(bundle):
             "autograder/hidden.py", "source/image_captioning/captioning/rnn_layers.py"} <= set(names)
     assert not [n for n in names if n.startswith(("tests/", "solutions/", "release/", ".git")) or n.endswith(".ipynb")]
     with zipfile.ZipFile(bundle[0]) as archive:
-        assert archive.read("requirements-grader.txt").decode().startswith("numpy==")
+        requirements = archive.read("requirements-grader.txt").decode().split()
+    assert all("==" in line for line in requirements)
+    assert set(requirements) <= set((ROOT / "requirements.txt").read_text().split())  # pinned the same
+    names = {canonical(line.split("==")[0]) for line in requirements}
+    assert {"numpy", "h5py"} <= names  # captioning_solver -> coco_utils imports h5py
+    assert "pytest" not in names  # only the pytest front end imports it
 
 
-def run_autograder(bundle, tmp_path, submission):
-    """Unpack like Gradescope, put submission in place, run run_autograder: results.json."""
-    root = tmp_path / "autograder"
-    with zipfile.ZipFile(bundle) as archive:
-        archive.extractall(root / "source")
+def test_only_release_files_stay_readable():
+    """run_autograder leaves readable only files students get in the release (no solution region;
+    whether release/ is up to date is test_release's business)."""
+    release = ROOT / "release" / "image_captioning" / "captioning"
+    package = REFERENCE_PACKAGE.relative_to(ROOT)
+    files = [p for p in given_paths() if p.suffix == ".py"]
+    assert files and "rnn_layers.py" not in {p.name for p in files}
+    for path in files:
+        assert (release / path.relative_to(package)).is_file(), path
+        assert SOLUTION_MARKER not in (ROOT / path).read_text(), path
+
+
+@pytest.mark.slow
+def test_setup_builds_venv_from_system_python(bundle, image):
+    config = (image / "venv" / "pyvenv.cfg").read_text()
+    if Path("/usr/bin/python3").exists():
+        assert "home = /usr/bin\n" in config
+    assert "include-system-site-packages = false" in config
+    freeze = subprocess.run([str(image / "venv" / "bin" / "python"), "-m", "pip", "freeze",
+                             "--disable-pip-version-check"], env=clean_env(image), capture_output=True,
+                            text=True, check=True).stdout.split()
+    with zipfile.ZipFile(bundle[0]) as archive:
+        wanted = archive.read("requirements-grader.txt").decode().split()
+    assert sorted(map(canonical, freeze)) == sorted(map(canonical, wanted))  # all pinned, nothing else
+    assert os.stat(image / "venv" / "bin" / "python").st_mode & 0o005 == 0o005  # the children run it
+
+
+def run_autograder(image, folder, submission, prepare=None):
+    """A fresh container of the image in folder: submission in place, run_autograder run;
+    (results.json parsed, its text, the process)."""
+    root = folder / "autograder"
+    shutil.copytree(image / "source", root / "source")
+    shutil.copytree(image / "venv", root / "venv", symlinks=True, copy_function=os.link)
+    root.chmod(0o755)
     shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
     os.chmod(root / "run_autograder", 0o755)
     if submission is not None:
         shutil.copytree(submission, root / "submission")
     else:
         (root / "submission").mkdir()
-    env = dict(os.environ, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable)
-    proc = subprocess.run(["bash", str(root / "run_autograder")], env=env, capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path)
+    if prepare:
+        prepare(root)
+    proc = subprocess.run([str(root / "run_autograder")], env=clean_env(root), capture_output=True, text=True,
+                          timeout=300, cwd=folder)
     assert proc.returncode == 0, proc.stderr
-    if os.geteuid() == 0:
-        assert (root / "source").stat().st_mode & 0o077 == 0  # the grader is root-only while grading
-    return json.loads((root / "results" / "results.json").read_text())
-
-
-def test_correct_submission(bundle, tmp_path):
-    document = run_autograder(bundle[0], tmp_path, make(tmp_path / "subs", "key"))
+    if os.geteuid() == 0:  # the grader and the solution are root-only while grading
+        package = root / "source" / "source" / "image_captioning" / "captioning"
+        for path in (root / "source", package / "rnn_layers.py", package / "classifiers" / "rnn.py"):
+            assert path.stat().st_mode & 0o077 == 0, path
+    text = (root / "results" / "results.json").read_text()
+    document = json.loads(text)
     validate(document)
-    assert document["score"] == pytest.approx(100)
+    return document, text, proc
+
+
+@pytest.mark.slow
+def test_answer_key(image, fresh):
+    document, _, proc = run_autograder(image, fresh, ROOT / "solutions" / "image_captioning")
+    assert document["score"] == pytest.approx(100), proc.stdout + proc.stderr
     assert any(t["visibility"] == "after_published" for t in document["tests"])
 
 
-def test_broken_submission(bundle, tmp_path):
-    override = "\ndef lstm_step_forward(*args):\n    raise ValueError('oops')\n\ndef rnn_step_forward(*args):\n    import os\n    os._exit(1)\n"
-    document = run_autograder(bundle[0], tmp_path, make(tmp_path / "subs", "broken", override=override))
-    validate(document)
+@pytest.mark.slow
+def test_untouched_release(image, fresh):
+    document, _, _ = run_autograder(image, fresh, ROOT / "release" / "image_captioning")
+    assert document["score"] == 0 and document["tests"]
+    assert all(t["score"] == 0 for t in document["tests"])
+
+
+@pytest.mark.slow
+def test_hostile_submission(image, fresh, tmp_path):
+    reference = fresh / "autograder" / "source" / "image_captioning" / "captioning" / "rnn_layers.py"
+    override = f"""
+def lstm_step_forward(*args):
+    raise ValueError('oops')
+
+def rnn_step_forward(*args):
+    import os
+    os._exit(1)
+
+def rnn_forward(*args):
+    try:
+        text = open({str(reference)!r}).read()
+    except Exception as exc:
+        raise ValueError('blocked: ' + type(exc).__name__)
+    raise ValueError('LEAKED ' + text[text.index('BEGIN SOLUTION'):][:300])
+"""
+    document, text, _ = run_autograder(image, fresh, make(tmp_path / "subs", "hostile", override=override))
     assert 0 < document["score"] < 100
     failed = [t for t in document["tests"] if t["score"] < t["max_score"]]
     assert any("ValueError: oops" in t["output"] for t in failed)
     assert any("exited with code 1" in t["output"] for t in failed)
+    assert any("ValueError: blocked" in t["output"] for t in failed)
+    assert "LEAKED" not in text and "BEGIN SOLUTION" not in text
     hidden = [t for t in failed if t["visibility"] != "visible"]
     assert hidden and all("\n" not in t["output"].split("\nwarning:")[0] for t in hidden)
 
 
-def test_empty_submission(bundle, tmp_path):
-    document = run_autograder(bundle[0], tmp_path, None)
-    validate(document)
+@pytest.mark.slow
+def test_empty_submission(image, fresh):
+    document, _, _ = run_autograder(image, fresh, None)
     assert document["score"] == 0 and "no captioning/ package" in document["output"]
+
+
+@pytest.mark.slow
+def test_grader_crash_removes_stale_results(image, fresh):
+    def prepare(root):
+        (root / "results").mkdir()
+        (root / "results" / "results.json").write_text('{"score": 100, "tests": []}\n')
+        main = root / "source" / "autograder" / "__main__.py"
+        main.write_text("raise RuntimeError('grader broken on purpose')\n")
+
+    document, _, proc = run_autograder(image, fresh, ROOT / "solutions" / "image_captioning", prepare)
+    assert "grader broken on purpose" in proc.stderr
+    assert document["score"] == 0 and document["tests"] == []
+    assert "The autograder failed (exit status 1)" in document["output"]

@@ -4,41 +4,67 @@ Gradescope unzips it into /autograder/source, runs setup.sh once when building t
 runs /autograder/run_autograder (a copy of ours) for each submission, which grades
 /autograder/submission and writes /autograder/results/results.json.
 
-The zip holds: setup.sh, run_autograder, requirements-grader.txt (numpy pinned as in
-requirements.txt: the grader and the student code need nothing else), the grader package
-autograder/ and the trusted package source/image_captioning/captioning/ (the reference solution,
-checks and given files; grade.py finds it next to autograder/). Nothing else: no tests, no
-solutions/ notebooks, no .git.
+The zip holds setup.sh, run_autograder, requirements-grader.txt, the grader package autograder/
+and the trusted package source/image_captioning/captioning/ (reference solution, checks, given
+files; grade.py finds it next to autograder/). No tests, solutions/, notebooks or .git.
 
-Assumption: Gradescope runs run_autograder as root. run_autograder then makes /autograder/source
-root-only (0700) before grading, so the sandbox's unprivileged children cannot read the grader,
-hidden.py or the reference from disk, in addition to the mount namespace that covers those folders.
-The venv lives in /autograder/venv and stays world-readable: the children run its python.
+requirements-grader.txt is derived, not listed by hand: the distributions providing every
+third-party import in the bundled files (function bodies included; the pytest front end aside),
+with their dependencies, pinned exactly as in requirements.txt. setup.sh installs python3,
+python3-venv and bubblewrap with apt-get when they are missing, builds $AUTOGRADER_ROOT/venv
+(default /autograder/venv) from the system python3, installs requirements-grader.txt (wheels
+only) and checks that the grader imports.
 
-Environment overrides for testing run_autograder outside Gradescope:
-  AUTOGRADER_ROOT (default /autograder), AUTOGRADER_PYTHON (default $AUTOGRADER_ROOT/venv/bin/python).
+run_autograder deletes any old results.json, grades, and writes a score-0 results.json if the
+grader wrote none. Gradescope runs it as root; it then makes the source folder root-only (0700)
+so the sandbox's unprivileged processes cannot read the grader or the solution from disk; only the
+package's given files (in the release anyway; the grader stages copies of them for those processes)
+stay readable. The venv stays world-readable, and the folders above it traversable: they run its
+python.
+
+Environment overrides for running outside Gradescope: AUTOGRADER_ROOT (default /autograder) for
+both scripts; AUTOGRADER_PYTHON (default $AUTOGRADER_ROOT/venv/bin/python) for run_autograder.
 """
 import argparse
+import ast
 import re
+import shlex
 import stat
 import sys
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
+from autograder.course import REFERENCE_PACKAGE, student_modules
+
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE_DIRS = ("autograder", "source/image_captioning/captioning")
-GRADER_REQUIREMENTS = ("numpy",)
+PACKAGE_DIRS = ("autograder", REFERENCE_PACKAGE.relative_to(ROOT).as_posix())
+PYTEST_FRONT_END = ("conftest.py", "test_*.py")  # pytest autograder --submission: not used by run_autograder
+
 
 SETUP_SH = """#!/usr/bin/env bash
-# Gradescope image setup: python3 + a venv with the pinned grader requirements.
+# Gradescope image setup: system packages, then $ROOT/venv with the pinned grader requirements.
 set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq python3 python3-venv python3-pip
-python3 -m venv /autograder/venv
-/autograder/venv/bin/pip install --quiet --upgrade pip
-/autograder/venv/bin/pip install --quiet -r /autograder/source/requirements-grader.txt
-chmod -R a+rX /autograder/venv
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+system_python() { if [ -x /usr/bin/python3 ]; then echo /usr/bin/python3; else command -v python3 || true; fi; }
+PY="$(system_python)"
+missing=()
+[ -n "$PY" ] || missing+=(python3)
+{ [ -n "$PY" ] && "$PY" -m ensurepip --version >/dev/null 2>&1; } || missing+=(python3-venv)
+command -v bwrap >/dev/null || missing+=(bubblewrap)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    PY="$(system_python)"
+fi
+"$PY" -m venv --clear "$ROOT/venv"
+"$ROOT/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input --only-binary=:all: \\
+    -r "$ROOT/source/requirements-grader.txt"
+# Fail the image build, not every submission, when the grader cannot import.
+(cd "$ROOT/source" && "$ROOT/venv/bin/python" -B -c "import autograder.grade")
+chmod -R a+rX "$ROOT/venv"
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -48,11 +74,17 @@ ROOT="${AUTOGRADER_ROOT:-/autograder}"
 PY="${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}"
 SRC="$ROOT/source"
 RESULTS="$ROOT/results/results.json"
+umask 022
 mkdir -p "$ROOT/results"
+rm -f "$RESULTS"  # a grader crash must never leave an older score in place
 if [ "$(id -u)" = 0 ]; then
     # The grader's files are root-only: sandboxed student code runs as throwaway unprivileged uids.
+    # Except the given files of the trusted package (students get them in the release anyway) and
+    # their folders: the grader stages copies of them, modes kept, for those uids to import.
     chown -R 0:0 "$SRC" "$ROOT/results"
     chmod -R go-rwx "$SRC"
+    (cd "$SRC" && chmod go+rX \\
+        @GIVEN@)
     chmod 0755 "$ROOT/results"
 fi
 cd "$SRC" || exit 1
@@ -60,23 +92,82 @@ cd "$SRC" || exit 1
 status=$?
 if [ ! -s "$RESULTS" ]; then
     # The grader itself failed (status $status): never leave Gradescope without a results.json.
-    printf '{"score": 0, "output": "The autograder failed (exit status %s); please tell the course staff.", "tests": []}\\n' "$status" > "$RESULTS"
+    message="The autograder failed (exit status $status); please tell the course staff."
+    printf '{"score": 0, "output": "%s", "tests": []}\\n' "$message" > "$RESULTS"
 fi
 exit 0
 """
 
 
+def canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def bundled_files():
+    """The .py files of PACKAGE_DIRS, repository-relative, sorted."""
+    return [path.relative_to(ROOT) for folder in PACKAGE_DIRS for path in sorted((ROOT / folder).rglob("*.py"))
+            if "__pycache__" not in path.parts]
+
+
+def third_party_imports(files):
+    """Top-level names imported anywhere in files (function bodies too) that are neither standard
+    library nor one of the bundle's own packages or modules."""
+    local = {Path(folder).name for folder in PACKAGE_DIRS} | {Path(f).stem for f in files}
+    names = set()
+    for file in files:
+        for node in ast.walk(ast.parse((ROOT / file).read_text(), str(file))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return sorted(names - local - set(sys.stdlib_module_names))
+
+
+def grader_distributions():
+    """Canonical names of the distributions providing the third-party imports of the bundled files
+    (the pytest front end aside), with their dependencies, as installed in this venv."""
+    from packaging.requirements import Requirement  # packaging is pinned in requirements.txt
+
+    files = [f for f in bundled_files() if not any(f.match(pattern) for pattern in PYTEST_FRONT_END)]
+    owners, imports = metadata.packages_distributions(), third_party_imports(files)
+    unknown = [name for name in imports if name not in owners]
+    if unknown:
+        raise SystemExit("the grader imports %s, which no installed distribution provides" % ", ".join(unknown))
+    todo = {canonical(d) for name in imports for d in owners[name]}
+    found = set()
+    while todo:
+        dist = todo.pop()
+        found.add(dist)
+        for line in metadata.requires(dist) or ():
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo |= {canonical(requirement.name)} - found
+    return sorted(found)
+
+
 def pinned_requirements():
-    """requirements-grader.txt: the GRADER_REQUIREMENTS lines of requirements.txt, pins kept."""
-    lines = []
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        name = re.split(r"[=<>~! \[;]", line.strip(), 1)[0].lower()
-        if name in GRADER_REQUIREMENTS:
-            lines.append(line.strip())
-    missing = set(GRADER_REQUIREMENTS) - {re.split(r"[=<>~!]", l, 1)[0].lower() for l in lines}
-    if missing:
-        raise SystemExit("requirements.txt does not pin %s" % ", ".join(sorted(missing)))
+    """requirements-grader.txt: the requirements.txt lines of the grader's distributions, pins kept."""
+    wanted = set(grader_distributions())
+    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+             if canonical(re.split(r"[=<>~! \[;]", line.strip(), 1)[0]) in wanted]
+    pinned = {canonical(line.split("==", 1)[0]) for line in lines if "==" in line}
+    if wanted - pinned:
+        raise SystemExit("requirements.txt does not pin %s (==) for the grader"
+                         % ", ".join(sorted(wanted - pinned)))
     return "\n".join(lines) + "\n"
+
+
+def given_paths():
+    """The trusted package's folders and given (non-student) files, repository-relative, sorted."""
+    package = REFERENCE_PACKAGE.relative_to(ROOT)
+    files = [f for f in bundled_files() if package in f.parents
+             and f.relative_to(package).as_posix() not in student_modules()]
+    folders = {package} | {d for f in files for d in f.parents if package in d.parents}
+    return sorted(folders) + files
+
+
+def run_autograder_script():
+    return RUN_AUTOGRADER.replace("@GIVEN@", " \\\n        ".join(shlex.quote(p.as_posix()) for p in given_paths()))
 
 
 def add_text(archive, name, text, executable=False):
@@ -93,12 +184,10 @@ def build(out):
     tmp = out.with_name("." + out.name + ".tmp")
     with zipfile.ZipFile(tmp, "w") as archive:
         add_text(archive, "setup.sh", SETUP_SH, executable=True)
-        add_text(archive, "run_autograder", RUN_AUTOGRADER, executable=True)
+        add_text(archive, "run_autograder", run_autograder_script(), executable=True)
         add_text(archive, "requirements-grader.txt", pinned_requirements())
-        for folder in PACKAGE_DIRS:
-            for path in sorted((ROOT / folder).rglob("*.py")):
-                if "__pycache__" not in path.parts:
-                    add_text(archive, path.relative_to(ROOT).as_posix(), path.read_text())
+        for path in bundled_files():
+            add_text(archive, path.as_posix(), (ROOT / path).read_text())
         names = archive.namelist()
     tmp.replace(out)
     return names
