@@ -261,6 +261,14 @@ def sandbox_layers(require_cgroups=False):
     return tuple(preflight(Limits(require_cgroups=require_cgroups)))
 
 
+def readable_by_the_sandbox(scratch):
+    """Folders 0755 and files 0644 under scratch (bound read-only into the sandbox), whatever the
+    modes of the files they were copied from: the sandbox's throwaway uid must read them."""
+    for path in [scratch, *scratch.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 def grade(submission, public_only=False, units=None, limits=None, jobs=2):
     """Grade a submission folder or zip: a list of TestResult, one per check of the wanted units.
 
@@ -279,6 +287,7 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
         scratch = tmp / "scratch"
         scratch.mkdir()
         stage(folder, scratch)
+        readable_by_the_sandbox(scratch)
         session = Session(scratch, limits, child_sources(public_only))
         try:
             grading = Grading(session, titles, limits, jobs)

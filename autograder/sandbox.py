@@ -15,6 +15,8 @@ A hang, crash or exit costs the check that was running: the child is killed (its
 namespace with it) and a fresh one carries on. All processes of one graded submission share a
 wall-clock budget (Limits.submission_seconds).
 """
+import atexit
+import functools
 import json
 import os
 import select
@@ -22,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -87,6 +90,19 @@ def interpreter_paths():
     return paths
 
 
+@functools.lru_cache(maxsize=None)
+def readable_inside():
+    """A copy of inside/ that any uid may read, whatever the modes of the course folder: what the
+    sandbox binds at /grader. Made once per grader process, removed at exit."""
+    folder = Path(tempfile.mkdtemp(prefix="grader-inside-"))
+    atexit.register(shutil.rmtree, folder, True)
+    for path in INSIDE.glob("*.py"):
+        shutil.copyfile(path, folder / path.name)
+        (folder / path.name).chmod(0o644)
+    folder.chmod(0o755)
+    return folder
+
+
 def bwrap_command(program, fds, scratch, limits):
     """argv running inside/<program> under bubblewrap."""
     bwrap = shutil.which("bwrap")
@@ -106,7 +122,7 @@ def bwrap_command(program, fds, scratch, limits):
             argv += ["--symlink", os.readlink(link), link]
         elif os.path.isdir(link) and not any(Path(link) == p for p in interpreter_paths()):
             argv += ["--ro-bind", link, link]
-    argv += ["--ro-bind", str(INSIDE), "/grader"]
+    argv += ["--ro-bind", str(readable_inside()), "/grader"]
     if scratch is not None:
         argv += ["--ro-bind", str(scratch), "/submission", "--chdir", "/submission"]
     else:

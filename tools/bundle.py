@@ -17,10 +17,9 @@ only) and checks that the grader imports.
 
 run_autograder deletes any old results.json, grades, and writes a score-0 results.json if the
 grader wrote none. Gradescope runs it as root; it then makes the source folder root-only (0700)
-so the sandbox's unprivileged processes cannot read the grader or the solution from disk; only the
-package's given files (in the release anyway; the grader stages copies of them for those processes)
-stay readable. The venv stays world-readable, and the folders above it traversable: they run its
-python.
+so nothing but the grader can read the grader or the solution from disk. The sandbox makes its own
+readable copies of what its processes need, and binds the venv (world-readable) where they find
+it, whatever the modes of the folders above it.
 
 Environment overrides for running outside Gradescope: AUTOGRADER_ROOT (default /autograder) for
 both scripts; AUTOGRADER_PYTHON (default $AUTOGRADER_ROOT/venv/bin/python) for run_autograder.
@@ -28,14 +27,13 @@ both scripts; AUTOGRADER_PYTHON (default $AUTOGRADER_ROOT/venv/bin/python) for r
 import argparse
 import ast
 import re
-import shlex
 import stat
 import sys
 import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from autograder.course import REFERENCE_PACKAGE, student_modules
+from autograder.course import REFERENCE_PACKAGE
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIRS = ("autograder", REFERENCE_PACKAGE.relative_to(ROOT).as_posix())
@@ -79,12 +77,8 @@ mkdir -p "$ROOT/results"
 rm -f "$RESULTS"  # a grader crash must never leave an older score in place
 if [ "$(id -u)" = 0 ]; then
     # The grader's files are root-only: sandboxed student code runs as throwaway unprivileged uids.
-    # Except the given files of the trusted package (students get them in the release anyway) and
-    # their folders: the grader stages copies of them, modes kept, for those uids to import.
     chown -R 0:0 "$SRC" "$ROOT/results"
     chmod -R go-rwx "$SRC"
-    (cd "$SRC" && chmod go+rX \\
-        @GIVEN@)
     chmod 0755 "$ROOT/results"
 fi
 cd "$SRC" || exit 1
@@ -157,19 +151,6 @@ def pinned_requirements():
     return "\n".join(lines) + "\n"
 
 
-def given_paths():
-    """The trusted package's folders and given (non-student) files, repository-relative, sorted."""
-    package = REFERENCE_PACKAGE.relative_to(ROOT)
-    files = [f for f in bundled_files() if package in f.parents
-             and f.relative_to(package).as_posix() not in student_modules()]
-    folders = {package} | {d for f in files for d in f.parents if package in d.parents}
-    return sorted(folders) + files
-
-
-def run_autograder_script():
-    return RUN_AUTOGRADER.replace("@GIVEN@", " \\\n        ".join(shlex.quote(p.as_posix()) for p in given_paths()))
-
-
 def add_text(archive, name, text, executable=False):
     info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
     info.external_attr = ((0o755 if executable else 0o644) | stat.S_IFREG) << 16
@@ -184,7 +165,7 @@ def build(out):
     tmp = out.with_name("." + out.name + ".tmp")
     with zipfile.ZipFile(tmp, "w") as archive:
         add_text(archive, "setup.sh", SETUP_SH, executable=True)
-        add_text(archive, "run_autograder", run_autograder_script(), executable=True)
+        add_text(archive, "run_autograder", RUN_AUTOGRADER, executable=True)
         add_text(archive, "requirements-grader.txt", pinned_requirements())
         for path in bundled_files():
             add_text(archive, path.as_posix(), (ROOT / path).read_text())
