@@ -18,6 +18,8 @@ Expected values and comparisons stay in this process; the submission runs only i
 """
 import functools
 import importlib.util
+import re
+import secrets
 import sys
 import tempfile
 import time
@@ -31,6 +33,7 @@ from .sandbox import Limits, SandboxError, Session, preflight
 from .units import BY_NAME, UNITS, closure
 
 FUNCTIONS = sorted({u.function for u in UNITS})
+MAX_MESSAGE = 2000  # characters of one check's feedback
 
 
 @functools.lru_cache(maxsize=None)
@@ -123,7 +126,7 @@ def limit_for(title, limits):
 _expected_cache = {}
 
 
-def judge(title, result, own_gradient=False):
+def judge(title, result, seed, own_gradient=False):
     """Verdict of one child result, compared here against trusted expected values."""
     C, check = checks_module(), all_checks()[title]
     if result.error:
@@ -134,16 +137,29 @@ def judge(title, result, own_gradient=False):
         else:
             if title not in _expected_cache:
                 _expected_cache[title] = C.expected_values(check, reference_impl())
-            passed, message = C.judge_outputs(check, result.outputs, reference_impl(), _expected_cache[title])
+            passed, message = C.judge_outputs(check, result.outputs, reference_impl(), _expected_cache[title], seed)
     except Exception as exc:  # outputs the trusted side cannot even evaluate
         passed, message = False, "your outputs could not be evaluated: %s: %s" % (type(exc).__name__, str(exc)[:200])
     if not check.public and not passed:
         message = message.split("\n")[0]  # never show hidden expected values
-    return Verdict(passed, message, result.warnings)
+    return Verdict(passed, message[:MAX_MESSAGE], result.warnings)
 
 
 def short(function):
     return function.split(":")[1]
+
+
+WHERE = re.compile(r"not implemented yet: NotImplementedError \(captioning/[\w/]{1,40}\.py, line \d{1,6}, in (\w{1,40})\)")
+
+
+def not_written(unit, message=""):
+    """The verdict of a check of a unit whose own function raises NotImplementedError; message,
+    from a retry, is shown only when it is exactly the file-and-line form naming that function
+    (nothing else a retry says may reach the student)."""
+    match = WHERE.fullmatch(message)
+    if match and match.group(1) == short(unit.function).split(".")[-1]:
+        return Verdict(False, message)
+    return Verdict(False, "not implemented yet: your %s raises NotImplementedError" % short(unit.function))
 
 
 class Grading:
@@ -173,7 +189,7 @@ class Grading:
         slow = [t for t in self.titles if BY_NAME[all_checks()[t].unit].training]
         for titles in (fast, slow):
             results = self.run(titles)
-            self.verdicts.update({t: judge(t, results[t]) for t in titles})
+            self.verdicts.update({t: judge(t, results[t], self.session.seed) for t in titles})
 
     def resolve(self):
         """Final verdicts, unit by unit in dependency order: {unit: 'pass' | reason it fails}."""
@@ -187,8 +203,7 @@ class Grading:
             elif any(v.kind == "not_implemented" for v in own):
                 state[unit.name] = "is not written yet"
                 for t in titles:
-                    self.verdicts[t] = Verdict(False, "not implemented yet: your %s raises NotImplementedError"
-                                               % short(unit.function)) if self.verdicts[t].passed else self.verdicts[t]
+                    self.verdicts[t] = not_written(unit) if self.verdicts[t].passed else self.verdicts[t]
             elif any(v.kind == "timeout" for v in own):
                 state[unit.name] = "did not finish in time"
             else:
@@ -217,31 +232,38 @@ class Grading:
             return "is wrong"
         why = "; ".join("%s %s" % (d, "fails its own tests" if state[d] == "is wrong" else state[d]) for d in roots)
         results = self.run(failing, tuple(sorted(swaps)))
-        retried = {title: judge(title, results[title]) for title in failing}
+        retried = {title: judge(title, results[title], self.session.seed) for title in failing}
         own = [v for v in retried.values() if v.function == unit.function]
         if any(v.kind == "not_implemented" for v in own):
-            for title, verdict in retried.items():
-                self.verdicts[title] = verdict if not verdict.passed else self.verdicts[title]
+            for title in failing:
+                self.verdicts[title] = not_written(unit, retried[title].message)
             return "is not written yet"
         for title, verdict in retried.items():
             if verdict.passed:
                 self.verdicts[title] = Verdict(True, "right with the reference %s in place of yours (%s)"
                                                % (", ".join(roots), why), self.verdicts[title].warnings)
-            elif unit.is_backward and state.get(unit.partner) == "is wrong":
+            elif unit.is_backward and state.get(unit.partner) == "is wrong" and self.ran(unit.partner):
                 self.verdicts[title] = self.own_forward_fallback(unit, title, why)
-            else:
+            else:  # what a retry says is never shown: student code there could call the oracle
+                first = self.verdicts[title]
                 self.verdicts[title] = Verdict(False, "%s; it fails with the reference %s too"
-                                               % (verdict.message, ", ".join(roots)), verdict.warnings)
+                                               % (first.message, ", ".join(roots)), first.warnings,
+                                               first.kind, first.function)
         if any(v.kind == "timeout" for v in own):
             return "did not finish in time"
         return "pass" if all(self.verdicts[t].passed for t in failing) else "is wrong"
+
+    def ran(self, unit):
+        """Whether every check of unit got numeric outputs to compare (wrong ones, or right ones)
+        rather than an error: only a forward that computes something can be differentiated."""
+        return all(self.verdicts[t].kind is None for t in self.by_unit[unit])
 
     def own_forward_fallback(self, unit, title, why):
         """A backward pass the reference forward's cache does not fit: numerical gradients of the
         student's own forward on the same inputs."""
         if all_checks()[title].backward_of is None:
             return Verdict(False, self.verdicts[title].message + " (" + why + ")", self.verdicts[title].warnings)
-        verdict = judge(title, self.run([title], mode="own_gradient")[title], own_gradient=True)
+        verdict = judge(title, self.run([title], mode="own_gradient")[title], self.session.seed, own_gradient=True)
         if verdict.passed:
             return Verdict(True, "agrees with numerical gradients of your own %s (%s): %s"
                            % (unit.partner, why, verdict.message), self.verdicts[title].warnings)
@@ -288,7 +310,8 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
         scratch.mkdir()
         stage(folder, scratch)
         readable_by_the_sandbox(scratch)
-        session = Session(scratch, limits, child_sources(public_only))
+        # A fresh seed for the seeded (training) checks: a model memorising a fixture gains nothing.
+        session = Session(scratch, limits, child_sources(public_only), secrets.randbelow(1 << 30))
         try:
             grading = Grading(session, titles, limits, jobs)
             grading.first_pass()
@@ -298,8 +321,13 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
     results = []
     for name in wanted:
         unit_titles = grading.by_unit.get(name, [])
+        hidden = [t for t in unit_titles if not all_checks()[t].public]
+        published_only = hidden and not any(grading.verdicts[t].passed for t in hidden)
         for title, share in zip(unit_titles, split_points(BY_NAME[name].points, len(unit_titles))):
             verdict, check = grading.verdicts[title], all_checks()[title]
+            if published_only and verdict.passed:  # public answers are printed: they alone earn nothing
+                verdict = Verdict(False, verdict.message + "; but every hidden check of this unit fails, and "
+                                  "the public checks' answers are published: they count only with a hidden one")
             output = ("PASS: " if verdict.passed else "FAIL: ") + verdict.message
             output += "".join("\nwarning: " + w for w in verdict.warnings)
             results.append(TestResult(name, title, share if verdict.passed else 0.0, share, output, check.public))

@@ -282,11 +282,11 @@ def wait_for_bytes(fd, deadline):
 
 
 class Session:
-    """The sandboxed processes of one graded submission: its deadline, cgroup and the unit
-    functions that ran past their limit (later checks skip them)."""
+    """The sandboxed processes of one graded submission: its deadline, cgroup, the unit functions
+    that ran past their limit (later checks skip them) and the seed of its seeded checks."""
 
-    def __init__(self, scratch, limits, sources):
-        self.scratch, self.limits, self.sources = scratch, limits, sources
+    def __init__(self, scratch, limits, sources, seed):
+        self.scratch, self.limits, self.sources, self.seed = scratch, limits, sources, seed
         self.deadline = time.monotonic() + limits.submission_seconds
         self.unfinished = set()
         self.lock = threading.Lock()
@@ -322,7 +322,7 @@ class Session:
         with self.lock:
             unfinished = sorted(self.unfinished - set(swaps))
         request = {"scratch": "/submission", "checks": pending, "sources": self.sources,
-                   "functions": functions, "swaps": list(swaps), "unfinished": unfinished}
+                   "functions": functions, "swaps": list(swaps), "unfinished": unfinished, "seed": self.seed}
         result_r, result_w = os.pipe()
         fds, oracle, extra = [result_w], None, []
         if swaps:
@@ -341,7 +341,7 @@ class Session:
             if error:
                 return {c[0]: ChildResult(error=error) for c in pending}
             for check_id, _, _, seconds in pending:
-                result = self._next_result(child, reader, check_id, seconds)
+                result = self._next_result(child, reader, check_id, seconds, functions)
                 results[check_id] = result
                 if result.error and result.error["kind"] in ("timeout", "crash"):
                     if result.error.get("function"):
@@ -368,7 +368,7 @@ class Session:
             return crash(child, "while importing your package", exc)
         return None if header.get("ready") is True else crash(child, "while importing your package", None)
 
-    def _next_result(self, child, reader, check_id, seconds):
+    def _next_result(self, child, reader, check_id, seconds, functions):
         """The child's answer to check_id: it reports its own time-outs; a grace period later it
         is killed."""
         budget = self.deadline - time.monotonic()
@@ -379,15 +379,16 @@ class Session:
                 return ChildResult(error=self.over_budget())
             return ChildResult(error={"kind": "timeout", "function": None,
                                       "message": "time limit: this check took longer than %g s" % seconds})
-        except (EOFError, frames.FrameError, OSError) as exc:
+        except Exception as exc:  # end of file, a broken or malformed frame: this check only
             return ChildResult(error=crash(child, "during this check", exc))
-        warnings = [w for w in frames.field(header, "warnings", list, [])[:5] if isinstance(w, str)]
+        warnings = [w[:300] for w in frames.field(header, "warnings", list, [])[:5] if isinstance(w, str)]
         if frames.field(header, "id", int) != check_id:
             return ChildResult(error=crash(child, "during this check", None))
         error = frames.field(header, "error", dict)
         if error is not None:
             kind = frames.field(error, "kind", str)
             function = frames.field(error, "function", str, limit=200)
+            function = function if function in functions else None  # a forged name blames nobody
             return ChildResult(error={"kind": kind if kind in frames.ERROR_KINDS else "exception",
                                       "function": function,
                                       "message": frames.field(error, "message", str, "an error", 700)},

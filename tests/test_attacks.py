@@ -4,8 +4,8 @@ Each test builds a hostile submission (the answer key with code added: tests/hos
 the units it needs under small Limits, and asserts the HONEST outcome: no undeserved points,
 nothing read or left behind, the grader still fine and a result with a reason for every test.
 
-A test marked xfail(strict=True) documents a hole that is still open ("HOLE: ..." says what);
-the others document attacks that are defended. The whole file takes well under two minutes.
+Every hole these attacks found is closed; a new one goes here as a test first. The whole file
+takes well under two minutes.
 """
 import base64
 import ctypes
@@ -105,30 +105,8 @@ def rnn_step_backward(dnext_h, cache):
 '''
 
 
-@pytest.mark.xfail(reason="HOLE: own-forward fallback passes all-NaN gradients: own_gradient_compare does "
-                          "max(worst, nan) == worst, so NaN relative errors are ignored", strict=True)
 def test_nan_gradients_pass_the_own_forward_fallback(tmp_path):
     results = graded(tmp_path, "nan-backward", ["rnn_step_backward"], override=NAN_BACKWARD)
-    assert total(results) == 0, [r.output for r in results]
-
-
-LINEAR_STEP = '''
-def rnn_step_forward(x, prev_h, Wx, Wh, b):
-    return x @ Wx + prev_h @ Wh + b, (x, prev_h, Wx, Wh)   # no tanh: the easy function to differentiate
-
-def rnn_step_backward(dnext_h, cache):
-    if len(cache) != 4:
-        raise ValueError("not my cache")                   # the reference forward's cache: fail the retry
-    x, prev_h, Wx, Wh = cache
-    return dnext_h @ Wx.T, dnext_h @ Wh.T, x.T @ dnext_h, prev_h.T @ dnext_h, dnext_h.sum(axis=0)
-'''
-
-
-@pytest.mark.xfail(reason="HOLE (rule 3 by design): a backward unit is credited for differentiating ANY forward of "
-                          "the student's, so dropping the tanh/gates from the forward (costs 5-6 points) buys the "
-                          "backward (5-8 points) for the gradient of an affine map", strict=True)
-def test_backward_of_a_deliberately_trivial_forward(tmp_path):
-    results = graded(tmp_path, "linear-step", ["rnn_step_backward"], override=LINEAR_STEP)
     assert total(results) == 0, [r.output for r in results]
 
 
@@ -154,26 +132,18 @@ STUBS = "".join("\ndef %s(*args):\n    return None\n" % f for f in (
     "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward"))
 
 
-@pytest.mark.xfail(reason="HOLE: stubs + a patched _grader.checks.own_gradient_probe earn full points of every "
-                          "backward unit with backward_of checks (29 of 100 points: rnn_step_backward, rnn_backward, "
-                          "lstm_step_backward, lstm_backward); the fallback trusts forward outputs sent by the child",
-                   strict=True)
 def test_forged_own_gradient_probe_with_stubs(tmp_path):
     results = graded(tmp_path, "forged-own-gradient", ["rnn_step_backward", "rnn_backward"],
                      prelude=OWN_GRADIENT_FORGERY, override=STUBS)
     assert total(results) == 0, [r.output for r in results]
 
 
-@pytest.mark.xfail(reason="HOLE: a frame whose array dtype is '(99999999999999,)f8' makes np.dtype raise "
-                          "ValueError (decode only catches TypeError): grade() raises, no result", strict=True)
 def test_forged_subarray_dtype_crashes_the_grader(tmp_path):
     frame = header('{"d": {"next_h": {"a": ["(99999999999999,)f8", [1]]}}}')
     results = graded(tmp_path, "dtype-crash", ["rnn_step_forward"], override=forged(frame))
     assert total(results) == 0
 
 
-@pytest.mark.xfail(reason="HOLE: a zero-size array declared with shape [2**63, 0] makes reshape raise "
-                          "ValueError in decode: grade() raises, no result", strict=True)
 def test_forged_huge_empty_shape_crashes_the_grader(tmp_path):
     frame = header('{"d": {"next_h": {"a": ["<f8", [2**63, 0]]}}}')
     results = graded(tmp_path, "shape-crash", ["rnn_step_forward"], override=forged(frame))
@@ -205,9 +175,6 @@ print("GROWTH_KB=%%d OUTPUT=%%d SCORE=%%s" %% (after - before, max(len(r.output)
 '''
 
 
-@pytest.mark.xfail(reason="HOLE: sample() returning a zero-byte array of shape (N, 0) makes compare('tokens') call "
-                          ".tolist() before any shape check: ~90 bytes of grader memory per row (unbounded: N=1e9 "
-                          "with an empty payload) and an N*4-character feedback message", strict=True)
 def test_empty_rows_from_sample_blow_up_grader_memory():
     probe = subprocess.run([sys.executable, "-c", MEMORY_PROBE % {"root": str(ROOT)}], capture_output=True,
                            text=True, timeout=100, cwd=ROOT)
@@ -260,10 +227,6 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):       # no RNN at all: a lookup tabl
 '''
 
 
-@pytest.mark.xfail(reason="HOLE: in a retry the oracle computes the reference of a swapped unit on any input, the "
-                          "child holds every hidden check's inputs (hidden.py is sent to it), and exception messages "
-                          "reach the student: one submission leaks every expected value of rnn_step_forward, the "
-                          "next one replays them from a lookup table for full points", strict=True)
 def test_oracle_leaks_hidden_expected_values_for_a_later_submission(tmp_path):
     first = graded(tmp_path, "spy", ["rnn_forward"], override=ORACLE_SPY)
     leak = next((m.group(1) for r in first for m in [re.search(r"LEAK\[([^\]]*)\]", r.output)] if m), None)
@@ -290,9 +253,6 @@ CaptioningRNN.loss = _loss
 '''
 
 
-@pytest.mark.xfail(reason="HOLE: the overfit fixture is fixed and public (checks.overfit_data): a model that loads "
-                          "memorised parameters and never trains (zero gradients in the solver) gets the overfit "
-                          "points", strict=True)
 def test_memorised_overfit_model_that_never_trains(tmp_path):
     params = checks_module().overfit_probe("rnn")(reference_impl())
     memo = {k: (v.shape, base64.b64encode(v.astype("<f4").tobytes()).decode()) for k, v in params.items()}
@@ -310,9 +270,6 @@ if _C is not None:                      # every public check with printed expect
 '''
 
 
-@pytest.mark.xfail(reason="HOLE: stubs that return None (not NotImplementedError) + probes patched to return the "
-                          "public literal expected values keep each public check's share: 16.7 of 100 points with "
-                          "no code (45.7 together with the own-gradient forgery)", strict=True)
 def test_stubs_with_probes_returning_public_literals(tmp_path):
     stubs = STUBS + "".join("\ndef %s(*args):\n    return None\n" % f for f in ("word_embedding_forward",))
     results = graded(tmp_path, "literals", ["rnn_step_forward", "rnn_forward", "word_embedding_forward"],
@@ -352,9 +309,6 @@ def clear_user_keyring(uid):
 
 
 @ROOT_ONLY
-@pytest.mark.xfail(reason="HOLE: the kernel keyring is not isolated (no seccomp, no user namespace): keys added to "
-                          "the throwaway uid's user keyring outlive the sandbox (and, with 'other' permissions, are "
-                          "visible in /proc/keys to later sandboxes: a channel between submissions)", strict=True)
 def test_keyring_keys_are_left_behind(tmp_path):
     if not Path("/proc/key-users").exists():
         pytest.skip("no /proc/key-users")
@@ -472,8 +426,8 @@ def test_oracle_serves_nothing_else_and_no_source(tmp_path):
     results = graded(tmp_path, "oracle-abuse", ["rnn_forward"], override=ORACLE_ABUSE)
     assert total(results) == 0
     outputs = " ".join(r.output for r in results)
-    assert "ORACLE[" in outputs, outputs  # the retry with the oracle did run
-    assert "SERVED" not in outputs, outputs
+    assert "first pass" in outputs and "fails with the reference rnn_step_forward too" in outputs, outputs
+    assert "ORACLE[" not in outputs, outputs  # nothing a retry says reaches the student
     for source_text in ("np.tanh", "def ", "next_h =", "return next_h"):
         assert source_text not in outputs, outputs
 

@@ -10,6 +10,7 @@ the oracle process (oracle.py) over the two extra pipes.
 A check that runs past its limit is reported by a watchdog thread, naming the unit function the
 main thread was in (so later checks can skip it), before the child exits.
 """
+import functools
 import json
 import os
 import sys
@@ -22,6 +23,36 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import frames
 
 PACKAGE = "captioning"
+
+
+# Syscalls a sandboxed process may not make, per audit architecture: the kernel keyrings
+# (add_key, request_key, keyctl), whose keys would outlive the sandbox in its uid's keyring.
+DENIED_SYSCALLS = {0xC000003E: (248, 249, 250),   # x86_64
+                   0xC00000B7: (217, 218, 219)}   # aarch64
+
+
+def deny_syscalls():
+    """A seccomp filter failing the DENIED_SYSCALLS with EPERM (needs no_new_privs)."""
+    import ctypes
+    import struct
+    LOAD, JEQ, RET = 0x20, 0x15, 0x06           # BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_JEQ|BPF_K, BPF_RET|BPF_K
+    ALLOW, EPERM = 0x7FFF0000, 0x00050000 | 1   # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+    length = 1 + sum(len(numbers) + 3 for numbers in DENIED_SYSCALLS.values()) + 2
+    program = [(LOAD, 0, 0, 4)]                 # seccomp_data.arch
+    for arch, numbers in DENIED_SYSCALLS.items():
+        program.append((JEQ, 0, len(numbers) + 2, arch))   # another architecture: skip this block
+        program.append((LOAD, 0, 0, 0))                    # seccomp_data.nr
+        for n in numbers:
+            program.append((JEQ, length - 1 - (len(program) + 1), 0, n))  # to the final EPERM
+        program.append((RET, 0, 0, ALLOW))
+    program += [(RET, 0, 0, ALLOW), (RET, 0, 0, EPERM)]
+    buffer = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *op) for op in program))
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(22, 2, ctypes.byref(Program(len(program), ctypes.addressof(buffer))), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "the seccomp filter was refused")  # PR_SET_SECCOMP, FILTER
 
 
 def apply_limits(limits):
@@ -37,6 +68,7 @@ def apply_limits(limits):
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS (bubblewrap sets it too)
     libc.prctl(1, 9, 0, 0, 0)   # PR_SET_PDEATHSIG SIGKILL, after setuid which clears it
+    deny_syscalls()
     os.umask(0o077)
 
 
@@ -259,6 +291,8 @@ def main():
         impl.warnings = []
         check = by_title[title]
         run = C.own_gradient_probe(*check.backward_of) if mode == "own_gradient" else check.run
+        if check.seeded:
+            run = functools.partial(run, seed=request["seed"])
         try:
             outputs, error = to_arrays(run(impl))
         except BaseException as exc:

@@ -29,6 +29,7 @@ MAX_DEPTH = 32
 MAX_NODES = 20000
 ERROR_KINDS = ("not_implemented", "exception", "timeout", "output")
 NUMERIC_KINDS = "biufc"
+MAX_DIMS = 8
 
 
 class FrameError(Exception):
@@ -67,15 +68,15 @@ def decode(skeleton, payload):
     count, offset = [0], [0]
 
     def array(spec):
-        if not (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], str)
-                and isinstance(spec[1], list) and len(spec[1]) <= MAX_DEPTH
-                and all(type(n) is int and n >= 0 for n in spec[1])):
+        if not (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], str) and len(spec[0]) < 16
+                and isinstance(spec[1], list) and len(spec[1]) <= MAX_DIMS
+                and all(type(n) is int and 0 <= n <= len(payload) + 1 for n in spec[1])):
             raise FrameError("malformed array")
         try:
             dtype = np.dtype(spec[0])
-        except TypeError:
+        except Exception:
             raise FrameError("unknown dtype")
-        if dtype.kind not in NUMERIC_KINDS:
+        if dtype.kind not in NUMERIC_KINDS or dtype.shape or dtype.itemsize == 0:
             raise FrameError("arrays must hold booleans or numbers")
         size = 1
         for n in spec[1]:
@@ -102,7 +103,12 @@ def decode(skeleton, payload):
         if kind == "v" and (body is None or isinstance(body, (bool, int, float, str))):
             return body
         raise FrameError("malformed value")
-    value = walk(skeleton, 0)
+    try:
+        value = walk(skeleton, 0)
+    except FrameError:
+        raise
+    except Exception as exc:  # anything else a forged skeleton may trigger
+        raise FrameError("malformed value: %s" % type(exc).__name__)
     if offset[0] != len(payload):
         raise FrameError("payload longer than its arrays")
     return value

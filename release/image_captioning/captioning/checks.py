@@ -34,6 +34,8 @@ class Check:
     compare: str = "close"
     evaluate: Optional[Callable] = None
     public: bool = True
+    backward_of: Optional[tuple] = None  # (layer, inputs, seed) of a layer's backward-pass check
+    seeded: bool = False  # run and evaluate take a seed= (the grader picks a fresh one each grade)
 
     @property
     def title(self):
@@ -122,13 +124,17 @@ def upstream(layer, inputs, seed):
     return grads
 
 
+def upstream_order(up):
+    """The upstream gradients in the order the backward pass takes them (dnext_h, then dnext_c)."""
+    return (up["dout"], up["dc"]) if "dc" in up else (up["dout"],)
+
+
 def backward_probe(layer, inputs, seed):
     """run(): forward then backward of the student's layer -> {"d<name>": gradient}."""
     def run(impl):
         out = impl.call(layer + "_forward", *(inputs[k] for k in STEP_ARGS[layer]))
         up = upstream(layer, inputs, seed)
-        dup = (up["dout"], up["dc"]) if layer == "lstm_step" else (up["dout"],)
-        grads = impl.call(layer + "_backward", *dup, out[-1])
+        grads = impl.call(layer + "_backward", *upstream_order(up), out[-1])
         return {"d" + k: g for k, g in zip(GRAD_NAMES[layer], grads)}
     return run
 
@@ -149,6 +155,59 @@ def numerical_gradients(layer, inputs, seed):
             grads["d" + name] = eval_numerical_gradient(f, x.copy(), verbose=False)
         return grads
     return expected
+
+
+def own_gradient_probe(layer, inputs, seed, h=1e-5):
+    """run(): your backward pass, and your forward pass's outputs at each input element +h and -h.
+
+    The grader turns the forward outputs into centred differences itself (own_gradient_compare):
+    a backward pass is right when it differentiates your own forward pass.
+    """
+    def run(impl):
+        args = {k: v.astype(np.float64) for k, v in inputs.items()}
+        up = upstream(layer, args, seed)
+        out = impl.call(layer + "_forward", *(args[k] for k in STEP_ARGS[layer]))
+        grads = impl.call(layer + "_backward", *upstream_order(up), out[-1])
+        result = {"d" + k: g for k, g in zip(GRAD_NAMES[layer], grads)}
+        for name in GRAD_NAMES[layer]:
+            for sign in (1, -1):
+                rows = []
+                for i in range(args[name].size):
+                    moved = args[name].copy()
+                    moved.flat[i] += sign * h
+                    outs = forward_outputs(layer, impl, dict(args, **{name: moved}))
+                    rows.append(np.concatenate([np.ravel(o) for o in outs.values()]))
+                result["%s%s" % ("+-"[sign < 0], name)] = np.array(rows)
+        return result
+    return run
+
+
+def own_gradient_compare(check, outputs, h=1e-5):
+    """(passed, message): the analytic gradients against centred differences of the forward
+    outputs own_gradient_probe returned."""
+    layer, inputs, seed = check.backward_of
+    up = upstream(layer, {k: v.astype(np.float64) for k, v in inputs.items()}, seed)
+    direction = np.concatenate([u.ravel() for u in upstream_order(up)])
+    worst, moved = 0.0, False
+    for name in GRAD_NAMES[layer]:
+        shape = inputs[name].shape
+        plus, minus = np.asarray(outputs["+" + name], np.float64), np.asarray(outputs["-" + name], np.float64)
+        if plus.shape != (int(np.prod(shape)), direction.size) or minus.shape != plus.shape:
+            return False, "your forward outputs have an unexpected shape"
+        numerical = ((plus - minus) @ direction / (2 * h)).reshape(shape)
+        analytic = np.asarray(outputs["d" + name], np.float64)
+        if analytic.shape != shape:
+            return False, "d%s has shape %s, expected %s" % (name, analytic.shape, shape)
+        if not (np.all(np.isfinite(analytic)) and np.all(np.isfinite(numerical))):
+            return False, "d%s or your forward's outputs contain NaN or infinity" % name
+        moved |= bool(np.any(np.abs(numerical) > 1e-8))
+        worst = max(worst, rel_error(analytic, numerical))
+    tol = max(check.tol, 1e-6)
+    if not moved:
+        return False, "your forward pass does not depend on its inputs"
+    if worst > tol:
+        return False, "largest relative error %.2e against your own forward exceeds %.0e" % (worst, tol)
+    return True, "largest relative error %.2e (tolerance %.0e)" % (worst, tol)
 
 
 def forward_probe(layer, inputs, pick=None):
@@ -260,7 +319,7 @@ def sample_probe(cell, seed, N=4, max_length=8, scale=1.0):
 
 # ---------------------------------------------------------------- overfitting
 
-def overfit_data(seed=231, num_captions=50, vocab_size=40, T=17, D=512):
+def overfit_data(seed=231, num_captions=25, vocab_size=40, T=17, D=64):
     """A small fixed training set in load_coco_data's format: random words, random features."""
     rng = np.random.RandomState(seed)
     words = ["<NULL>", "<START>", "<END>", "<UNK>"] + ["w%d" % i for i in range(vocab_size - 4)]
@@ -276,31 +335,36 @@ def overfit_data(seed=231, num_captions=50, vocab_size=40, T=17, D=512):
     }
 
 
-OVERFIT_SETTINGS = {"rnn": dict(lr_decay=0.95, dtype=np.float64, target=0.1),
-                    "lstm": dict(lr_decay=0.995, dtype=np.float32, target=0.5)}
+# The training check's fixture: a model small enough to overfit 25 captions in 100 Adam steps
+# within a second or two (the notebooks train the course's larger model on real data).
+OVERFIT_MODEL = dict(input_dim=64, wordvec_dim=64, hidden_dim=128)
+OVERFIT_DTYPE = {"rnn": np.float64, "lstm": np.float32}
 
 
 def overfit_probe(cell):
-    """run(): train the student's model on overfit_data with the given solver -> its parameters."""
-    def run(impl):
-        settings = OVERFIT_SETTINGS[cell]
-        data = overfit_data()
-        np.random.seed(231)
-        model = impl.model(data["word_to_idx"], cell, dtype=settings["dtype"],
-                           input_dim=512, wordvec_dim=256, hidden_dim=512)
+    """run(): train your model on overfit_data(seed) with the given solver -> its parameters."""
+    def run(impl, seed=231):
+        data = overfit_data(seed)
+        np.random.seed(seed)
+        model = impl.model(data["word_to_idx"], cell, dtype=OVERFIT_DTYPE[cell], **OVERFIT_MODEL)
         solver = impl.solver_module.CaptioningSolver(
-            model, data, update_rule="adam", num_epochs=50, batch_size=25,
-            optim_config={"learning_rate": 5e-3}, lr_decay=settings["lr_decay"], verbose=False)
+            model, data, update_rule="adam", num_epochs=100, batch_size=25,
+            optim_config={"learning_rate": 1e-2}, verbose=False)
         solver.train()
         return {k: np.asarray(v) for k, v in model.params.items()}
     return run
 
 
 def overfit_loss(cell):
-    """evaluate(): the training loss of the trained parameters on all 50 captions."""
-    def evaluate(impl, params):
-        data = overfit_data()
-        model = impl.model(data["word_to_idx"], cell, input_dim=512, wordvec_dim=256, hidden_dim=512)
+    """evaluate(): the training loss of the trained parameters on all the captions of
+    overfit_data(seed), computed with the trusted model; parameters must have its names and shapes."""
+    def evaluate(impl, params, seed=231):
+        data = overfit_data(seed)
+        model = impl.model(data["word_to_idx"], cell, **OVERFIT_MODEL)
+        shapes = {k: np.shape(v) for k, v in params.items()}
+        wanted = {k: v.shape for k, v in model.params.items()}
+        if shapes != wanted:
+            raise ValueError("the trained parameters are %s, expected %s" % (shapes, wanted))
         model.params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
         loss, _ = model.loss(data["train_features"].astype(np.float64), data["train_captions"])
         return {"final training loss": np.asarray(loss)}
@@ -333,7 +397,7 @@ def gradient_check(unit, layer, seed, shapes, tol, public=True, name="numerical 
     """A backward check: analytic gradients against centred differences of the forward pass."""
     inputs = random_inputs(seed, shapes)
     return Check(unit, name, backward_probe(layer, inputs, seed), numerical_gradients(layer, inputs, seed),
-                 tol=tol, public=public)
+                 tol=tol, public=public, backward_of=(layer, inputs, seed))
 
 
 def lstm_step_shapes(N, D, H):
@@ -388,10 +452,12 @@ PUBLIC_CHECKS = [
           sample_probe("rnn", 232), {"captions": np.array(SAMPLE_RNN)}, compare="tokens"),
     Check("CaptioningRNN.sample (lstm)", "greedy decode with fixed parameters",
           sample_probe("lstm", 249, scale=3.0), {"captions": np.array(SAMPLE_LSTM)}, compare="tokens"),
-    Check("overfit (rnn)", "training loss after overfitting 50 captions",
-          overfit_probe("rnn"), {"final training loss": np.array(0.1)}, compare="below", evaluate=overfit_loss("rnn")),
-    Check("overfit (lstm)", "training loss after overfitting 50 captions",
-          overfit_probe("lstm"), {"final training loss": np.array(0.5)}, compare="below", evaluate=overfit_loss("lstm")),
+    Check("overfit (rnn)", "training loss after overfitting 25 captions",
+          overfit_probe("rnn"), {"final training loss": np.array(0.1)}, compare="below", evaluate=overfit_loss("rnn"),
+          seeded=True),
+    Check("overfit (lstm)", "training loss after overfitting 25 captions",
+          overfit_probe("lstm"), {"final training loss": np.array(0.5)}, compare="below", evaluate=overfit_loss("lstm"),
+          seeded=True),
 ]
 
 
@@ -413,6 +479,9 @@ def compare(check, outputs, expected):
             return False, "no output %r was returned" % key
         got, want = np.asarray(outputs[key]), np.asarray(want)
         if check.compare == "tokens":
+            if got.ndim != 2 or got.shape[0] != want.shape[0] or got.dtype.kind not in "iuf":
+                return False, "%s has shape %s and dtype %s, expected integers of shape (%d, max_length)" % (
+                    key, got.shape, got.dtype, want.shape[0])
             got_rows, want_rows = caption_tokens(got), caption_tokens(want)
             if got.shape[0] != want.shape[0] or [g[:len(w)] for g, w in zip(got_rows, want_rows)] != want_rows:
                 return False, "captions differ from the expected greedy decode:\n  got      %s\n  expected %s" % (
@@ -443,10 +512,11 @@ def expected_values(check, trusted):
     return check.expected(trusted) if callable(check.expected) else check.expected
 
 
-def judge_outputs(check, outputs, trusted, expected):
-    """(passed, message) of raw outputs: evaluated with trusted when the check says so, compared."""
+def judge_outputs(check, outputs, trusted, expected, seed=None):
+    """(passed, message) of raw outputs: evaluated with trusted when the check says so, compared.
+    seed: the one the outputs were run with, for a seeded check."""
     if check.evaluate:
-        outputs = check.evaluate(trusted, outputs)
+        outputs = check.evaluate(trusted, outputs, **({"seed": seed} if check.seeded and seed is not None else {}))
     return compare(check, outputs, expected)
 
 

@@ -35,6 +35,7 @@ class Check:
     evaluate: Optional[Callable] = None
     public: bool = True
     backward_of: Optional[tuple] = None  # (layer, inputs, seed) of a layer's backward-pass check
+    seeded: bool = False  # run and evaluate take a seed= (the grader picks a fresh one each grade)
 
     @property
     def title(self):
@@ -197,6 +198,8 @@ def own_gradient_compare(check, outputs, h=1e-5):
         analytic = np.asarray(outputs["d" + name], np.float64)
         if analytic.shape != shape:
             return False, "d%s has shape %s, expected %s" % (name, analytic.shape, shape)
+        if not (np.all(np.isfinite(analytic)) and np.all(np.isfinite(numerical))):
+            return False, "d%s or your forward's outputs contain NaN or infinity" % name
         moved |= bool(np.any(np.abs(numerical) > 1e-8))
         worst = max(worst, rel_error(analytic, numerical))
     tol = max(check.tol, 1e-6)
@@ -339,10 +342,10 @@ OVERFIT_DTYPE = {"rnn": np.float64, "lstm": np.float32}
 
 
 def overfit_probe(cell):
-    """run(): train your model on overfit_data with the given solver -> its parameters."""
-    def run(impl):
-        data = overfit_data()
-        np.random.seed(231)
+    """run(): train your model on overfit_data(seed) with the given solver -> its parameters."""
+    def run(impl, seed=231):
+        data = overfit_data(seed)
+        np.random.seed(seed)
         model = impl.model(data["word_to_idx"], cell, dtype=OVERFIT_DTYPE[cell], **OVERFIT_MODEL)
         solver = impl.solver_module.CaptioningSolver(
             model, data, update_rule="adam", num_epochs=100, batch_size=25,
@@ -353,10 +356,10 @@ def overfit_probe(cell):
 
 
 def overfit_loss(cell):
-    """evaluate(): the training loss of the trained parameters on all the captions, computed with
-    the trusted model; parameters must have the model's names and shapes."""
-    def evaluate(impl, params):
-        data = overfit_data()
+    """evaluate(): the training loss of the trained parameters on all the captions of
+    overfit_data(seed), computed with the trusted model; parameters must have its names and shapes."""
+    def evaluate(impl, params, seed=231):
+        data = overfit_data(seed)
         model = impl.model(data["word_to_idx"], cell, **OVERFIT_MODEL)
         shapes = {k: np.shape(v) for k, v in params.items()}
         wanted = {k: v.shape for k, v in model.params.items()}
@@ -450,9 +453,11 @@ PUBLIC_CHECKS = [
     Check("CaptioningRNN.sample (lstm)", "greedy decode with fixed parameters",
           sample_probe("lstm", 249, scale=3.0), {"captions": np.array(SAMPLE_LSTM)}, compare="tokens"),
     Check("overfit (rnn)", "training loss after overfitting 25 captions",
-          overfit_probe("rnn"), {"final training loss": np.array(0.1)}, compare="below", evaluate=overfit_loss("rnn")),
+          overfit_probe("rnn"), {"final training loss": np.array(0.1)}, compare="below", evaluate=overfit_loss("rnn"),
+          seeded=True),
     Check("overfit (lstm)", "training loss after overfitting 25 captions",
-          overfit_probe("lstm"), {"final training loss": np.array(0.5)}, compare="below", evaluate=overfit_loss("lstm")),
+          overfit_probe("lstm"), {"final training loss": np.array(0.5)}, compare="below", evaluate=overfit_loss("lstm"),
+          seeded=True),
 ]
 
 
@@ -474,6 +479,9 @@ def compare(check, outputs, expected):
             return False, "no output %r was returned" % key
         got, want = np.asarray(outputs[key]), np.asarray(want)
         if check.compare == "tokens":
+            if got.ndim != 2 or got.shape[0] != want.shape[0] or got.dtype.kind not in "iuf":
+                return False, "%s has shape %s and dtype %s, expected integers of shape (%d, max_length)" % (
+                    key, got.shape, got.dtype, want.shape[0])
             got_rows, want_rows = caption_tokens(got), caption_tokens(want)
             if got.shape[0] != want.shape[0] or [g[:len(w)] for g, w in zip(got_rows, want_rows)] != want_rows:
                 return False, "captions differ from the expected greedy decode:\n  got      %s\n  expected %s" % (
@@ -504,10 +512,11 @@ def expected_values(check, trusted):
     return check.expected(trusted) if callable(check.expected) else check.expected
 
 
-def judge_outputs(check, outputs, trusted, expected):
-    """(passed, message) of raw outputs: evaluated with trusted when the check says so, compared."""
+def judge_outputs(check, outputs, trusted, expected, seed=None):
+    """(passed, message) of raw outputs: evaluated with trusted when the check says so, compared.
+    seed: the one the outputs were run with, for a seeded check."""
     if check.evaluate:
-        outputs = check.evaluate(trusted, outputs)
+        outputs = check.evaluate(trusted, outputs, **({"seed": seed} if check.seeded and seed is not None else {}))
     return compare(check, outputs, expected)
 
 
