@@ -1,11 +1,13 @@
 """Grading speed, measured side by side in one run:
 
-1. seconds per submission: the kit (grade(), all units, jobs=2) vs nbgrader on the same answer key.
-   nbgrader: `nbgrader autograde` when the course tree supports it (release/ + gradebook), else
-   executing the two notebooks with `jupyter nbconvert --execute` (the bulk of what autograde does);
-   the line printed says which was measured, or why nothing was.
-2. throughput of a batch of --n copies of the answer key with 1 vs 2 workers (jobs=1 per grade),
-   graded on --units (default: every unit but the two overfit ones, to keep the run short).
+1. seconds to grade the answer key (grade(), all units, jobs=2), a submission with an endless loop
+   in one function (the answer key with `while True: pass` in rnn_step_forward), and the same
+   answer key through `nbgrader autograde` (whose test cells take their points from the kit) and
+   through executing its notebooks (what a stock nbgrader autograde does); the ratios;
+2. the mistake corpus (tests/mutants.py) graded on every unit, training checks included: how
+   many mistakes lose points (the kill rate) and whether they lose exactly their units;
+3. throughput of a batch of --n copies of the answer key with 1 vs 2 workers (jobs=1 per grade),
+   graded on --units (default: every unit but the two training ones, to keep the run short).
 
 Usage: .venv/bin/python -m bench.grading_speed [--n 40] [--units all|a,b,...] [--skip-nbgrader]
 """
@@ -19,65 +21,78 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script by make bench, not installed
 
-from autograder.batch import run_batch  # noqa: E402
+from autograder.batch import run_batch  # noqa: E402 (after the path set-up above)
+from autograder.course import ASSIGNMENT, PACKAGE, SOLUTIONS_DIR, notebooks  # noqa: E402
 from autograder.grade import grade  # noqa: E402
+from autograder.report import unit_scores  # noqa: E402
 from autograder.units import UNITS  # noqa: E402
+from tests import mutants as M  # noqa: E402
 
-KEY = ROOT / "source" / "image_captioning"
-NOTEBOOKS = ("RNN_Captioning.ipynb", "LSTM_Captioning.ipynb")
+BIN = Path(sys.executable).parent
 
 
-def time_kit():
+def time_grade(folder):
     started = time.monotonic()
-    results = grade(KEY, jobs=2)
+    results = grade(folder, jobs=2)
     return time.monotonic() - started, sum(r.score for r in results)
 
 
-def time_nbgrader(timeout=1800):
-    """(seconds, what was measured) or (None, why not)."""
-    notebooks = [KEY / n for n in NOTEBOOKS if (KEY / n).is_file()]
-    if not notebooks:
-        return None, "no notebooks in source/image_captioning yet (another developer is writing them)"
-    jupyter = Path(sys.executable).with_name("jupyter")
-    if not jupyter.exists():
-        return None, "jupyter is not installed in the venv"
-    release = ROOT / "release" / "image_captioning"
+def run_timed(command, cwd, timeout=1800):
+    """(seconds, None) or (None, why it failed)."""
+    env = dict(os.environ, PATH="%s:%s" % (BIN, os.environ["PATH"]))
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, "did not finish in %d s" % timeout
+    if proc.returncode != 0:
+        return None, ((proc.stderr or proc.stdout).strip().splitlines() or ["?"])[-1][:200]
+    return time.monotonic() - started, None
+
+
+def time_nbgrader_autograde():
+    """nbgrader autograde of the answer key in a copy of the course (release regenerated there)."""
     with tempfile.TemporaryDirectory(prefix="bench-nb-") as tmp:
-        if release.is_dir() and (ROOT / "gradebook.db").exists():
-            course = Path(tmp) / "course"
-            shutil.copytree(ROOT, course, ignore=shutil.ignore_patterns(".venv", ".git", "datasets", "build"))
-            os.symlink(ROOT / "datasets", course / "datasets")
-            submitted = course / "submitted" / "bench_student" / "image_captioning"
-            shutil.copytree(KEY, submitted)
-            command = [str(Path(sys.executable).with_name("nbgrader")), "autograde", "image_captioning",
-                       "--force", "--create"]
-            what, cwd = "nbgrader autograde of the answer key (real course tree copy)", course
-        else:
-            work = Path(tmp) / "image_captioning"
-            shutil.copytree(KEY, work)
-            command = [str(jupyter), "nbconvert", "--to", "notebook", "--execute", "--inplace",
-                       "--ExecutePreprocessor.timeout=600"] + [str(work / n.name) for n in notebooks]
-            what, cwd = ("jupyter nbconvert --execute of the %d answer-key notebooks (no release/ + gradebook "
-                         "for real nbgrader autograde yet)" % len(notebooks)), work
-        started = time.monotonic()
-        try:
-            proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None, "%s did not finish in %d s" % (what, timeout)
-        seconds = time.monotonic() - started
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
-            return None, "%s failed after %.1f s: %s" % (what, seconds, tail[0][:200])
-        return seconds, what
+        course = Path(tmp) / "course"
+        for name in ("source", "release", "tools", "autograder", "nbgrader_config.py"):
+            copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copyfile
+            copy(ROOT / name, course / name)
+        os.symlink(ROOT / "datasets", course / "datasets")
+        seconds, error = run_timed([sys.executable, "-m", "tools.release"], course)
+        if error:
+            return None, error
+        shutil.copytree(SOLUTIONS_DIR, course / "submitted" / "bench_student" / ASSIGNMENT)
+        return run_timed([str(BIN / "nbgrader"), "autograde", ASSIGNMENT, "--force"], course)
+
+
+def time_notebook_execution():
+    """Executing the answer key's notebooks on a kernel: what a stock nbgrader autograde does."""
+    with tempfile.TemporaryDirectory(prefix="bench-exec-") as tmp:
+        work = Path(tmp) / ASSIGNMENT
+        shutil.copytree(SOLUTIONS_DIR, work)
+        return run_timed([str(BIN / "jupyter"), "nbconvert", "--to", "notebook", "--execute", "--inplace",
+                          "--ExecutePreprocessor.timeout=600"] + [str(work / n) for n in notebooks()], work)
+
+
+def kill_rate():
+    """(killed, exact, total) over the mistake corpus graded on every unit."""
+    killed = exact = 0
+    with tempfile.TemporaryDirectory(prefix="bench-mutants-") as tmp:
+        for sub in M.MUTANTS:
+            results = grade(sub.build(Path(tmp) / sub.name), jobs=2)
+            lost = {u for u, (got, top) in unit_scores(results).items() if got < top - 1e-9}
+            killed += bool(lost)
+            exact += lost == set(sub.lost) | {u.name for u in UNITS if u.training and lost & set(u.depends)}
+    return killed, exact, len(M.MUTANTS)
 
 
 def time_batch(n, workers, units):
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         subs = Path(tmp) / "subs"
         for i in range(n):
-            shutil.copytree(KEY / "captioning", subs / ("s%03d" % i) / "captioning",
+            shutil.copytree(SOLUTIONS_DIR / PACKAGE, subs / ("s%03d" % i) / "captioning",
                             ignore=shutil.ignore_patterns("__pycache__"))
         started = time.monotonic()
         documents = run_batch(subs, Path(tmp) / "grades", workers=workers, units=units, progress=False)
@@ -89,27 +104,34 @@ def time_batch(n, workers, units):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=40, help="submissions in the batch (default 40)")
-    parser.add_argument("--units", default="no-overfit", help="'all', 'no-overfit' (default) or a,b,...")
+    parser.add_argument("--units", default="no-training", help="'all', 'no-training' (default) or a,b,...")
     parser.add_argument("--skip-nbgrader", action="store_true")
     args = parser.parse_args(argv)
     if args.units == "all":
         units = None
-    elif args.units == "no-overfit":
-        units = [u.name for u in UNITS if not u.name.startswith("overfit")]
+    elif args.units == "no-training":
+        units = [u.name for u in UNITS if not u.training]
     else:
         units = args.units.split(",")
 
-    kit, score = time_kit()
-    print("kit (python -m autograder, all units, jobs=2): %.1f s per submission (answer key scored %.1f)" % (kit, score))
+    key, score = time_grade(SOLUTIONS_DIR)
+    print("kit, answer key (all units, jobs=2): %.1f s, scored %.1f" % (key, score))
+    with tempfile.TemporaryDirectory(prefix="bench-loop-") as tmp:
+        loop = M.Submission("loop", (M.Body(M.LAYERS, "rnn_step_forward", "while True:\n    pass\n"),))
+        hang, hang_score = time_grade(loop.build(Path(tmp) / "loop"))
+    print("kit, endless loop in rnn_step_forward: %.1f s, scored %.1f" % (hang, hang_score))
     if args.skip_nbgrader:
         print("nbgrader: skipped (--skip-nbgrader)")
     else:
-        nb, what = time_nbgrader()
-        if nb is None:
-            print("nbgrader: not measured: %s" % what)
-        else:
-            print("nbgrader: %.1f s per submission, measured: %s" % (nb, what))
-            print("  ratio nbgrader / kit: %.2fx" % (nb / kit))
+        for label, (seconds, error) in (("nbgrader autograde (kit inside)", time_nbgrader_autograde()),
+                                        ("notebooks executed (stock nbgrader)", time_notebook_execution())):
+            if seconds is None:
+                print("%s: not measured: %s" % (label, error))
+            else:
+                print("%s: %.1f s; ratio to the kit's answer key %.1fx" % (label, seconds, seconds / key))
+    killed, exact, total = kill_rate()
+    print("mistake corpus, every unit graded (training fixture included): %d/%d mistakes lose points "
+          "(kill rate %.0f%%), %d/%d lose exactly their units" % (killed, total, 100 * killed / total, exact, total))
 
     label = "all units" if units is None else ("%d units" % len(units))
     one = time_batch(args.n, 1, units)
