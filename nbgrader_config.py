@@ -26,8 +26,8 @@ from nbgrader.preprocessors import (  # noqa: E402
     ClearHiddenTests, ClearMarkScheme, ClearOutput, Execute, GetGrades, IncludeHeaderFooter, LockCells)
 
 from tools import nbgrader_plugins as plugins  # noqa: E402
+from autograder.course import ASSIGNMENT  # noqa: E402 (after the path set-up above)
 
-ASSIGNMENT = "image_captioning"
 c = get_config()  # noqa: F821 (provided by traitlets)
 
 c.CourseDirectory.root = ROOT

@@ -23,8 +23,8 @@ from .intake import SubmissionError
 from .report import (clean_line, failure_document, gradescope, is_current, make_folders, write_grades_csv,
                      write_json_atomically, write_summary_html)
 from .sandbox import Limits, SandboxError
+from autograder.course import ASSIGNMENT
 
-ASSIGNMENT = "image_captioning"
 
 
 def student_name(path):

@@ -149,7 +149,8 @@ def short(function):
     return function.split(":")[1]
 
 
-WHERE = re.compile(r"not implemented yet: NotImplementedError \(captioning/[\w/]{1,40}\.py, line \d{1,6}, in (\w{1,40})\)")
+WHERE = re.compile(r"not implemented yet: NotImplementedError "
+                   r"\(captioning/[\w/]{1,40}\.py, line \d{1,6}, in (\w{1,40})\)")
 
 
 def not_written(unit, message=""):

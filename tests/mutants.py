@@ -11,13 +11,14 @@ correct implementations written differently, which must get full marks.
 import re
 import shutil
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from autograder.course import RELEASE_DIR, SOLUTIONS_DIR, SOURCE_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT / "source" / "image_captioning"
-RELEASE = ROOT / "release" / "image_captioning"
-SOLUTIONS = ROOT / "solutions" / "image_captioning"
+SOURCE = SOURCE_DIR
+RELEASE = RELEASE_DIR
+SOLUTIONS = SOLUTIONS_DIR
 LAYERS, MODEL = "captioning/rnn_layers.py", "captioning/classifiers/rnn.py"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 
@@ -203,8 +204,10 @@ MUTANTS.append(mutant(
     [LSTM_STEP_DICT_FORWARD, LSTM_STEP_DICT_BACKWARD,
      Patch(LAYERS, "tanh_c=np.tanh(next_c)", "tanh_c=np.tanh(prev_c)"),
      Patch(LAYERS, 'next_h = gates["o"] * np.tanh(next_c)', 'next_h = gates["o"] * np.tanh(prev_c)')],
-    # Known limit: the retry swaps in the reference forward, whose cache this backward cannot read,
-    # so a forward bug with a home-made cache layout also costs the backward pass.
+    # The reference forward's cache does not fit this backward pass, and the backward pass is right
+    # for the correct forward, not for its own buggy one (tanh(prev_c)): neither the retry nor the
+    # check against numerical gradients of its own forward can credit it. (When the backward pass
+    # matches its own forward, it is credited: tests/test_fair_grading.py.)
     {"lstm_step_forward", "lstm_step_backward"}, "own cache layout and a forward bug"))
 
 # ---------------------------------------------------------------- correct alternatives

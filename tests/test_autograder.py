@@ -21,6 +21,7 @@ from autograder.grade import all_checks, checks_module, grade, grade_timed, refe
 from autograder.intake import STUDENT_FILES
 from autograder.units import BY_NAME, TOTAL, UNITS
 from tests import mutants as M
+from autograder.course import RELEASE_DIR
 
 CHECKS = list(all_checks().values())
 FAST_UNITS = tuple(u.name for u in UNITS if not u.training)
@@ -351,7 +352,7 @@ def test_a_zip_grades_like_the_folder(graded, workdir, top):
 
 def test_pytest_front_end_reports_each_check_of_a_submission():
     """`pytest autograder --submission DIR --public`: one test per public check, failing with the grader's message."""
-    stub = ROOT / "release" / "image_captioning"
+    stub = RELEASE_DIR
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "autograder"),
                            "--submission", str(stub), "--public", "-k", "not overfit"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -14,6 +14,7 @@ import pytest
 from autograder.batch import discover, run_batch
 from autograder.sandbox import GiB, Limits
 from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, make
+from autograder.course import ASSIGNMENT
 
 UNIT = ["rnn_step_forward"]
 LIMITS = Limits(check_seconds=2, import_seconds=5, memory_bytes=GiB, processes=32, submission_seconds=10)
@@ -32,12 +33,13 @@ def test_layouts(tmp_path):
     make(subs, "alice", override=CORRECT_STEP)
     zip_folder(make(tmp_path / "z", "bob", override=BUGGY_STEP), subs / "bob.zip")
     course = tmp_path / "course"
-    make(course / "submitted" / "carol", "image_captioning", override=CORRECT_STEP)
+    make(course / "submitted" / "carol", ASSIGNMENT, override=CORRECT_STEP)
     assert [s for s, _ in discover(subs)] == ["alice", "bob"]
-    assert discover(course) == [("carol", course / "submitted" / "carol" / "image_captioning")]
+    assert discover(course) == [("carol", course / "submitted" / "carol" / ASSIGNMENT)]
     documents = run_batch(subs, tmp_path / "out", units=UNIT, limits=LIMITS, progress=False)
     assert documents["alice"]["score"] == pytest.approx(5) and documents["bob"]["score"] == 0
-    assert run_batch(course, tmp_path / "out2", units=UNIT, limits=LIMITS, progress=False)["carol"]["score"] == pytest.approx(5)
+    documents = run_batch(course, tmp_path / "out2", units=UNIT, limits=LIMITS, progress=False)
+    assert documents["carol"]["score"] == pytest.approx(5)
 
 
 def test_cli_outputs_resume_and_force(tmp_path):

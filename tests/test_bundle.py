@@ -15,6 +15,7 @@ import pytest
 
 from tests.hostile import make
 from tools.bundle import build, canonical
+from autograder.course import ASSIGNMENT, RELEASE_DIR, SOLUTIONS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
@@ -145,21 +146,21 @@ def run_autograder(image, folder, submission, prepare=None):
 
 @pytest.mark.slow
 def test_answer_key(image, fresh):
-    document, _, proc = run_autograder(image, fresh, ROOT / "solutions" / "image_captioning")
+    document, _, proc = run_autograder(image, fresh, SOLUTIONS_DIR)
     assert document["score"] == pytest.approx(100), proc.stdout + proc.stderr
     assert any(t["visibility"] == "after_published" for t in document["tests"])
 
 
 @pytest.mark.slow
 def test_untouched_release(image, fresh):
-    document, _, _ = run_autograder(image, fresh, ROOT / "release" / "image_captioning")
+    document, _, _ = run_autograder(image, fresh, RELEASE_DIR)
     assert document["score"] == 0 and document["tests"]
     assert all(t["score"] == 0 for t in document["tests"])
 
 
 @pytest.mark.slow
 def test_hostile_submission(image, fresh, tmp_path):
-    reference = fresh / "autograder" / "source" / "image_captioning" / "captioning" / "rnn_layers.py"
+    reference = fresh / "autograder" / "source" / ASSIGNMENT / "captioning" / "rnn_layers.py"
     override = f"""
 def lstm_step_forward(*args):
     raise ValueError('oops')
@@ -200,7 +201,7 @@ def test_grader_crash_removes_stale_results(image, fresh):
         main = root / "source" / "autograder" / "__main__.py"
         main.write_text("raise RuntimeError('grader broken on purpose')\n")
 
-    document, _, proc = run_autograder(image, fresh, ROOT / "solutions" / "image_captioning", prepare)
+    document, _, proc = run_autograder(image, fresh, SOLUTIONS_DIR, prepare)
     assert "grader broken on purpose" in proc.stderr
     assert document["score"] == 0 and document["tests"] == []
     assert "The autograder failed (exit status 1)" in document["output"]

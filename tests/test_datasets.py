@@ -18,6 +18,7 @@ import pytest
 from datasets import coco_format
 from source.image_captioning.captioning import coco_utils
 from source.image_captioning.captioning.image_utils import image_from_url
+from autograder.course import ASSIGNMENT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -215,7 +216,7 @@ def test_load_prefers_the_real_dataset_found_walking_up(mini, tmp_path, monkeypa
     datasets = tmp_path / "datasets"
     write_real_format(datasets / "coco_captioning")
     (datasets / "coco_mini").symlink_to(mini / "coco_mini")
-    notebook_dir = tmp_path / "release" / "image_captioning"
+    notebook_dir = tmp_path / "release" / ASSIGNMENT
     notebook_dir.mkdir(parents=True)
     monkeypatch.delenv("CAPTIONING_DATASETS", raising=False)
     monkeypatch.chdir(notebook_dir)

@@ -59,7 +59,8 @@ def test_one_unit_left_as_the_stub_costs_that_unit_only(tmp_path, unit):
     results = grade(folder, units=sorted(set(graded)), limits=LIMITS, jobs=2)
     same_function = {u.name for u in UNITS if u.function == BY_NAME[unit].function}
     expected = {unit} | {u for u in same_function if BY_NAME[u].training} & set(graded)
-    assert lost(results) == expected, "\n".join("%s -> %s" % (r.name, r.output) for r in results if r.score < r.max_score)
+    failed = "\n".join("%s -> %s" % (r.name, r.output) for r in results if r.score < r.max_score)
+    assert lost(results) == expected, failed
     for r in results:
         if r.unit in expected:
             assert "not implemented yet" in r.output, r.output

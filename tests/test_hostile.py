@@ -18,6 +18,8 @@ from autograder.grade import grade
 from autograder.intake import SubmissionError
 from autograder.sandbox import GiB, Limits
 from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, make
+from autograder.course import REFERENCE_PACKAGE
+from autograder.units import RNN_NB
 
 UNIT = ["rnn_step_forward"]
 LIMITS = Limits(check_seconds=2, import_seconds=5, train_seconds=5, memory_bytes=1 * GiB, processes=32,
@@ -241,7 +243,7 @@ def test_grader_files_cannot_be_read(tmp_path):
                 found.append("LISTED grader files in " + here)
         except OSError:
             pass
-    """ % (str(ROOT / "autograder" / "hidden.py"), str(ROOT / "source" / "image_captioning" / "captioning" / "rnn_layers.py"),
+    """ % (str(ROOT / "autograder" / "hidden.py"), str(REFERENCE_PACKAGE / "rnn_layers.py"),
            str(ROOT / "solutions"), str(ROOT / ".git" / "HEAD"))
     override = "\ndef rnn_step_forward(*args):\n    raise RuntimeError(' | '.join(found))\n"
     results = graded(tmp_path, "snoop", prelude=prelude, override=override)
@@ -257,7 +259,8 @@ def test_reference_is_not_in_the_child(tmp_path):
 
 
 def test_only_the_result_pipe_is_inherited(tmp_path):
-    override = "\nimport os\ndef rnn_step_forward(*args):\n    raise RuntimeError('fds=%s' % sorted(int(f) for f in os.listdir('/proc/self/fd')))\n"
+    override = ("\nimport os\ndef rnn_step_forward(*args):\n"
+                "    raise RuntimeError('fds=%s' % sorted(int(f) for f in os.listdir('/proc/self/fd')))\n")
     results = graded(tmp_path, "fds", override=override)
     fds = json.loads(re.search(r"fds=(\[[^\]]*\])", results[0].output).group(1))
     assert fds[:3] == [0, 1, 2] and len(fds) <= 5, fds  # stdio, the result pipe, listdir's own fd
@@ -297,7 +300,7 @@ def test_non_utf8_source(tmp_path):
 
 def test_broken_notebook_is_ignored(tmp_path):
     results = graded(tmp_path, "nb", override=CORRECT_STEP,
-                     extra={"RNN_Captioning.ipynb": b"{this is not json", "LSTM_Captioning.ipynb": b"\xff\xfe"})
+                     extra={RNN_NB: b"{this is not json", "LSTM_Captioning.ipynb": b"\xff\xfe"})
     assert total(results) == pytest.approx(5)
 
 

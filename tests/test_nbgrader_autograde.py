@@ -24,6 +24,8 @@ from autograder.grade import grade
 from autograder.intake import STUDENT_FILES
 from autograder.report import unit_scores
 from autograder.units import UNITS
+from autograder.course import ASSIGNMENT, RELEASE_DIR, SOLUTIONS_DIR
+from autograder.units import RNN_NB, LSTM_NB
 
 pytestmark = pytest.mark.slow  # real nbgrader commands: about 90 s on 2 cores
 
@@ -34,7 +36,7 @@ LSTM_FUNCTIONS = ("lstm_step_forward", "lstm_step_backward", "lstm_forward", "ls
 
 def half_done(package):
     """The answer key's package with every LSTM layer function back to the release's stub."""
-    released = (ROOT / "release/image_captioning/captioning/rnn_layers.py").read_text()
+    released = (RELEASE_DIR / "captioning" / "rnn_layers.py").read_text()
     solved = (package / "rnn_layers.py").read_text()
     for name in LSTM_FUNCTIONS:
         pattern = re.compile(r"^def %s\(.*?(?=^def )" % name, re.S | re.M)
@@ -68,7 +70,7 @@ except ImportError:
 
 def plant_attack(folder, reference, marker):
     """Prepend ATTACK to the first code cell students may edit in folder's RNN_Captioning.ipynb."""
-    path = folder / "RNN_Captioning.ipynb"
+    path = folder / RNN_NB
     nb = nbformat.read(path, as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "code" and not c.metadata.get("nbgrader", {}).get("locked"))
     cell.source = ATTACK.format(reference=str(reference), marker=str(marker)) + cell.source
@@ -94,11 +96,11 @@ def course(tmp_path_factory):
     run([sys.executable, "-m", "tools.release"], course)
     students = {}
     for student in ("key", "halfway", "attacker"):
-        folder = course / "submitted" / student / "image_captioning"
-        shutil.copytree(course / "release" / "image_captioning", folder)
+        folder = course / "submitted" / student / ASSIGNMENT
+        shutil.copytree(course / "release" / ASSIGNMENT, folder)
         if student != "attacker":
             for rel in STUDENT_FILES:
-                shutil.copyfile(ROOT / "solutions/image_captioning/captioning" / rel, folder / "captioning" / rel)
+                shutil.copyfile(SOLUTIONS_DIR / "captioning" / rel, folder / "captioning" / rel)
         students[student] = folder
     half_done(students["halfway"] / "captioning")
     plant_attack(students["attacker"], course / "source/image_captioning/captioning/rnn_layers.py", marker)
@@ -106,15 +108,15 @@ def course(tmp_path_factory):
         graded = ("key", "halfway")
         kit = pool.map(lambda s: unit_scores(grade(students[s], jobs=1)), graded)
         started = time.monotonic()
-        run([str(BIN / "nbgrader"), "autograde", "image_captioning", "--force"], course)
+        run([str(BIN / "nbgrader"), "autograde", ASSIGNMENT, "--force"], course)
         seconds = time.monotonic() - started
-        run([str(BIN / "nbgrader"), "generate_feedback", "image_captioning", "--force"], course)
+        run([str(BIN / "nbgrader"), "generate_feedback", ASSIGNMENT, "--force"], course)
         return course, dict(zip(graded, kit)), marker, seconds
 
 
 def nbgrader_unit_scores(course, student):
     with Gradebook("sqlite:///%s" % (course / "gradebook.db")) as gb:
-        return {u.name: gb.find_grade(u.grade_id, u.notebook[:-len(".ipynb")], "image_captioning", student).score
+        return {u.name: gb.find_grade(u.grade_id, u.notebook[:-len(".ipynb")], ASSIGNMENT, student).score
                 for u in UNITS}
 
 
@@ -126,23 +128,23 @@ def test_autograde_gives_the_points_of_the_command_line_grader(course, student):
     assert by_nbgrader == pytest.approx(by_kit, abs=1e-3)
     if student == "halfway":  # what the model units earn with unwritten layers is grade.py's policy
         assert {u for u, got in by_kit.items() if got == 0} >= set(LSTM_FUNCTIONS)
-        assert all(by_kit[u.name] == pytest.approx(u.points) for u in UNITS if u.notebook == "RNN_Captioning.ipynb")
+        assert all(by_kit[u.name] == pytest.approx(u.points) for u in UNITS if u.notebook == RNN_NB)
     else:
         assert sum(by_kit.values()) == pytest.approx(100)
 
 
 def test_autograde_keeps_the_students_package(course):
     course = course[0]
-    graded = course / "autograded" / "halfway" / "image_captioning" / "captioning" / "rnn_layers.py"
+    graded = course / "autograded" / "halfway" / ASSIGNMENT / "captioning" / "rnn_layers.py"
     assert "raise NotImplementedError" in graded.read_text()
 
 
 def test_feedback_shows_no_hidden_test_and_no_solution(course):
     course = course[0]
-    feedback = list((course / "feedback" / "halfway" / "image_captioning").rglob("*"))
+    feedback = list((course / "feedback" / "halfway" / ASSIGNMENT).rglob("*"))
     html = [p for p in feedback if p.suffix == ".html"]
     assert len(html) == 2
-    released = (ROOT / "release/image_captioning/captioning/rnn_layers.py").read_text()
+    released = (RELEASE_DIR / "captioning" / "rnn_layers.py").read_text()
     lstm_step_solution = (ROOT / "source/image_captioning/captioning/rnn_layers.py").read_text() \
         .split("### BEGIN SOLUTION")[7].split("### END SOLUTION")[0]
     solution_lines = {line.strip() for line in lstm_step_solution.splitlines()
@@ -160,7 +162,7 @@ def test_feedback_shows_no_hidden_test_and_no_solution(course):
 
 def test_feedback_shows_each_units_report(course):
     course = course[0]
-    feedback = course / "feedback" / "halfway" / "image_captioning"
+    feedback = course / "feedback" / "halfway" / ASSIGNMENT
     lstm = (feedback / "LSTM_Captioning.html").read_text()
     rnn = (feedback / "RNN_Captioning.html").read_text()
     assert "FAIL: not implemented yet" in lstm and "lstm_step_forward" in lstm
@@ -176,8 +178,8 @@ def test_student_code_in_the_notebook_never_runs_at_autograde(course, capsys):
     assert not marker.exists(), "student code ran during nbgrader autograde"
     assert nbgrader_unit_scores(course, "attacker") == {u.name: 0 for u in UNITS}
     for student in ("key", "attacker"):
-        for name in ("RNN_Captioning.ipynb", "LSTM_Captioning.ipynb"):
-            nb = nbformat.read(course / "autograded" / student / "image_captioning" / name, as_version=4)
+        for name in (RNN_NB, LSTM_NB):
+            nb = nbformat.read(course / "autograded" / student / ASSIGNMENT / name, as_version=4)
             for cell in nb.cells:
                 if cell.cell_type == "code" and not cell.metadata.get("nbgrader", {}).get("grade"):
                     assert not cell.outputs and cell.execution_count is None, "%s: a cell was run" % name
@@ -187,8 +189,8 @@ def test_the_attack_works_when_run(tmp_path):
     """So that the test above means something: run where it is executed (here, a plain python in a
     copy of the release), ATTACK writes its file and the package then computes the reference's
     answers."""
-    folder = tmp_path / "image_captioning"
-    shutil.copytree(ROOT / "release" / "image_captioning", folder)
+    folder = tmp_path / ASSIGNMENT
+    shutil.copytree(RELEASE_DIR, folder)
     marker = tmp_path / "written"
     attack = ATTACK.format(reference=str(ROOT / "source/image_captioning/captioning/rnn_layers.py"),
                            marker=str(marker))

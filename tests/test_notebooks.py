@@ -20,13 +20,14 @@ import nbformat
 import pytest
 
 from autograder.units import UNITS
+from autograder.course import ASSIGNMENT
+from autograder.units import RNN_NB, LSTM_NB
 
 ROOT = Path(__file__).resolve().parents[1]
 
-ASSIGNMENT = "image_captioning"
 SOURCE, RELEASE, SOLUTIONS = (ROOT / d / ASSIGNMENT for d in ("source", "release", "solutions"))
-NOTEBOOKS = ("RNN_Captioning.ipynb", "LSTM_Captioning.ipynb")
-OVERFIT_TARGET = {"RNN_Captioning.ipynb": 0.1, "LSTM_Captioning.ipynb": 0.5}
+NOTEBOOKS = (RNN_NB, LSTM_NB)
+OVERFIT_TARGET = {RNN_NB: 0.1, "LSTM_Captioning.ipynb": 0.5}
 CELL_TIMEOUT = 300
 REPORT = re.compile(r"^(?P<what>.+): (?P<value>\S+) \(expect < (?P<bound>\S+)\)$")
 

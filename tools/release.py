@@ -18,9 +18,9 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.utils import find_all_files
 
 from autograder.units import UNITS
+from autograder.course import ASSIGNMENT
 
 ROOT = Path(__file__).resolve().parent.parent
-ASSIGNMENT = "image_captioning"
 STAGED = ("nbgrader_config.py", "tools", "autograder", "source")
 OUTPUTS = ("release", "solutions")
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")

@@ -7,12 +7,15 @@ rnn_layers.py (so it replaces rnn_step_forward, the unit the hostile tests grade
 import shutil
 import textwrap
 from pathlib import Path
+from autograder.course import REFERENCE_PACKAGE
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY = ROOT / "source" / "image_captioning" / "captioning"
+KEY = REFERENCE_PACKAGE
 
-CORRECT_STEP = "\n\ndef rnn_step_forward(x, prev_h, Wx, Wh, b):\n    next_h = np.tanh(x @ Wx + prev_h @ Wh + b)\n    return next_h, (x, prev_h, Wx, Wh, next_h)\n"
-BUGGY_STEP = "\n\ndef rnn_step_forward(x, prev_h, Wx, Wh, b):\n    next_h = np.tanh(x @ Wx + prev_h @ Wh)\n    return next_h, (x, prev_h, Wx, Wh, next_h)\n"
+CORRECT_STEP = ("\n\ndef rnn_step_forward(x, prev_h, Wx, Wh, b):\n    next_h = np.tanh(x @ Wx + prev_h @ Wh + b)\n"
+                "    return next_h, (x, prev_h, Wx, Wh, next_h)\n")
+BUGGY_STEP = ("\n\ndef rnn_step_forward(x, prev_h, Wx, Wh, b):\n    next_h = np.tanh(x @ Wx + prev_h @ Wh)\n"
+              "    return next_h, (x, prev_h, Wx, Wh, next_h)\n")
 
 
 def make(root, name, prelude="", override="", raw=None, extra=None):

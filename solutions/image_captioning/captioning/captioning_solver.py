@@ -1,5 +1,4 @@
 """Minibatch training of a captioning model (given code)."""
-import numpy as np
 
 from . import optim
 from .coco_utils import sample_coco_minibatch

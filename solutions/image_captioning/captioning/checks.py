@@ -8,7 +8,6 @@ checks, plus hidden ones, against a reference implementation.
 import os
 import traceback
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -236,7 +235,8 @@ def embedding_backward_probe(x, W, seed):
 def embedding_numerical_gradient(x, W, seed):
     def expected(impl):
         dout = np.random.RandomState(seed).randn(*x.shape, W.shape[1])
-        f = lambda w: impl.call("word_embedding_forward", x, w)[0]
+        def f(w):
+            return impl.call("word_embedding_forward", x, w)[0]
         return {"dW": eval_numerical_gradient_array(f, W.astype(np.float64).copy(), dout)}
     return expected
 
@@ -302,8 +302,9 @@ def model_numerical_gradient(cell, seed, vocab, N=2, T=3, pad=False):
         features, captions = model_batch(seed, len(vocab), N, T, 4, pad)
         loss, _ = model.loss(features, captions)
         out = {"loss": np.asarray(loss)}
+        def f(_):
+            return model.loss(features, captions)[0]
         for k in sorted(model.params):
-            f = lambda _: model.loss(features, captions)[0]
             out["d" + k] = eval_numerical_gradient(f, model.params[k], verbose=False, h=1e-6)
         return out
     return expected

@@ -1,5 +1,4 @@
 """Fully connected layer (given code)."""
-import numpy as np
 
 
 def affine_forward(x, w, b):
