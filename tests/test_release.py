@@ -102,7 +102,7 @@ def test_release_carries_unit_points(fresh):
     assert {(nb, gid): score for nb, gid, score in rows if (nb, gid) in units} == units
 
 
-def test_sync_unit_points_rejects_unknown_and_missing_units():
+def test_sync_unit_points_rejects_unknown_units_and_adds_missing_ones():
     def notebook(*grade_ids):
         cells = [nbformat.v4.new_code_cell("pass", metadata={"nbgrader": {
             "grade": True, "solution": False, "grade_id": gid, "points": 0}}) for gid in grade_ids]
@@ -115,8 +115,10 @@ def test_sync_unit_points_rejects_unknown_and_missing_units():
         u.points for u in UNITS if u.notebook == name]
     with pytest.raises(ValueError, match="not a unit"):
         SyncUnitPoints().preprocess(notebook(*ids, "bogus"), resources)
-    with pytest.raises(ValueError, match="no autograded test cell"):
-        SyncUnitPoints().preprocess(notebook(*ids[1:]), resources)
+    nb, _ = SyncUnitPoints().preprocess(notebook(*ids[1:]), resources)  # the first unit's cell is missing
+    added = nb.cells[-1]
+    assert added.source == 'check("%s")' % UNITS[0].name and added.metadata.nbgrader["grade_id"] == ids[0]
+    assert added.metadata.nbgrader["points"] == UNITS[0].points and added.metadata.nbgrader["locked"]
 
 
 def test_release_holds_no_marker_and_no_solution_line():

@@ -74,7 +74,8 @@ class RemoveSolutionMarkers(ClearSolutions):
 
 
 class SyncUnitPoints(NbGraderPreprocessor):
-    """Set each autograded test cell's points from its unit; fail on unknown or missing units."""
+    """Set each autograded test cell's points from its unit; fail on unknown units; append a test
+    cell for a unit its notebook does not have one for yet."""
 
     def preprocess(self, nb, resources):
         notebook = resources["nbgrader"]["notebook"] + ".ipynb"
@@ -94,10 +95,17 @@ class SyncUnitPoints(NbGraderPreprocessor):
                                  "autograder/hidden.py")
             cell.metadata.nbgrader["points"] = unit.points
             found.add(grade_id)
-        missing = [u.grade_id for u in UNITS if u.notebook == notebook and u.grade_id not in found]
-        if missing:
-            raise ValueError(f"{notebook}: no autograded test cell for unit(s) {', '.join(missing)}")
+        for unit in [u for u in UNITS if u.notebook == notebook and u.grade_id not in found]:
+            nb.cells.append(test_cell(unit))  # a new unit needs no notebook edit: its cell comes last
         return nb, resources
+
+
+def test_cell(unit):
+    """The autograded test cell of a unit: it runs the unit's public checks, its points are the unit's."""
+    cell = new_code_cell(f'check("{unit.name}")')
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": unit.grade_id, "locked": True,
+                                 "points": unit.points, "schema_version": 3, "solution": False, "task": False}
+    return cell
 
 
 def unit_outputs(results, points):
