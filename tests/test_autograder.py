@@ -9,7 +9,6 @@ import json
 import re
 import subprocess
 import sys
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,7 +19,9 @@ from autograder.course import ROOT
 from autograder.grade import all_checks, checks_module, grade, grade_timed, reference_impl
 from autograder.intake import STUDENT_FILES
 from autograder.units import BY_NAME, TOTAL, UNITS
+from autograder.report import unit_scores
 from tests import mutants as M
+from tests.hostile import lost_units, zip_folder
 from autograder.course import RELEASE_DIR
 
 CHECKS = list(all_checks().values())
@@ -29,18 +30,6 @@ WHERE = re.compile(r"\((captioning/[\w/]+\.py), line (\d+), in (\w+)\)")
 
 
 # ---------------------------------------------------------------- helpers
-
-def unit_scores(results):
-    scores = {}
-    for r in results:
-        got, top = scores.get(r.unit, (0.0, 0.0))
-        scores[r.unit] = (got + r.score, top + r.max_score)
-    return scores
-
-
-def lost_units(results):
-    return {u for u, (got, top) in unit_scores(results).items() if got < top - 1e-9}
-
 
 def failures(results):
     return "\n".join("  %s -> %s" % (r.name, r.output.replace("\n", " / ")) for r in results
@@ -55,16 +44,6 @@ def run_cli(*args):
 def cli_full_grade(submission, results_json):
     proc = run_cli(submission, "--results", results_json)
     return proc, (json.loads(Path(results_json).read_text()) if Path(results_json).is_file() else None)
-
-
-def zip_folder(folder, archive, top=None):
-    """archive: every file under folder, at the root of the zip or under `top/`."""
-    with zipfile.ZipFile(archive, "w") as z:
-        for path in sorted(Path(folder).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                rel = path.relative_to(folder).as_posix()
-                z.write(path, "%s/%s" % (top, rel) if top else rel)
-    return archive
 
 
 # ---------------------------------------------------------------- fixtures

@@ -13,19 +13,11 @@ import pytest
 
 from autograder.batch import discover, run_batch
 from autograder.sandbox import GiB, Limits
-from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, make
+from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, make, zip_folder
 from autograder.course import ASSIGNMENT
 
 UNIT = ["rnn_step_forward"]
 LIMITS = Limits(check_seconds=2, import_seconds=5, memory_bytes=GiB, processes=32, submission_seconds=10)
-
-
-def zip_folder(folder, target):
-    with zipfile.ZipFile(target, "w") as archive:
-        for path in folder.rglob("*"):
-            if path.is_file():
-                archive.write(path, path.relative_to(folder).as_posix())
-    return target
 
 
 def test_layouts(tmp_path):

@@ -16,10 +16,10 @@ import time
 import pytest
 
 from autograder.grade import grade
-from autograder.report import unit_scores
 from autograder.sandbox import GiB, Limits
 from autograder.units import BY_NAME, UNITS, closure
 from tests import mutants as M
+from tests.hostile import lost_units
 
 LIMITS = Limits(check_seconds=3, train_seconds=60, import_seconds=10, memory_bytes=2 * GiB, submission_seconds=240)
 CODE_UNITS = [u for u in UNITS if not u.training]
@@ -28,10 +28,6 @@ CODE_UNITS = [u for u in UNITS if not u.training]
 def dependents(name):
     """name and every unit that calls it, directly or not."""
     return [u.name for u in UNITS if u.name == name or name in closure(u.name)]
-
-
-def lost(results):
-    return {u for u, (got, top) in unit_scores(results).items() if got < top - 1e-9}
 
 
 def released_body(text, function):
@@ -60,7 +56,7 @@ def test_one_unit_left_as_the_stub_costs_that_unit_only(tmp_path, unit):
     same_function = {u.name for u in UNITS if u.function == BY_NAME[unit].function}
     expected = {unit} | {u for u in same_function if BY_NAME[u].training} & set(graded)
     failed = "\n".join("%s -> %s" % (r.name, r.output) for r in results if r.score < r.max_score)
-    assert lost(results) == expected, failed
+    assert lost_units(results) == expected, failed
     for r in results:
         if r.unit in expected:
             assert "not implemented yet" in r.output, r.output
@@ -93,7 +89,7 @@ RELU_DICT_CACHE = (
 def test_backward_with_its_own_cache_is_checked_against_its_own_forward(tmp_path):
     folder = M.Submission("relu_dict", RELU_DICT_CACHE).build(tmp_path / "sub")
     results = grade(folder, units=["rnn_step_forward", "rnn_step_backward"], limits=LIMITS)
-    assert lost(results) == {"rnn_step_forward"}
+    assert lost_units(results) == {"rnn_step_forward"}
     backward = [r for r in results if r.unit == "rnn_step_backward"]
     assert all("numerical gradients of your own rnn_step_forward" in r.output for r in backward), backward
 
@@ -102,7 +98,7 @@ def test_backward_that_does_not_match_its_own_forward_still_fails(tmp_path):
     wrong = M.Patch(M.LAYERS, 'da = dnext_h * (cache["next_h"] > 0)', 'da = dnext_h')
     folder = M.Submission("relu_dict_wrong", RELU_DICT_CACHE + (wrong,)).build(tmp_path / "sub")
     results = grade(folder, units=["rnn_step_forward", "rnn_step_backward"], limits=LIMITS)
-    assert lost(results) == {"rnn_step_forward", "rnn_step_backward"}
+    assert lost_units(results) == {"rnn_step_forward", "rnn_step_backward"}
 
 
 LOOP = "while True:\n    pass\n"
@@ -122,7 +118,7 @@ def test_a_hang_costs_one_time_out(tmp_path, unit, graded):
     results = grade(folder, units=graded, limits=limits, jobs=1)
     seconds = time.monotonic() - started
     hung = {u for u in graded if BY_NAME[u].function == BY_NAME[unit].function}
-    assert lost(results) == hung, [(r.name, r.output) for r in results if r.score < r.max_score]
+    assert lost_units(results) == hung, [(r.name, r.output) for r in results if r.score < r.max_score]
     timed_out = [r for r in results if "time limit: this check took longer" in r.output]
     assert len(timed_out) == 1, [r.output for r in timed_out]  # one wait, then every caller skips it
     assert "(in %s)" % qualname in timed_out[0].output

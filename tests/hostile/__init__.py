@@ -2,12 +2,15 @@
 
 make(root, name, prelude=..., override=...) writes root/name/captioning/{rnn_layers.py,
 classifiers/rnn.py}: `prelude` runs when rnn_layers is imported, `override` is appended to
-rnn_layers.py (so it replaces rnn_step_forward, the unit the hostile tests grade).
+rnn_layers.py (so it replaces rnn_step_forward, the unit the hostile tests grade). Also the
+helpers the grading tests share: zip_folder, lost_units.
 """
 import shutil
 import textwrap
+import zipfile
 from pathlib import Path
 from autograder.course import REFERENCE_PACKAGE
+from autograder.report import unit_scores
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = REFERENCE_PACKAGE
@@ -33,3 +36,18 @@ def make(root, name, prelude="", override="", raw=None, extra=None):
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / rel).write_bytes(data)
     return folder
+
+
+def zip_folder(folder, archive, top=None):
+    """archive: every file under folder, at the root of the zip or under `top/`."""
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                rel = path.relative_to(folder).as_posix()
+                z.write(path, "%s/%s" % (top, rel) if top else rel)
+    return archive
+
+
+def lost_units(results):
+    """The units a list of TestResult does not give full points."""
+    return {u for u, (got, top) in unit_scores(results).items() if got < top - 1e-9}
