@@ -228,7 +228,7 @@ def rnn_step_forward(*args):
     _os._exit(0)
 '''
 MEASURE = '''
-import json, resource, sys
+import json, os, resource, sys
 from autograder.grade import grade, all_checks, reference_impl
 from autograder.sandbox import Limits, GiB
 limits = Limits(**json.loads(sys.argv[2]))
@@ -237,7 +237,7 @@ grade(sys.argv[3], units=["rnn_step_forward"], limits=limits, jobs=1)   # warm u
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 results = grade(sys.argv[1], units=["rnn_step_forward"], limits=limits, jobs=1)
 grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-print("GROWN_KB=%d SCORE=%s" % (grown, sum(r.score for r in results)))
+print("GROWN_KB=%d SCORE=%s PID=%d" % (grown, sum(r.score for r in results), os.getpid()))
 '''
 
 
@@ -249,9 +249,16 @@ def test_a_maximal_frame_costs_the_grader_a_bounded_amount(tmp_path, no_leftover
     honest = make(tmp_path, "honest")
     probe = subprocess.run([PYTHON, "-c", MEASURE, str(big), json.dumps(settings), str(honest)],
                            capture_output=True, text=True, timeout=120, cwd=ROOT)
-    found = re.search(r"GROWN_KB=(\d+) SCORE=(\S+)", probe.stdout)
+    found = re.search(r"GROWN_KB=(\d+) SCORE=(\S+) PID=(\d+)", probe.stdout)
     assert found, probe.stdout + probe.stderr
     grown_kb, score = int(found.group(1)), float(found.group(2))
+    left = my_cgroups(int(found.group(3)))
+    for folder in left:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
+    assert not left, "cgroups left behind by the grading process: %s" % left
     assert score == 0
     # three checks, each answered with a 32 MB frame: a few copies of one frame at most, none kept
     assert grown_kb < 5 * payload // 1024, "the grader grew by %d MB" % (grown_kb >> 10)
