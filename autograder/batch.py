@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from .grade import grade_timed
+from .grade import grade_timed, sandbox_layers
 from .intake import SubmissionError
 from .report import (clean_line, failure_document, gradescope, is_current, make_folders, write_grades_csv,
                      write_json_atomically, write_summary_html)
@@ -135,14 +135,17 @@ def main(argv):
     parser.add_argument("--check-seconds", type=float, help="time limit per check (default %g)" % Limits.check_seconds)
     parser.add_argument("--submission-seconds", type=float,
                         help="time limit for a whole submission (default %g)" % Limits.submission_seconds)
+    parser.add_argument("--require-cgroups", action="store_true",
+                        help="refuse to grade where per-submission cgroups are unavailable")
     args = parser.parse_args(argv)
     units = [u.strip() for u in args.units.split(",")] if args.units else None
-    limits = Limits()
+    limits = Limits(require_cgroups=args.require_cgroups)
     if args.check_seconds:
         limits.check_seconds = args.check_seconds
     if args.submission_seconds:
         limits.submission_seconds = args.submission_seconds
     try:
+        print("isolation: " + "; ".join(sandbox_layers(limits.require_cgroups)), file=sys.stderr)
         documents = run_batch(args.submissions, args.out, args.workers, args.force, units, limits, args.public)
     except SubmissionError as exc:
         print("cannot grade: %s" % exc, file=sys.stderr)

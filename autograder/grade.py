@@ -16,9 +16,9 @@ The rules (README, "How grading works"):
 
 Expected values and comparisons stay in this process; the submission runs only in the sandbox.
 """
+import ast
 import functools
 import importlib.util
-import re
 import secrets
 import sys
 import tempfile
@@ -149,18 +149,20 @@ def short(function):
     return function.split(":")[1]
 
 
-WHERE = re.compile(r"not implemented yet: NotImplementedError "
-                   r"\(captioning/[\w/]{1,40}\.py, line \d{1,6}, in (\w{1,40})\)")
-
-
-def not_written(unit, message=""):
-    """The verdict of a check of a unit whose own function raises NotImplementedError; message,
-    from a retry, is shown only when it is exactly the file-and-line form naming that function
-    (nothing else a retry says may reach the student)."""
-    match = WHERE.fullmatch(message)
-    if match and match.group(1) == short(unit.function).split(".")[-1]:
-        return Verdict(False, message)
-    return Verdict(False, "not implemented yet: your %s raises NotImplementedError" % short(unit.function))
+def stub_location(scratch, unit):
+    """' (captioning/file.py, line N, in f)' of the first `raise NotImplementedError` in the unit's
+    own function, found in the staged source (parsed here, never run), or ''."""
+    module, qualname = unit.function.split(":")
+    rel = "%s/%s.py" % (PACKAGE, module.replace(".", "/"))
+    try:
+        node = ast.parse((scratch / rel).read_text())
+        for name in qualname.split("."):
+            node = next(n for n in node.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == name)
+        raised = next(n for n in ast.walk(node) if isinstance(n, ast.Raise) and n.exc is not None
+                      and "NotImplementedError" in ast.unparse(n.exc))
+    except Exception:  # unparsable, or no such function or raise: say less
+        return ""
+    return " (%s, line %d, in %s)" % (rel, raised.lineno, name)
 
 
 class Grading:
@@ -176,7 +178,8 @@ class Grading:
 
     def run(self, titles, swaps=(), mode="run"):
         """{title: ChildResult}, spread over up to `jobs` children."""
-        entries = [(n, title, mode, limit_for(title, self.limits)) for n, title in enumerate(titles)]
+        entries = [(n, title, mode, limit_for(title, self.limits), BY_NAME[all_checks()[title].unit].function)
+                   for n, title in enumerate(titles)]
         groups = [entries[k::self.jobs] for k in range(self.jobs) if entries[k::self.jobs]]
         reference = oracle_sources() if swaps else None
         with ThreadPoolExecutor(max(1, len(groups))) as pool:
@@ -204,7 +207,7 @@ class Grading:
             elif any(v.kind == "not_implemented" for v in own):
                 state[unit.name] = "is not written yet"
                 for t in titles:
-                    self.verdicts[t] = not_written(unit) if self.verdicts[t].passed else self.verdicts[t]
+                    self.verdicts[t] = self.not_written(unit) if self.verdicts[t].passed else self.verdicts[t]
             elif any(v.kind == "timeout" for v in own):
                 state[unit.name] = "did not finish in time"
             else:
@@ -237,7 +240,7 @@ class Grading:
         own = [v for v in retried.values() if v.function == unit.function]
         if any(v.kind == "not_implemented" for v in own):
             for title in failing:
-                self.verdicts[title] = not_written(unit, retried[title].message)
+                self.verdicts[title] = self.not_written(unit)
             return "is not written yet"
         for title, verdict in retried.items():
             if verdict.passed:
@@ -253,6 +256,12 @@ class Grading:
         if any(v.kind == "timeout" for v in own):
             return "did not finish in time"
         return "pass" if all(self.verdicts[t].passed for t in failing) else "is wrong"
+
+    def not_written(self, unit):
+        """The verdict of a check of a unit whose own function raises NotImplementedError. The
+        place is read from the staged source: what a retry itself says never reaches the student."""
+        return Verdict(False, "not implemented yet: NotImplementedError"
+                       + stub_location(self.session.scratch, unit))
 
     def ran(self, unit):
         """Whether every check of unit got numeric outputs to compare (wrong ones, or right ones)

@@ -183,6 +183,7 @@ class Cgroup:
                 base = cgroup_v1_base(controller)
                 if base is None or not base.is_dir():
                     raise OSError("no %s cgroup" % controller)
+                remove_stale_cgroups(base)
                 folder = base / name
                 folder.mkdir()
                 self.dirs.append(folder)
@@ -203,14 +204,34 @@ class Cgroup:
 
     def remove(self):
         for folder in self.dirs:
-            for _ in range(100):
-                try:
-                    for pid in (folder / "cgroup.procs").read_text().split():
-                        os.kill(int(pid), signal.SIGKILL)
-                    folder.rmdir()
-                    break
-                except (OSError, ValueError):
-                    time.sleep(0.01)
+            remove_cgroup(folder)
+
+
+def remove_cgroup(folder, seconds=10.0):
+    """Kill what is left in a cgroup folder and remove it; False when it could not be removed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            for pid in (folder / "cgroup.procs").read_text().split():
+                os.kill(int(pid), signal.SIGKILL)
+            folder.rmdir()
+            return True
+        except FileNotFoundError:
+            return True
+        except (OSError, ValueError):
+            time.sleep(0.02)
+    return False
+
+
+def remove_stale_cgroups(base):
+    """The cgroups of grader processes that are gone (killed before they could clean up)."""
+    for folder in base.glob("captioning-grader-*"):
+        try:
+            os.kill(int(folder.name.split("-")[2]), 0)
+        except ProcessLookupError:
+            remove_cgroup(folder, seconds=1.0)
+        except (ValueError, IndexError, OSError):
+            pass
 
 
 def isolation_layers(cgroup_active):
@@ -282,13 +303,15 @@ def wait_for_bytes(fd, deadline):
 
 
 class Session:
-    """The sandboxed processes of one graded submission: its deadline, cgroup, the unit functions
-    that ran past their limit (later checks skip them) and the seed of its seeded checks."""
+    """The sandboxed processes of one graded submission: its deadline, cgroup, the seed of its
+    seeded checks, and the unit functions that ran past their limit: `unfinished` when stuck in a
+    check of their own unit (every later check skips them), `suspected` when stuck in another
+    unit's check (later checks skip them, except their own unit's, which judge them)."""
 
     def __init__(self, scratch, limits, sources, seed):
         self.scratch, self.limits, self.sources, self.seed = scratch, limits, sources, seed
         self.deadline = time.monotonic() + limits.submission_seconds
-        self.unfinished = set()
+        self.unfinished, self.suspected = set(), set()
         self.lock = threading.Lock()
         self.cgroup = Cgroup(limits)
         if limits.require_cgroups and not self.cgroup.active:
@@ -303,7 +326,7 @@ class Session:
                            % self.limits.submission_seconds}
 
     def run(self, checks, functions, swaps=(), reference=None):
-        """Run [(key, title, mode, seconds)] on the submission: {id: ChildResult}, one per check.
+        """Run [(key, title, mode, seconds, unit function)] on the submission: {id: ChildResult}, one per check.
 
         swaps: unit functions ('module:qualname') served by an oracle holding `reference`
         ({name: source text}); functions: every unit function, for attributing errors."""
@@ -321,8 +344,9 @@ class Session:
         """Results of the checks one child got through before it finished or stopped."""
         with self.lock:
             unfinished = sorted(self.unfinished - set(swaps))
-        request = {"scratch": "/submission", "checks": pending, "sources": self.sources,
-                   "functions": functions, "swaps": list(swaps), "unfinished": unfinished, "seed": self.seed}
+            suspected = sorted(self.suspected - self.unfinished - set(swaps))
+        request = {"scratch": "/submission", "checks": pending, "sources": self.sources, "functions": functions,
+                   "swaps": list(swaps), "unfinished": unfinished, "suspected": suspected, "seed": self.seed}
         result_r, result_w = os.pipe()
         fds, oracle, extra = [result_w], None, []
         if swaps:
@@ -340,13 +364,14 @@ class Session:
             error = self._wait_ready(child, reader)
             if error:
                 return {c[0]: ChildResult(error=error) for c in pending}
-            for check_id, _, _, seconds in pending:
+            for check_id, _, _, seconds, own in pending:
                 result = self._next_result(child, reader, check_id, seconds, functions)
                 results[check_id] = result
                 if result.error and result.error["kind"] in ("timeout", "crash"):
-                    if result.error.get("function"):
+                    hung = result.error.get("function")
+                    if hung:  # stuck in the check's own unit: never wait for it again; else suspected
                         with self.lock:
-                            self.unfinished.add(result.error["function"])
+                            (self.unfinished if hung == own else self.suspected).add(hung)
                     break
         finally:
             child.kill()
@@ -410,7 +435,7 @@ def crash(child, when, exc):
         pass
     child.kill()
     reason = "the grading process %s %s" % (child.exit_reason(), when)
-    if child.proc.returncode == -signal.SIGKILL:
+    if child.proc.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL):  # bubblewrap passes a kill on as 137
         reason += " (out of memory or a resource limit)"
     tail = child.tail()
     return {"kind": "crash", "function": None, "message": reason + (": " + tail if tail else "")}

@@ -8,7 +8,6 @@ Every hole these attacks found is closed; a new one goes here as a test first. T
 takes well under two minutes.
 """
 import base64
-import ctypes
 import os
 import re
 import subprocess
@@ -19,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import sandbox
 from autograder.grade import checks_module, grade, reference_impl
 from autograder.sandbox import GiB, Limits
-from tests.hostile import CORRECT_STEP, KEY, ROOT, make
+from tests import hostile
+from tests.hostile import CORRECT_STEP, KEY, ROOT, make, mine, throwaway_processes, clear_user_keyring, key_users, total
 
 LIMITS = Limits(check_seconds=2, import_seconds=5, train_seconds=10, memory_bytes=1 * GiB, processes=32,
                 submission_seconds=30, output_bytes=16 * 1024)
@@ -30,40 +29,12 @@ ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="uid isolation needs th
 
 
 def graded(tmp_path, name, units, limits=LIMITS, **code):
-    """Grade a hostile submission; every result must carry a reason."""
-    results = grade(make(tmp_path, name, **code), units=units, limits=limits, jobs=1)
-    assert results
-    for r in results:
-        assert r.output.startswith(("PASS: ", "FAIL: ")) and len(r.output) > len("FAIL: "), r.output
-    return results
-
-
-def total(results):
-    return sum(r.score for r in results)
+    return hostile.graded(tmp_path, name, units, limits, **code)
 
 
 def model_file(extra_code):
     """classifiers/rnn.py of the answer key with code appended."""
     return {"captioning/classifiers/rnn.py": ((KEY / "classifiers" / "rnn.py").read_text() + extra_code).encode()}
-
-
-def mine(uid):
-    """A throwaway uid handed out by this (grading) process."""
-    return uid >= sandbox.THROWAWAY_UID_BASE and (uid - sandbox.THROWAWAY_UID_BASE) >> 16 == os.getpid() % (1 << 15)
-
-
-def throwaway_processes():
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                status = Path("/proc", entry, "status").read_text()
-            except OSError:
-                continue
-            uid = int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
-            if mine(uid) and "State:\tZ" not in status:
-                pids.append(int(entry))
-    return pids
 
 
 # A unit function that writes its own frame on the result pipe (fd sys.argv[1]) for the check that
@@ -284,28 +255,6 @@ _key = _libc.syscall(248, b"user", b"left-behind", b"x" * 4000, 4000, _ct.c_int(
 if _key > 0:
     _libc.syscall(250, 15, _ct.c_long(_key), _ct.c_long(3))   # KEYCTL_SET_TIMEOUT: tidy up in 3 s anyway
 '''
-
-
-def key_users():
-    """{uid: bytes held in keys} of /proc/key-users."""
-    users = {}
-    for line in Path("/proc/key-users").read_text().splitlines():
-        uid, rest = line.split(":", 1)
-        users[int(uid)] = int(rest.split()[3].split("/")[0])
-    return users
-
-
-def clear_user_keyring(uid):
-    """Empty uid's user keyring (as root: a forked process takes the uid)."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-            ctypes.CDLL(None).syscall(250, 7, ctypes.c_long(-4))  # KEYCTL_CLEAR @u
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
 
 
 @ROOT_ONLY

@@ -270,7 +270,8 @@ def test_results_json_is_gradescope_format(slow):
     for t in doc["tests"]:
         unit = t["name"].split(":")[0]
         per_unit[unit] = per_unit.get(unit, 0) + t["max_score"]
-    assert per_unit == pytest.approx({u.name: u.points for u in UNITS}, abs=1e-3)
+    assert per_unit == pytest.approx({u.name: u.points for u in UNITS}, abs=1e-9)  # the shares add up exactly
+    assert sum(t["max_score"] for t in doc["tests"]) == pytest.approx(TOTAL, abs=1e-9)
     assert "TOTAL 100.00 / 100.00" in proc.stdout
 
 

@@ -8,16 +8,14 @@ import json
 import os
 import re
 import zipfile
-from pathlib import Path
 
 import pytest
 
-from autograder import sandbox
 from autograder.batch import run_batch
 from autograder.grade import grade
 from autograder.intake import SubmissionError
 from autograder.sandbox import GiB, Limits
-from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, make
+from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, make, processes, throwaway_processes
 from autograder.course import REFERENCE_PACKAGE
 from autograder.units import RNN_NB
 
@@ -25,37 +23,6 @@ UNIT = ["rnn_step_forward"]
 LIMITS = Limits(check_seconds=2, import_seconds=5, train_seconds=5, memory_bytes=1 * GiB, processes=32,
                 submission_seconds=12, output_bytes=16 * 1024)
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="uid/mount isolation needs the grader to run as root")
-
-
-def processes_of(uid):
-    """Live (non-zombie) processes whose real uid is uid."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        try:
-            status = Path("/proc", entry, "status").read_text() if entry.isdigit() else ""
-        except OSError:
-            continue
-        if re.search(r"^Uid:\s+%d\s" % uid, status, re.M) and "State:\tZ" not in status:
-            pids.append(int(entry))
-    return pids
-
-
-def throwaway_processes():
-    """Live processes running as a throwaway sandbox uid handed out by this (grading) process.
-
-    Other graders may run on the machine at the same time: their uids come from their own pid."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                status = Path("/proc", entry, "status").read_text()
-            except OSError:
-                continue
-            uid = int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
-            mine = (uid - sandbox.THROWAWAY_UID_BASE) >> 16 == os.getpid() % (1 << 15)
-            if uid >= sandbox.THROWAWAY_UID_BASE and mine and "State:\tZ" not in status:
-                pids.append(int(entry))
-    return pids
 
 
 def graded(tmp_path, name, units=UNIT, limits=LIMITS, **code):
@@ -141,7 +108,7 @@ def test_fork_bomb_is_stopped_by_nproc_and_cleaned_up(tmp_path):
         uid, forks = map(int, re.search(r"uid=(\d+) forks=(\d+)", r.output).groups())
         assert forks < LIMITS.processes, r.output
         assert "Resource temporarily unavailable" in r.output
-        assert processes_of(uid) == [], "processes of the bomb survived"
+        assert processes(lambda u: u == uid) == [], "processes of the bomb survived"
 
 
 @ROOT_ONLY

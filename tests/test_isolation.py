@@ -5,10 +5,9 @@ together), a classmate not slowed by a CPU hog graded beside them, the grader's 
 bounded by its frame cap, cgroups removed after every grade, the isolation layers reported (and
 no grade at all without bubblewrap). Part 2 attacks, as a cheating student, the retry path, the
 per-grade seed, the public-answers rule, the own-forward fallback, time-out attribution and the
-seccomp filter. Every test asserts the HONEST outcome; a hole is marked xfail(strict=True) with
-a HOLE reason. Everything runs under small Limits and cleans up after itself.
+seccomp filter. Every test asserts the HONEST outcome (the holes they found are closed).
+Everything runs under small Limits and cleans up after itself.
 """
-import ctypes
 import json
 import os
 import re
@@ -23,9 +22,10 @@ import pytest
 
 from autograder import sandbox
 from autograder.batch import run_batch
-from autograder.grade import grade, reference
+from autograder.grade import reference
 from autograder.sandbox import GiB, MiB, Limits
-from tests.hostile import CORRECT_STEP, KEY, ROOT, make
+from tests import hostile
+from tests.hostile import CORRECT_STEP, KEY, ROOT, make, mine, throwaway_processes, clear_user_keyring, key_users, total
 
 LIMITS = Limits(check_seconds=2, import_seconds=5, train_seconds=10, memory_bytes=1 * GiB,
                 submission_memory=1 * GiB, processes=32, submission_seconds=30, output_bytes=16 * 1024)
@@ -35,15 +35,7 @@ PYTHON = sys.executable
 
 
 def graded(tmp_path, name, units, limits=LIMITS, **code):
-    results = grade(make(tmp_path, name, **code), units=units, limits=limits, jobs=1)
-    assert results
-    for r in results:
-        assert r.output.startswith(("PASS: ", "FAIL: ")) and len(r.output) > len("FAIL: "), r.output
-    return results
-
-
-def total(results):
-    return sum(r.score for r in results)
+    return hostile.graded(tmp_path, name, units, limits, **code)
 
 
 def scores(results):
@@ -51,24 +43,6 @@ def scores(results):
     for r in results:
         by_unit[r.unit] = by_unit.get(r.unit, 0.0) + r.score
     return by_unit
-
-
-def mine(uid):
-    return uid >= sandbox.THROWAWAY_UID_BASE and (uid - sandbox.THROWAWAY_UID_BASE) >> 16 == os.getpid() % (1 << 15)
-
-
-def throwaway_processes():
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                status = Path("/proc", entry, "status").read_text()
-            except OSError:
-                continue
-            uid = int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
-            if mine(uid) and "State:\tZ" not in status:
-                pids.append(int(entry))
-    return pids
 
 
 def my_cgroups(pid=None):
@@ -344,9 +318,6 @@ def rnn_forward(x, h0, Wx, Wh, b):
 '''
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: in a retry, a NotImplementedError's line number is shown "
-                   "(grade.not_written) and the student chooses it: a reference output served by the oracle "
-                   "leaks ~20 bits per check")
 def test_retry_line_numbers_carry_no_oracle_output(tmp_path, no_leftovers):
     results = graded(tmp_path, "line-leak", ["rnn_forward"], override=LINE_LEAK)
     rng = np.random.RandomState(5)
@@ -405,9 +376,6 @@ DEGENERATE_CACHE = DEGENERATE.replace("return np.zeros_like(prev_h) + b, None",
                                       "return np.zeros_like(prev_h) + b, (x, prev_h, Wx, Wh)")
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: the own-forward fallback passes a backward of a forward that "
-                   "depends on one input only (next_h = b): zero gradients for x, prev_h, Wx, Wh and db = "
-                   "dnext_h.sum(0) earn every rnn_step_backward point")
 def test_a_degenerate_forward_earns_no_backward_points(tmp_path, no_leftovers):
     results = graded(tmp_path, "degenerate", ["rnn_step_forward", "rnn_step_backward"], override=DEGENERATE_CACHE)
     assert scores(results)["rnn_step_forward"] == 0
@@ -425,9 +393,6 @@ def rnn_forward(x, h0, Wx, Wh, b):
 '''
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: a time-out in rnn_forward that calls rnn_step_forward in a loop is "
-                   "blamed on rnn_step_forward (Watchdog.fire names the innermost unit function): the correct "
-                   "step's later checks are skipped as 'did not finish' and it loses its points")
 def test_a_loop_over_a_dependency_blames_the_caller(tmp_path, no_leftovers):
     results = graded(tmp_path, "loop-calls-step", ["rnn_step_forward", "rnn_forward"], override=LOOPING_FORWARD)
     by_unit = scores(results)
@@ -469,31 +434,8 @@ def rnn_step_forward(*args):
 '''
 
 
-def key_users():
-    users = {}
-    for line in Path("/proc/key-users").read_text().splitlines():
-        uid, rest = line.split(":", 1)
-        users[int(uid)] = int(rest.split()[3].split("/")[0])
-    return users
-
-
-def clear_user_keyring(uid):
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-            ctypes.CDLL(None).syscall(250, 7, ctypes.c_long(-4))  # KEYCTL_CLEAR @u
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
-
-
 @ROOT_ONLY
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="the i386 ABI exists on x86_64 only")
-@pytest.mark.xfail(strict=True, reason="HOLE: the seccomp filter (child.deny_syscalls) allows every syscall of an "
-                   "architecture it does not list: add_key through the i386 ABI (int 0x80) leaves a key in the "
-                   "throwaway uid's keyring")
 def test_keyring_through_the_i386_abi_is_denied(tmp_path, no_leftovers):
     if not Path("/proc/key-users").exists():
         pytest.skip("no /proc/key-users")

@@ -25,27 +25,34 @@ import frames
 PACKAGE = "captioning"
 
 
-# Syscalls a sandboxed process may not make, per audit architecture: the kernel keyrings
-# (add_key, request_key, keyctl), whose keys would outlive the sandbox in its uid's keyring.
-DENIED_SYSCALLS = {0xC000003E: (248, 249, 250),   # x86_64
-                   0xC00000B7: (217, 218, 219)}   # aarch64
+# Syscalls a sandboxed process may not make: the kernel keyrings (add_key, request_key, keyctl),
+# whose keys would outlive the sandbox in its uid's keyring. Per native audit architecture: its
+# denied numbers and the first number of another ABI sharing it (x32 on x86_64). Any other
+# architecture (the i386 ABI through int 0x80, ...) may make no syscall at all.
+NATIVE_ABIS = {0xC000003E: ((248, 249, 250), 0x40000000),   # x86_64
+               0xC00000B7: ((217, 218, 219), None)}         # aarch64
 
 
 def deny_syscalls():
-    """A seccomp filter failing the DENIED_SYSCALLS with EPERM (needs no_new_privs)."""
+    """A seccomp filter failing the denied syscalls (and foreign ABIs) with EPERM (needs no_new_privs)."""
     import ctypes
     import struct
-    LOAD, JEQ, RET = 0x20, 0x15, 0x06           # BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_JEQ|BPF_K, BPF_RET|BPF_K
-    ALLOW, EPERM = 0x7FFF0000, 0x00050000 | 1   # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
-    length = 1 + sum(len(numbers) + 3 for numbers in DENIED_SYSCALLS.values()) + 2
-    program = [(LOAD, 0, 0, 4)]                 # seccomp_data.arch
-    for arch, numbers in DENIED_SYSCALLS.items():
-        program.append((JEQ, 0, len(numbers) + 2, arch))   # another architecture: skip this block
-        program.append((LOAD, 0, 0, 0))                    # seccomp_data.nr
-        for n in numbers:
-            program.append((JEQ, length - 1 - (len(program) + 1), 0, n))  # to the final EPERM
+    LOAD, JEQ, JGE, RET = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS; BPF_JMP|JEQ|K, BPF_JMP|JGE|K; BPF_RET|K
+    ALLOW, EPERM = 0x7FFF0000, 0x00050000 | 1     # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+    blocks = []
+    for arch, (numbers, foreign) in NATIVE_ABIS.items():
+        tests = [(JGE, foreign)] if foreign else []
+        tests += [(JEQ, n) for n in numbers]
+        blocks.append((arch, tests))
+    length = 1 + sum(len(tests) + 3 for _, tests in blocks) + 1
+    program = [(LOAD, 0, 0, 4)]                              # seccomp_data.arch
+    for arch, tests in blocks:
+        program.append((JEQ, 0, len(tests) + 2, arch))       # another architecture: the next block
+        program.append((LOAD, 0, 0, 0))                      # seccomp_data.nr
+        for code, k in tests:
+            program.append((code, length - 1 - (len(program) + 1), 0, k))  # to the final EPERM
         program.append((RET, 0, 0, ALLOW))
-    program += [(RET, 0, 0, ALLOW), (RET, 0, 0, EPERM)]
+    program.append((RET, 0, 0, EPERM))                       # a foreign architecture, or a denied call
     buffer = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *op) for op in program))
 
     class Program(ctypes.Structure):
@@ -177,6 +184,17 @@ class Oracle:
         return call
 
 
+def lookup(modules, spec):
+    """The submission's function spec ('module:qualname'), or None when its module is broken."""
+    module_name, qualname = spec.split(":")
+    owner = modules[module_name]
+    if isinstance(owner, Broken):
+        return None
+    for name in qualname.split("."):
+        owner = getattr(owner, name, None)
+    return owner
+
+
 def replace(modules, spec, function):
     """Put function in place of the submission's unit function spec ('module:qualname'),
     wherever the submission's modules refer to it."""
@@ -186,7 +204,8 @@ def replace(modules, spec, function):
         return
     if "." in qualname:
         cls, method = qualname.split(".")
-        setattr(getattr(owner, cls), method, function)
+        if hasattr(owner, cls):  # else its checks fail on their own
+            setattr(getattr(owner, cls), method, function)
         return
     original = getattr(owner, qualname, None)
     for module in modules.values():
@@ -278,7 +297,8 @@ def main():
     watchdog = Watchdog(fd, attribution, lock)
     sys.path.insert(0, scratch)
     modules = {name: import_module(name, attribution) for name in C.MODULES}
-    for spec in request["unfinished"]:
+    suspected = {spec: lookup(modules, spec) for spec in request["suspected"]}
+    for spec in request["unfinished"] + request["suspected"]:
         replace(modules, spec, raiser(spec))
     if request["swaps"]:
         oracle = Oracle(int(sys.argv[2]), int(sys.argv[3]), request["max_payload"])
@@ -286,7 +306,10 @@ def main():
             replace(modules, spec, oracle.proxy(spec.split(":")[1]))
     impl = C.Impl(modules)
     frames.write_frame(fd, {"ready": True})
-    for check_id, title, mode, seconds in request["checks"]:
+    for check_id, title, mode, seconds, own in request["checks"]:
+        for spec, original in suspected.items():  # a suspected function runs in its own unit's checks
+            if original is not None:
+                replace(modules, spec, original if spec == own else raiser(spec))
         watchdog.arm(check_id, seconds)
         impl.warnings = []
         check = by_title[title]

@@ -5,10 +5,14 @@ classifiers/rnn.py}: `prelude` runs when rnn_layers is imported, `override` is a
 rnn_layers.py (so it replaces rnn_step_forward, the unit the hostile tests grade). Also the
 helpers the grading tests share: zip_folder, lost_units.
 """
+import ctypes
+import os
+import re
 import shutil
 import textwrap
 import zipfile
 from pathlib import Path
+from autograder import sandbox
 from autograder.course import REFERENCE_PACKAGE
 from autograder.report import unit_scores
 
@@ -51,3 +55,63 @@ def zip_folder(folder, archive, top=None):
 def lost_units(results):
     """The units a list of TestResult does not give full points."""
     return {u for u, (got, top) in unit_scores(results).items() if got < top - 1e-9}
+
+
+def mine(uid):
+    """Whether uid is a throwaway sandbox uid handed out by this (grading) process: other graders
+    on the machine hand out theirs from their own pid."""
+    return uid >= sandbox.THROWAWAY_UID_BASE and (uid - sandbox.THROWAWAY_UID_BASE) >> 16 == os.getpid() % (1 << 15)
+
+
+def processes(match):
+    """Live (non-zombie) pids whose real uid satisfies match(uid)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            status = Path("/proc", entry, "status").read_text() if entry.isdigit() else ""
+        except OSError:
+            continue
+        uid = re.search(r"^Uid:\s+(\d+)", status, re.M)
+        if uid and match(int(uid.group(1))) and "State:\tZ" not in status:
+            pids.append(int(entry))
+    return pids
+
+
+def throwaway_processes():
+    return processes(mine)
+
+
+def key_users():
+    """{uid: bytes held in keys} of /proc/key-users."""
+    users = {}
+    for line in Path("/proc/key-users").read_text().splitlines():
+        uid, rest = line.split(":", 1)
+        users[int(uid)] = int(rest.split()[3].split("/")[0])
+    return users
+
+
+def clear_user_keyring(uid):
+    """Empty uid's user keyring (as root: a forked process takes the uid)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            ctypes.CDLL(None).syscall(250, 7, ctypes.c_long(-4))  # KEYCTL_CLEAR @u
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def graded(tmp_path, name, units, limits, **code):
+    """Grade a hostile submission built by make(); every result must carry a reason."""
+    from autograder.grade import grade
+    results = grade(make(tmp_path, name, **code), units=units, limits=limits, jobs=1)
+    assert results
+    for r in results:
+        assert r.output.startswith(("PASS: ", "FAIL: ")) and len(r.output) > len("FAIL: "), r.output
+    return results
+
+
+def total(results):
+    return sum(r.score for r in results)
