@@ -7,4 +7,8 @@ for script in sorted(Path(__file__).parent.glob("*.py")):
     if script.name != "__main__.py":
         print("==", script.name, flush=True)
         sys.argv = [str(script)]
-        runpy.run_path(str(script), run_name="__main__")
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as exit:  # a benchmark's sys.exit(main()) ends that benchmark, not the run
+            if exit.code:
+                print("%s exited with %s" % (script.name, exit.code), flush=True)

@@ -41,7 +41,8 @@ def time_grade(folder):
 
 def run_timed(command, cwd, timeout=1800):
     """(seconds, None) or (None, why it failed)."""
-    env = dict(os.environ, PATH="%s:%s" % (BIN, os.environ["PATH"]))
+    env = dict(os.environ, PATH="%s:%s" % (BIN, os.environ["PATH"]), CAPTIONING_DATASETS=str(ROOT / "datasets"),
+               NO_COLOR="1")
     started = time.monotonic()
     try:
         proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -97,7 +98,8 @@ def time_batch(n, workers, units):
         started = time.monotonic()
         documents = run_batch(subs, Path(tmp) / "grades", workers=workers, units=units, progress=False)
         seconds = time.monotonic() - started
-    assert len(documents) == n
+    full = sum(u.points for u in UNITS if units is None or u.name in units)
+    assert len(documents) == n and all(abs(d["score"] - full) < 1e-6 for d in documents.values())
     return seconds
 
 
