@@ -131,7 +131,17 @@ def bwrap_command(program, fds, scratch, limits):
         argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
         argv += ["--unshare-user"]
-    return argv + ["--", sys.executable, "-I", "/grader/" + program, *map(str, fds)]
+    return argv + ["--", str(interpreter()), "-I", "/grader/" + program, *map(str, fds)]
+
+
+def interpreter():
+    """This interpreter's path inside the sandbox: the venv's python under its resolved (bound)
+    prefix, so a venv reached through a symbolic link still finds its packages."""
+    executable = Path(sys.executable)
+    try:
+        return Path(sys.prefix).resolve() / executable.relative_to(sys.prefix)
+    except ValueError:
+        return executable.resolve()
 
 
 def sandbox_env():
@@ -304,18 +314,23 @@ def wait_for_bytes(fd, deadline):
 
 class Session:
     """The sandboxed processes of one graded submission: its deadline, cgroup, the seed of its
-    seeded checks, and the unit functions that ran past their limit: `unfinished` when stuck in a
-    check of their own unit (every later check skips them), `suspected` when stuck in another
-    unit's check (later checks skip them, except their own unit's, which judge them)."""
+    seeded checks, and `hangs`: (function, unit) for each function that ran past its limit in a
+    check of that unit (later checks skip it: see skipped())."""
 
     def __init__(self, scratch, limits, sources, seed):
         self.scratch, self.limits, self.sources, self.seed = scratch, limits, sources, seed
         self.deadline = time.monotonic() + limits.submission_seconds
-        self.unfinished, self.suspected = set(), set()
+        self.hangs = set()
         self.lock = threading.Lock()
         self.cgroup = Cgroup(limits)
         if limits.require_cgroups and not self.cgroup.active:
             raise SandboxError("per-submission cgroups are required but this machine does not allow them")
+
+    def skipped(self, own, context):
+        """The functions a check skips (they hung before): each hung function, except in the checks
+        of a unit whose own function it is (they judge it), unless it hung for that unit or for
+        one that unit calls."""
+        return sorted({function for function, unit in self.hangs if function != own or unit in context})
 
     def close(self):
         self.cgroup.remove()
@@ -326,7 +341,8 @@ class Session:
                            % self.limits.submission_seconds}
 
     def run(self, checks, functions, swaps=(), reference=None):
-        """Run [(key, title, mode, seconds, unit function)] on the submission: {id: ChildResult}, one per check.
+        """Run [(key, title, mode, seconds, unit function, [unit, units it calls])] on the submission:
+        {key: ChildResult}, one per check.
 
         swaps: unit functions ('module:qualname') served by an oracle holding `reference`
         ({name: source text}); functions: every unit function, for attributing errors."""
@@ -343,10 +359,10 @@ class Session:
     def _one_child(self, pending, functions, swaps, reference):
         """Results of the checks one child got through before it finished or stopped."""
         with self.lock:
-            unfinished = sorted(self.unfinished - set(swaps))
-            suspected = sorted(self.suspected - self.unfinished - set(swaps))
-        request = {"scratch": "/submission", "checks": pending, "sources": self.sources, "functions": functions,
-                   "swaps": list(swaps), "unfinished": unfinished, "suspected": suspected, "seed": self.seed}
+            checks = [(n, title, mode, seconds, self.skipped(own, context))
+                      for n, title, mode, seconds, own, context in pending]
+        request = {"scratch": "/submission", "checks": checks, "sources": self.sources, "functions": functions,
+                   "swaps": list(swaps), "seed": self.seed}
         result_r, result_w = os.pipe()
         fds, oracle, extra = [result_w], None, []
         if swaps:
@@ -364,14 +380,13 @@ class Session:
             error = self._wait_ready(child, reader)
             if error:
                 return {c[0]: ChildResult(error=error) for c in pending}
-            for check_id, _, _, seconds, own in pending:
+            for check_id, _, _, seconds, _, context in pending:
                 result = self._next_result(child, reader, check_id, seconds, functions)
                 results[check_id] = result
                 if result.error and result.error["kind"] in ("timeout", "crash"):
-                    hung = result.error.get("function")
-                    if hung:  # stuck in the check's own unit: never wait for it again; else suspected
+                    if result.error.get("function"):
                         with self.lock:
-                            (self.unfinished if hung == own else self.suspected).add(hung)
+                            self.hangs.add((result.error["function"], context[0]))
                     break
         finally:
             child.kill()
@@ -403,7 +418,7 @@ class Session:
             if budget <= seconds + 2.0:
                 return ChildResult(error=self.over_budget())
             return ChildResult(error={"kind": "timeout", "function": None,
-                                      "message": "time limit: this check took longer than %g s" % seconds})
+                                      "message": "time limit: this check took longer than %.3g s" % seconds})
         except Exception as exc:  # end of file, a broken or malformed frame: this check only
             return ChildResult(error=crash(child, "during this check", exc))
         warnings = [w[:300] for w in frames.field(header, "warnings", list, [])[:5] if isinstance(w, str)]

@@ -50,7 +50,7 @@ def test_correct_submission_gets_full_points(tmp_path):
 def test_infinite_loop(tmp_path):
     results = graded(tmp_path, "loop", override="\ndef rnn_step_forward(*args):\n    while True:\n        pass\n")
     assert_zero(results, "time limit", "did not finish")
-    assert "time limit: this check took longer than 2 s (in rnn_step_forward)" in results[0].output
+    assert re.search(r"time limit: this check took longer than [\d.]+ s \(in rnn_step_forward\)", results[0].output)
 
 
 def test_loop_that_swallows_interrupts(tmp_path):

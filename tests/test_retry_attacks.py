@@ -6,12 +6,10 @@ units it needs under small Limits, and asserts the HONEST outcome. A hole is mar
 xfail(strict=True, reason="HOLE: ..."): the day it is closed, the test starts passing and the
 mark must go.
 """
-import re
 
 import pytest
 
 from autograder.sandbox import GiB, Limits
-from autograder.units import BY_NAME
 from tests import hostile
 from tests.hostile import BUGGY_STEP, KEY, total
 from autograder.report import unit_scores
@@ -55,8 +53,6 @@ def rnn_step_backward(dnext_h, cache):
 '''
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: the own-forward fallback pays a backward pass for the "
-                                       "derivative of any forward that moves with every input, e.g. a sum")
 def test_a_sum_forward_earns_no_backward_points(tmp_path):
     results = graded(tmp_path, "sum-forward", ["rnn_step_forward", "rnn_step_backward"], override=SUM_FORWARD)
     assert scores(results)["rnn_step_forward"] == 0
@@ -82,8 +78,6 @@ def rnn_forward(x, h0, Wx, Wh, b):
 '''
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: a retry swaps module attributes only; a correct caller "
-                                       "holding the dependency under another name keeps the wrong one")
 def test_a_correct_caller_through_an_alias_is_retried_with_the_reference(tmp_path):
     results = graded(tmp_path, "aliased-step", ["rnn_step_forward", "rnn_forward"], override=ALIASED_CALL)
     assert scores(results)["rnn_step_forward"] == 0
@@ -103,8 +97,6 @@ LSTM_BRANCH_HANGS = '''
         h0, proj_cache = affine_forward(features, W_proj, b_proj)'''
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: `unfinished` is per function, so a hang in one unit's "
-                                       "branch of a shared function costs the other units of that function")
 def test_a_hang_in_the_lstm_branch_costs_the_lstm_loss_only(tmp_path):
     extra = model_file(lambda t: t.replace("\n        h0, proj_cache = affine_forward(features, W_proj, b_proj)",
                                            LSTM_BRANCH_HANGS, 1))
