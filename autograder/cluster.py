@@ -14,6 +14,7 @@ again, for workers that join later. A worker that dies mid-task loses nothing: t
 task elsewhere (up to distributed.scheduler.allowed-failures deaths, then KilledWorker, recorded as a
 grader error: run again); a task that raises is retried once elsewhere (retries=1).
 """
+import asyncio
 import functools
 import hashlib
 import tempfile
@@ -131,7 +132,10 @@ def grades(client, todo, units=None, limits=None, public_only=False):
             if future.status == "finished":
                 yield student, future.result(), None
                 continue
-            exc = future.exception()
+            try:
+                exc = future.exception()
+            except (Exception, asyncio.CancelledError) as cancelled:  # a cancelled future raises it here
+                exc = cancelled
             if isinstance(exc, (SandboxError, ClusterError)):
                 raise exc
             if isinstance(exc, GraderError):
