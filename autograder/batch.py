@@ -1,4 +1,5 @@
 """Grade a whole class: python -m autograder batch SUBMISSIONS_DIR --out GRADES_DIR [--workers N] [--force]
+[--scheduler ADDRESS] [--similarity [--similarity-threshold T]]
 
 SUBMISSIONS_DIR holds one submission per student: a folder or a .zip named after the student, or
 nbgrader's `submitted/STUDENT/image_captioning/` tree (SUBMISSIONS_DIR may be the course folder
@@ -11,6 +12,11 @@ pass rates, the plot embedded as a PNG). Every format is report.py's; units come
 Re-running resumes: a student whose results.json exists is not graded again unless --force, so
 killing a run loses nothing already written. A submission that cannot be graded at all (empty zip,
 no captioning/ package) still gets a results.json: score 0 and the reason.
+
+--scheduler ADDRESS grades on a Dask cluster instead of the local pool (cluster.py), with the same
+outputs. --similarity also writes GRADES_DIR/similarity.html, the class's most similar pairs of
+student files (similarity.py): a report for staff, never a grade. A progress bar with the ETA goes
+to stderr.
 """
 import json
 import sys
@@ -79,9 +85,37 @@ def load_results(path):
     return document if is_current(document) else None
 
 
+PROGRESS_FORMAT = ("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                   "[{elapsed} elapsed, ETA {remaining}, {rate_fmt}{postfix}]")
+
+
+def progress_bar(total, enabled=True):
+    """The terminal progress bar of a batch, local or distributed: done/total, elapsed time and ETA."""
+    from tqdm import tqdm
+    return tqdm(total=total, desc="grading", unit="submission", disable=not enabled, file=sys.stderr,
+                bar_format=PROGRESS_FORMAT, dynamic_ncols=True)
+
+
+def local_grades(todo, workers=2, units=None, limits=None, public_only=False):
+    """Yield (student, results document or None, grader error or None) as the local pool finishes them."""
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        futures = {pool.submit(grade_student, path, units, limits, public_only): student for student, path in todo}
+        try:
+            for future in as_completed(futures):
+                try:
+                    yield futures[future], future.result(), None
+                except GraderError as exc:
+                    yield futures[future], None, str(exc)
+        except BaseException:
+            for future in futures:
+                future.cancel()  # Ctrl-C: start nothing new; grades already running finish (bounded)
+            raise
+
+
 def run_batch(submissions_dir, out, workers=2, force=False, units=None, limits=None, public_only=False,
-              progress=True):
-    """Grade every submission not graded yet; {student: results document} of the whole class."""
+              progress=True, scheduler=None, log=None):
+    """Grade every submission not graded yet, on the local pool or (scheduler: a Dask scheduler's
+    address) on a cluster (see cluster.py); {student: results document} of the whole class."""
     out = Path(out)
     make_folders(out)
     students = discover(submissions_dir)
@@ -92,29 +126,30 @@ def run_batch(submissions_dir, out, workers=2, force=False, units=None, limits=N
             documents[student] = existing
         else:
             todo.append((student, path))
-    from tqdm import tqdm
-    bar = tqdm(total=len(todo), desc="grading", unit="submission", disable=not progress, file=sys.stderr)
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        futures = {pool.submit(grade_student, path, units, limits, public_only): student for student, path in todo}
-        try:
-            for future in as_completed(futures):
-                student = futures[future]
-                try:
-                    documents[student] = future.result()
-                except GraderError as exc:
-                    failed[student] = str(exc)
-                    print("not graded (grader error, run again): %s: %s" % (clean_line(student), clean_line(exc)),
-                          file=sys.stderr)
-                    bar.update()
-                    continue
-                write_json_atomically(out / student / "results.json", documents[student])
-                bar.set_postfix_str("%s %.1f" % (clean_line(student)[:40], documents[student]["score"]))
-                bar.update()
-        except BaseException:
-            for future in futures:
-                future.cancel()  # Ctrl-C: start nothing new; grades already running finish (bounded)
-            raise
-    bar.close()
+    client = None
+    if scheduler:  # every worker's kit version and sandbox are checked before anything is sent
+        from .cluster import connect, grades
+        client = connect(scheduler, bool(limits and limits.require_cgroups), log)
+        stream = grades(client, todo, units, limits, public_only)
+    else:
+        stream = local_grades(todo, workers, units, limits, public_only)
+    bar = progress_bar(len(todo), progress)
+    try:
+        for student, document, error in stream:
+            if error is not None:
+                failed[student] = error
+                print("not graded (grader error, run again): %s: %s" % (clean_line(student), clean_line(error)),
+                      file=sys.stderr)
+            else:
+                documents[student] = document
+                write_json_atomically(out / student / "results.json", document)
+                bar.set_postfix_str("%s %.1f" % (clean_line(student)[:40], document["score"]), refresh=False)
+            bar.update()
+    finally:
+        stream.close()
+        bar.close()
+        if client is not None:
+            client.close()
     write_grades_csv(out / "grades.csv", documents)
     write_summary_html(out / "summary.html", documents)
     if failed:
@@ -137,6 +172,12 @@ def main(argv):
                         help="time limit for a whole submission (default %g)" % Limits.submission_seconds)
     parser.add_argument("--require-cgroups", action="store_true",
                         help="refuse to grade where per-submission cgroups are unavailable")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="grade on the Dask cluster of this scheduler (e.g. tcp://host:8786), not locally")
+    parser.add_argument("--similarity", action="store_true",
+                        help="also write similarity.html: the most similar pairs of students' files (for staff)")
+    parser.add_argument("--similarity-threshold", type=float, metavar="T",
+                        help="similarity (0-1) from which a pair is flagged and shown side by side (default 0.5)")
     args = parser.parse_args(argv)
     units = [u.strip() for u in args.units.split(",")] if args.units else None
     limits = Limits(require_cgroups=args.require_cgroups)
@@ -144,14 +185,17 @@ def main(argv):
         limits.check_seconds = args.check_seconds
     if args.submission_seconds:
         limits.submission_seconds = args.submission_seconds
+    from .cluster import ClusterError
     try:
-        print("isolation: " + "; ".join(sandbox_layers(limits.require_cgroups)), file=sys.stderr)
-        documents = run_batch(args.submissions, args.out, args.workers, args.force, units, limits, args.public)
+        if not args.scheduler:  # on a cluster, every worker reports its own (cluster.connect)
+            print("isolation: " + "; ".join(sandbox_layers(limits.require_cgroups)), file=sys.stderr)
+        documents = run_batch(args.submissions, args.out, args.workers, args.force, units, limits, args.public,
+                              scheduler=args.scheduler, log=lambda line: print(line, file=sys.stderr))
     except SubmissionError as exc:
         print("cannot grade: %s" % exc, file=sys.stderr)
         return 2
-    except (SandboxError, GraderError) as exc:
-        print("cannot grade: %s" % exc, file=sys.stderr)
+    except (SandboxError, GraderError, ClusterError) as exc:
+        print("cannot grade: %s" % clean_line(exc), file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         print("interrupted: the results.json already written are kept; run again to resume", file=sys.stderr)
@@ -160,4 +204,10 @@ def main(argv):
     print("%d submissions graded, mean %.2f; wrote %s" % (
         len(documents), sum(totals) / max(1, len(totals)),
         ", ".join(str(Path(args.out) / f) for f in ("grades.csv", "summary.html"))))
+    if args.similarity:
+        from .similarity import DEFAULT_THRESHOLD, write_similarity_report
+        threshold = DEFAULT_THRESHOLD if args.similarity_threshold is None else args.similarity_threshold
+        flagged = write_similarity_report(Path(args.out) / "similarity.html", discover(args.submissions), threshold)
+        print("similarity: %d pair(s) at or above %.2f; wrote %s" % (
+            len(flagged), threshold, Path(args.out) / "similarity.html"))
     return 0

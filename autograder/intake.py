@@ -313,3 +313,25 @@ def stage(folder, scratch):
             (package / rel).write_text("raise ImportError(%r)\n" % problem)
         else:
             (package / rel).write_bytes(data)
+
+
+def pack(submission):
+    """The submission's student files as a zip of our own (bytes), to be graded elsewhere.
+
+    Read exactly as grade() reads them (unpack, find_package, the O_NOFOLLOW reads of stage()),
+    with a refused file packed as the module stage() would write for it, so grading the packed
+    zip gives exactly the grading of the submission. Raises SubmissionError like grade() would.
+    """
+    import io
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="pack-") as tmp:
+        folder = find_package(unpack(submission, Path(tmp)))
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for rel in STUDENT_FILES:
+                data, problem = _read_student_file(folder, rel)
+                if problem:
+                    data = ("raise ImportError(%r)\n" % problem).encode("utf-8")
+                archive.writestr(zipfile.ZipInfo("%s/%s" % (PACKAGE, rel), (1980, 1, 1, 0, 0, 0)), data,
+                                 zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()

@@ -207,15 +207,17 @@ def write_grades_csv(path, documents):
     write_atomically(path, buffer.getvalue())
 
 
-def plot_png(totals, pass_rates):
-    """The score histogram and per-unit pass-rate bars, as PNG bytes."""
+def plot_figure(totals, pass_rates):
+    """The matplotlib figure of the score histogram (whole students on its y axis) and per-unit pass-rate bars."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [1, 1.6]})
+    from matplotlib.ticker import MaxNLocator
     left.hist(totals, bins=range(0, 105, 5), color="#4c72b0", edgecolor="white")
     left.set_xlabel("total score")
     left.set_ylabel("students")
+    left.yaxis.set_major_locator(MaxNLocator(integer=True))  # whole students
     left.set_title("Score distribution (n=%d)" % len(totals))
     names = list(pass_rates)
     right.barh(range(len(names)), [100 * pass_rates[n] for n in names], color="#55a868")
@@ -226,10 +228,51 @@ def plot_png(totals, pass_rates):
     right.set_xlabel("% of students with full points")
     right.set_title("Per-unit pass rate")
     fig.tight_layout()
+    return fig
+
+
+def plot_png(totals, pass_rates):
+    """plot_figure() as PNG bytes."""
+    import matplotlib.pyplot as plt
+    fig = plot_figure(totals, pass_rates)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
     return buffer.getvalue()
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+TOP_FAILURES = 5
+
+
+def failure_key(output):
+    """What failures are grouped by: a test output's first line without its FAIL: prefix, every
+    number (integer, float, 1e-08) as #, so that values inside messages do not split a group."""
+    first = clean_line(str(output).split("\n", 1)[0])
+    first = first[len("FAIL: "):] if first.startswith("FAIL: ") else first
+    return _NUMBER.sub("#", first).strip()
+
+
+def common_failures(documents, top=TOP_FAILURES):
+    """{unit: [(message, [students])]} in UNITS order: per unit, the `top` messages failed by the
+    most students (each student counted once per message), most frequent first."""
+    groups = {}
+    for student, document in documents.items():
+        for test in document.get("tests", []):
+            if test.get("score", 0) >= test.get("max_score", 0) - 1e-9 or not test.get("tags"):
+                continue
+            students = groups.setdefault(test["tags"][0], {}).setdefault(failure_key(test.get("output", "")), set())
+            students.add(student)
+    order = [u.name for u in UNITS] + sorted(set(groups) - {u.name for u in UNITS})
+    return {unit: sorted(((m, sorted(s)) for m, s in groups[unit].items()), key=lambda g: (-len(g[1]), g[0]))[:top]
+            for unit in order if unit in groups}
+
+
+def results_link(student):
+    """The link from summary.html (in the grades folder) to a student's results.json, HTML-escaped."""
+    from urllib.parse import quote
+    return "<a href='%s/results.json'>%s</a>" % (html.escape(quote(student, safe="")),
+                                                 html.escape(clean_line(student)))
 
 
 def summary_html(documents):
@@ -253,6 +296,16 @@ def summary_html(documents):
              "<h2>Per-unit pass rate</h2><table border=1 cellpadding=3><tr><th>unit</th><th>full points</th></tr>"]
     parts += ["<tr><td>%s</td><td>%.0f%%</td></tr>" % (html.escape(n), 100 * r) for n, r in pass_rates.items()]
     parts.append("</table>")
+    failures = common_failures(documents)
+    if failures:
+        parts.append("<h2>What the class got wrong</h2><p>Per unit, the failure messages shared by the most "
+                     "students (numbers shown as #), with the students behind each.</p>")
+        for unit, groups in failures.items():
+            parts.append("<h3>%s</h3><table border=1 cellpadding=3><tr><th>students</th><th>message</th>"
+                         "<th>who</th></tr>" % html.escape(unit))
+            parts += ["<tr><td>%d</td><td>%s</td><td>%s</td></tr>" % (
+                len(who), html.escape(message), ", ".join(results_link(s) for s in who)) for message, who in groups]
+            parts.append("</table>")
     if not_graded:
         parts.append("<h2>Not graded</h2><ul>")
         parts += ["<li>%s: %s</li>" % (html.escape(clean_line(s)), html.escape(clean_line(o))) for s, o in not_graded]

@@ -1,0 +1,150 @@
+"""Grade a class on a Dask cluster: python -m autograder batch SUBMISSIONS --out GRADES --scheduler ADDRESS
+
+One task per submission. The client reads each submission exactly as grade() would (intake.pack:
+only the files students edit, no link followed, a refused file packed as the module grading would
+put in its place) and sends those bytes; the worker writes them to a private temporary folder and
+calls batch.grade_student on them, in its own sandbox, exactly as the local pool does. Workers need
+the kit installed, not a shared filesystem. Results stream back as they finish and the client writes
+them (batch.run_batch), so resume, results.json, grades.csv and summary.html are those of a local run.
+
+Before anything is sent, every worker reports its kit version (kit_version(): a hash of the .py and
+.ipynb files of autograder/ and source/) and its isolation layers; a worker with another version, or
+without a working sandbox, stops the run (ClusterError, SandboxError). A task checks the version
+again, for workers that join later. A worker that dies mid-task loses nothing: the scheduler runs the
+task elsewhere (up to distributed.scheduler.allowed-failures deaths, then KilledWorker, recorded as a
+grader error: run again); a task that raises is retried once elsewhere (retries=1).
+"""
+import asyncio
+import functools
+import hashlib
+import tempfile
+from pathlib import Path
+
+from .course import ROOT
+
+KIT_TREES = ("autograder", "source")
+KIT_SUFFIXES = (".py", ".ipynb")
+CONNECT_SECONDS = 30
+WORKER_WAIT_SECONDS = 60
+
+
+class ClusterError(Exception):
+    """The cluster cannot grade for this kit (unreachable, no workers, another kit version)."""
+
+
+def kit_version(root=ROOT):
+    """A hash of the kit's code: every .py and .ipynb file of autograder/ and source/, by path and content."""
+    digest = hashlib.sha256()
+    for tree in KIT_TREES:
+        for path in sorted(Path(root, tree).rglob("*")):
+            parts = path.relative_to(root).parts
+            if (path.suffix in KIT_SUFFIXES and path.is_file()
+                    and not any(p == "__pycache__" or p.startswith(".") for p in parts)):
+                data = path.read_bytes()
+                digest.update(b"%s\0%d\0" % ("/".join(parts).encode(), len(data)) + data)
+    return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def worker_version():
+    return kit_version()
+
+
+def worker_status(require_cgroups=False):
+    """What client.run() asks each worker: its kit version and isolation layers (or why the sandbox fails)."""
+    from .grade import SandboxError, sandbox_layers
+    try:
+        layers, problem = "; ".join(sandbox_layers(require_cgroups)), None
+    except SandboxError as exc:
+        layers, problem = None, str(exc)
+    return {"version": worker_version(), "isolation": layers, "sandbox_error": problem}
+
+
+def grade_packed(packed, units, limits, public_only, expected_version):
+    """The task: grade packed submission bytes (intake.pack) with batch.grade_student, on the worker."""
+    from .batch import grade_student
+    if worker_version() != expected_version:
+        raise ClusterError("a worker runs kit version %s, the client %s: install the same kit on every worker"
+                           % (worker_version(), expected_version))
+    with tempfile.TemporaryDirectory(prefix="packed-") as tmp:  # 0700
+        path = Path(tmp) / "submission.zip"
+        path.write_bytes(packed)
+        return grade_student(path, units, limits, public_only)
+
+
+def connect(address, require_cgroups=False, log=None):
+    """A Client of the scheduler at address whose every worker runs this kit with a working sandbox
+    (each worker's isolation layers go to log)."""
+    from distributed import Client
+    from .sandbox import SandboxError
+    try:
+        client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError("cannot reach the Dask scheduler at %s: %s" % (address, exc))
+    try:
+        try:
+            client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
+        except (TimeoutError, OSError):
+            raise ClusterError("no worker joined the Dask scheduler at %s within %d s" % (address, WORKER_WAIT_SECONDS))
+        mine = kit_version()
+        statuses = client.run(worker_status, require_cgroups)
+        for worker, status in sorted(statuses.items()):
+            if status["version"] != mine:
+                raise ClusterError("worker %s runs kit version %s, this client %s: install the same kit on every "
+                                   "worker" % (worker, status["version"], mine))
+        for worker, status in sorted(statuses.items()):
+            if status["sandbox_error"]:
+                raise SandboxError("on worker %s: %s" % (worker, status["sandbox_error"]))
+        for worker, status in sorted(statuses.items()):
+            if log:
+                log("isolation on %s: %s" % (worker, status["isolation"]))
+        return client
+    except BaseException:
+        client.close()
+        raise
+
+
+def grades(client, todo, units=None, limits=None, public_only=False):
+    """Yield (student, results document or None, grader error or None) as the cluster (client, from
+    connect()) finishes them.
+
+    A submission with nothing to grade gets its score-0 document from the client (intake.pack
+    raises what grade() would). SandboxError and ClusterError from a worker stop the run."""
+    from distributed import as_completed
+    from .batch import GraderError
+    from .intake import SubmissionError, pack
+    from .report import failure_document
+    from .sandbox import SandboxError
+
+    futures = {}
+    try:
+        version = kit_version()
+        for student, path in todo:
+            try:
+                packed = pack(path)
+            except SubmissionError as exc:
+                yield student, failure_document(str(exc)), None
+                continue
+            future = client.submit(grade_packed, packed, units, limits, public_only, version, pure=False, retries=1)
+            futures[future] = student
+        for future in as_completed(list(futures), loop=client.loop):
+            student = futures.pop(future)
+            if future.status == "finished":
+                yield student, future.result(), None
+                continue
+            try:
+                exc = future.exception()
+            except (Exception, asyncio.CancelledError) as cancelled:  # a cancelled future raises it here
+                exc = cancelled
+            if isinstance(exc, (SandboxError, ClusterError)):
+                raise exc
+            if isinstance(exc, GraderError):
+                yield student, None, str(exc)
+            else:  # KilledWorker (a worker died on it too often), a lost scheduler, ...
+                yield student, None, "%s: %s" % (type(exc).__name__, str(exc)[:200])
+    finally:
+        if futures:  # stopped early: nothing more is started for this run (the client closes in run_batch)
+            try:
+                client.cancel(list(futures))
+            except Exception:
+                pass

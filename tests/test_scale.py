@@ -1,0 +1,305 @@
+"""Grading a class at scale: batch on a Dask cluster (same bytes as a local run, a worker killed,
+the client killed, another kit refused), the progress bar's ETA, the similarity report, and what
+summary.html tells staff (grouped failures, integer histogram, the plots as a browser shows them).
+
+Every cluster here is a LocalCluster on 127.0.0.1 closed by its fixture; every process a test starts
+is killed by it.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from autograder import report
+from autograder.batch import run_batch
+from autograder.course import RELEASE_DIR, SOLUTIONS_DIR
+from autograder.grade import TestResult as Result
+from autograder.sandbox import GiB, Limits
+from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, make, zip_folder
+
+UNIT = ["rnn_step_forward"]
+LIMITS = Limits(check_seconds=2, import_seconds=5, memory_bytes=GiB, processes=32, submission_seconds=10)
+HANG = "\ndef rnn_step_forward(*args):\n    while True:\n        pass\n"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as local:
+        with distributed.Client(local, set_as_default=False) as client:
+            yield local, client
+
+
+def class_of_six(subs, tmp_path):
+    make(subs, "alice", override=CORRECT_STEP)
+    make(subs, "bob", override=BUGGY_STEP)
+    zip_folder(make(tmp_path / "z", "carol", override=CORRECT_STEP), subs / "carol.zip", top="image_captioning")
+    make(subs, "dave", raw=(RELEASE_DIR / "captioning" / "rnn_layers.py").read_bytes())  # not implemented
+    zipfile.ZipFile(subs / "empty.zip", "w").close()
+    erin = make(subs, "erin", override=CORRECT_STEP)
+    os.replace(erin / "captioning" / "rnn_layers.py", tmp_path / "elsewhere.py")
+    os.symlink(tmp_path / "elsewhere.py", erin / "captioning" / "rnn_layers.py")  # refused: a link
+    return {"alice": 5.0, "bob": 0.0, "carol": 5.0, "dave": 0.0, "empty": 0.0, "erin": 0.0}
+
+
+def results(out):
+    """{student: results.json text without execution_time}."""
+    texts = {}
+    for path in sorted(Path(out).glob("*/results.json")):
+        document = json.loads(path.read_text())
+        document.pop("execution_time")
+        texts[path.parent.name] = json.dumps(document, indent=1)
+    return texts
+
+
+def wait_for_workers(client, n, seconds=60):
+    deadline = time.monotonic() + seconds
+    while len(client.scheduler_info()["workers"]) < n and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_cluster_grades_byte_identical_to_local(tmp_path, cluster, capsys):
+    local, client = cluster
+    subs = tmp_path / "subs"
+    expected = class_of_six(subs, tmp_path)
+    started = time.monotonic()
+    run_batch(subs, tmp_path / "local", workers=2, units=UNIT, limits=LIMITS, progress=True)
+    local_seconds = time.monotonic() - started
+    started = time.monotonic()
+    documents = run_batch(subs, tmp_path / "dask", units=UNIT, limits=LIMITS, scheduler=local.scheduler_address)
+    print("local %.1f s, cluster %.1f s" % (local_seconds, time.monotonic() - started), file=sys.__stderr__)
+    assert {s: d["score"] for s, d in documents.items()} == expected
+    assert results(tmp_path / "dask") == results(tmp_path / "local") and len(results(tmp_path / "local")) == 6
+    assert "symbolic link" in (tmp_path / "dask" / "erin" / "results.json").read_text()
+    for name in ("grades.csv", "summary.html"):
+        assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    runs = capsys.readouterr().err.split("0/6 [00:00 elapsed, ETA ?")[1:]
+    assert len(runs) == 2 and all(re.search(r"[1-5]/6 \[00:\d\d elapsed, ETA \d\d:\d\d", run) and "6/6" in run
+                                  for run in runs), runs  # the local run's bar and the cluster run's show an ETA
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_batch_loses_nothing(tmp_path, cluster):
+    local, client = cluster
+    wait_for_workers(client, 2)
+    subs, out = tmp_path / "subs", tmp_path / "grades"
+    for n in range(4):
+        make(subs, "slow%d" % n, override=HANG)
+    for n in range(2):
+        make(subs, "fast%d" % n, override=CORRECT_STEP)
+    outcome = {}
+    batch = threading.Thread(target=lambda: outcome.update(run_batch(
+        subs, out, units=UNIT, limits=LIMITS, progress=False, scheduler=local.scheduler_address)))
+    batch.start()
+    try:
+        deadline, victim = time.monotonic() + 60, None
+        while victim is None and time.monotonic() < deadline:
+            busy = [w for w, tasks in client.processing().items() if tasks]
+            if busy:
+                victim = busy[0]
+            time.sleep(0.2)
+        assert victim, "no task ever ran"
+        time.sleep(1.0)  # mid-task: its sandboxed children are running
+        pid = client.run(os.getpid, workers=[victim])[victim]
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        batch.join(timeout=180)
+    assert not batch.is_alive()
+    assert {s: d["score"] for s, d in outcome.items()} == {"slow0": 0.0, "slow1": 0.0, "slow2": 0.0, "slow3": 0.0,
+                                                          "fast0": 5.0, "fast1": 5.0}
+    assert sorted(p.parent.name for p in out.glob("*/results.json")) == sorted(outcome)
+    wait_for_workers(client, 2)  # the nanny restarted it
+
+
+@pytest.mark.slow
+def test_resume_after_the_client_is_killed(tmp_path, cluster):
+    local, client = cluster
+    wait_for_workers(client, 2)
+    subs, out = tmp_path / "subs", tmp_path / "grades"
+    for n in range(2):
+        make(subs, "a%d" % n, override=CORRECT_STEP)
+    for n in range(4):
+        make(subs, "z%d" % n, override=HANG)
+    command = [sys.executable, "-m", "autograder", "batch", str(subs), "--out", str(out), "--units", UNIT[0],
+               "--check-seconds", "2", "--submission-seconds", "10", "--scheduler", local.scheduler_address]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not list(out.glob("*/results.json")):
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    written = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/results.json")}
+    assert written and len(written) < 6
+    proc = subprocess.run(command + ["--similarity"], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert "6 submissions graded" in proc.stdout and "similarity:" in proc.stdout
+    assert {s: (out / s / "results.json").stat().st_mtime_ns for s in written} == written  # kept, not regraded
+    scores = {p.parent.name: json.loads(p.read_text())["score"] for p in out.glob("*/results.json")}
+    assert scores == {"a0": 5.0, "a1": 5.0, "z0": 0.0, "z1": 0.0, "z2": 0.0, "z3": 0.0}
+    assert (out / "similarity.html").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.slow
+def test_a_worker_with_another_kit_is_refused_in_one_line(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    kit = tmp_path / "kit"
+    for tree in ("autograder", "source"):
+        shutil.copytree(ROOT / tree, kit / tree, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(kit / "autograder" / "units.py", "a") as f:
+        f.write("# a different kit\n")
+    subs = tmp_path / "subs"
+    make(subs, "alice", override=CORRECT_STEP)
+    with distributed.LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address=None) as local:
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", local.scheduler_address,
+                                   "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard", "--no-nanny"],
+                                  cwd=kit, env=dict(os.environ, PYTHONPATH=str(kit)), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            command = [sys.executable, "-m", "autograder", "batch", str(subs), "--out", str(tmp_path / "grades"),
+                       "--units", UNIT[0], "--scheduler", local.scheduler_address]
+            proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        finally:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=30)
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.match(r"cannot grade: worker tcp://127\.0\.0\.1:\d+ runs kit version [0-9a-f]{16}, "
+                                        r"this client [0-9a-f]{16}: install the same kit", lines[0]), proc.stderr
+    assert not (tmp_path / "grades" / "alice").exists()
+
+
+# ------------------------------------------------------------------------------ without a cluster
+
+def test_local_progress_bar_shows_an_eta(tmp_path, monkeypatch, capsys):
+    from tests.test_batch import fake_grading
+    fake_grading(monkeypatch, [])
+    for name in ("a", "b", "c"):
+        (tmp_path / "subs" / name / "captioning").mkdir(parents=True)
+    run_batch(tmp_path / "subs", tmp_path / "out", workers=1)
+    assert re.search(r"3/3 \[00:\d\d elapsed, ETA 00:00", capsys.readouterr().err)
+
+
+def starter(rel):
+    return (RELEASE_DIR / "captioning" / rel).read_text()
+
+
+def write_submission(root, name, rnn_layers):
+    package = Path(root) / name / "captioning"
+    (package / "classifiers").mkdir(parents=True)
+    (package / "rnn_layers.py").write_text(rnn_layers)
+    (package / "classifiers" / "rnn.py").write_text(starter("classifiers/rnn.py"))
+
+
+def test_similarity_flags_a_renamed_copy_not_the_starter_code(tmp_path):
+    from autograder.similarity import write_similarity_report
+    from autograder.batch import discover
+    subs = tmp_path / "subs"
+    key = (SOLUTIONS_DIR / "captioning" / "rnn_layers.py").read_text()
+    copy = key
+    for old, new in [("next_h", "h_new"), ("prev_h", "h_old"), ("cache", "saved"), ("dnext_h", "grad_h"),
+                     ("Wx", "W_in"), ("Wh", "W_rec")]:
+        copy = re.sub(r"\b%s\b" % old, new, copy)
+    assert copy != key
+    write_submission(subs, "alice", key)
+    write_submission(subs, "carol", copy)
+    write_submission(subs, "dave", starter("rnn_layers.py"))  # dave and erin share only the starter code
+    write_submission(subs, "erin", starter("rnn_layers.py").replace("raise NotImplementedError()",
+                                                                     "return None, None", 1) + CORRECT_STEP)
+    out = tmp_path / "grades" / "similarity.html"
+    flagged = write_similarity_report(out, discover(subs), threshold=0.5)
+    assert [(p["a"], p["b"]) for p in flagged] == [("alice", "carol")] and flagged[0]["similarity"] > 0.9
+    text = out.read_text()
+    assert "1 pair(s) flagged" in text and "<mark>" in text and "h_new" in text and "next_h" in text
+    row = re.search(r"<tr><td>dave</td><td>erin</td><td>(\d+)%", text)
+    assert row and int(row.group(1)) == 0
+    assert out.stat().st_mode & 0o777 == 0o600
+
+
+def made_up_class():
+    """Documents of a class: failure messages that differ only by their numbers group together."""
+    def doc(step_message, lstm_message=None):
+        tests = [Result("rnn_step_forward", "rnn_step_forward: values", 0.0 if step_message else 5.0, 5.0,
+                        ("FAIL: " + step_message) if step_message else "PASS: ok", True),
+                 Result("lstm_forward", "lstm_forward: values", 0.0 if lstm_message else 4.0, 4.0,
+                        ("FAIL: " + lstm_message) if lstm_message else "PASS: ok", False)]
+        return report.gradescope(tests, 1.0)
+    return {
+        "ann": doc("relative error 3.2e-01 > 1e-08"),
+        "ben": doc("relative error 0.75 > 1e-08", "not implemented yet"),
+        "cy <x>": doc("relative error 12 > 1e-08", "not implemented yet"),
+        "dee": doc("shape (2, 3) instead of (2, 4)"),
+        "eve": doc(None),
+    }
+
+
+def test_summary_groups_failures_with_counts_and_links(tmp_path):
+    documents = made_up_class()
+    failures = report.common_failures(documents)
+    assert failures["rnn_step_forward"] == [("relative error # > #", ["ann", "ben", "cy <x>"]),
+                                            ("shape (#, #) instead of (#, #)", ["dee"])]
+    assert failures["lstm_forward"] == [("not implemented yet", ["ben", "cy <x>"])]
+    path = tmp_path / "summary.html"
+    report.write_summary_html(path, documents)
+    text = path.read_text()
+    assert "<tr><td>3</td><td>relative error # &gt; #</td><td><a href='ann/results.json'>ann</a>" in text
+    assert "<a href='cy%20%3Cx%3E/results.json'>cy &lt;x&gt;</a>" in text
+    assert text.index("<h3>rnn_step_forward</h3>") < text.index("<h3>lstm_forward</h3>")
+    figure = report.plot_figure([5.0, 5.0, 4.0, 0.0, 9.0], {"rnn_step_forward": 0.2, "lstm_forward": 0.6})
+    ticks = figure.axes[0].get_yticks()
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
+
+
+def chromium():
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], capture_output=True, timeout=600,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        found = shutil.which("chromium")
+    return found
+
+
+@pytest.mark.slow
+def test_summary_plots_are_visible_in_a_browser(tmp_path):
+    from PIL import Image
+    browser = chromium()
+    if not browser:
+        pytest.skip("chromium is not installed and cannot be installed here (apt-get install chromium, as root)")
+    page = tmp_path / "summary.html"
+    report.write_summary_html(page, made_up_class())
+    shot = tmp_path / "shot.png"
+    proc = subprocess.Popen([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                             "--user-data-dir=%s" % (tmp_path / "profile"), "--screenshot=%s" % shot,
+                             "--window-size=1200,900", page.as_uri()],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        proc.wait(timeout=120)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the browser's helpers too
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    import numpy as np
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1200, 900)
+    pixels = np.asarray(image).astype(int)
+
+    def near(colour):
+        return int((np.abs(pixels - np.array(colour)).max(axis=2) < 12).sum())
+    assert near((0x4c, 0x72, 0xb0)) > 500, "the score histogram is not visible"
+    assert near((0x55, 0xa8, 0x68)) > 500, "the per-unit pass-rate bars are not visible"
