@@ -7,7 +7,7 @@ VENV_STAMP := .venv/.installed
 export OPENBLAS_NUM_THREADS ?= 1
 BASE_PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
-.PHONY: demo test test-fast lint lock release data bundle bench clean sandbox-tool
+.PHONY: demo test test-fast lint lock release data bundle bench clean sandbox-tool browser
 
 $(VENV_STAMP): requirements.txt
 	$(BASE_PYTHON) -m venv .venv
@@ -34,6 +34,17 @@ sandbox-tool:
 			echo "make: the grader needs bwrap: install the package bubblewrap (apt-get install bubblewrap, as root)" >&2; \
 			exit 1; }; }
 
+# The tests look at summary.html as a person would, in headless Chromium (Debian package chromium).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium (the tests screenshot summary.html)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		fi; \
+		command -v chromium >/dev/null 2>&1 || { \
+			echo "make: the tests need chromium: install the package chromium (apt-get install chromium, as root)" >&2; \
+			exit 1; }; }
+
 data: $(VENV_STAMP)
 	./get_datasets.sh --mini
 
@@ -47,7 +58,7 @@ lint: $(VENV_STAMP)
 	$(PY) -m ruff check .
 
 # The whole suite, as CI runs it (.ci/run): lint, then every test (about 6 minutes on 2 cores).
-test: data sandbox-tool lint
+test: data sandbox-tool browser lint
 	$(PY) -m pytest -q
 
 # The edit loop: the tests not marked slow (under 2 minutes), after a lint report that does not
