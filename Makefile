@@ -22,28 +22,22 @@ lock: $(VENV_STAMP)
 	CUSTOM_COMPILE_COMMAND="make lock" $(PY) -m piptools compile --quiet --extra dev --strip-extras \
 		--no-emit-index-url --no-emit-find-links $(LOCK_ARGS) --output-file requirements.txt pyproject.toml
 
-# The grader runs student code under bwrap (Debian package bubblewrap): installed when missing and
-# we are root, else one line saying what to install.
-sandbox-tool:
-	@command -v bwrap >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "installing bubblewrap (bwrap, the grader's sandbox)"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
-		fi; \
-		command -v bwrap >/dev/null 2>&1 || { \
-			echo "make: the grader needs bwrap: install the package bubblewrap (apt-get install bubblewrap, as root)" >&2; \
-			exit 1; }; }
+# $(call system-tool,COMMAND,PACKAGE,WHAT FOR): the Debian package installed when its command is
+# missing and we are root, else one line saying what to install.
+system-tool = @command -v $(1) >/dev/null 2>&1 || { \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing $(2) ($(3))"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+	fi; \
+	command -v $(1) >/dev/null 2>&1 || { \
+		echo "make: $(3) needs $(1): install the package $(2) (apt-get install $(2), as root)" >&2; \
+		exit 1; }; }
 
-# The tests look at summary.html as a person would, in headless Chromium (Debian package chromium).
+sandbox-tool:
+	$(call system-tool,bwrap,bubblewrap,the grader's sandbox)
+
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "installing chromium (the tests screenshot summary.html)"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-		fi; \
-		command -v chromium >/dev/null 2>&1 || { \
-			echo "make: the tests need chromium: install the package chromium (apt-get install chromium, as root)" >&2; \
-			exit 1; }; }
+	$(call system-tool,chromium,chromium,the tests' screenshot of summary.html)
 
 data: $(VENV_STAMP)
 	./get_datasets.sh --mini
