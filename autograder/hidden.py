@@ -118,8 +118,10 @@ def transformer_hidden_checks(C, same):
                 C.transformer_grad_probe(62, C.SAMPLE_VOCAB, N=3, T=2, num_heads=1, num_layers=1),
                 C.transformer_grad_probe(62, C.SAMPLE_VOCAB, N=3, T=2, num_heads=1, num_layers=1),
                 atol=1e-9, public=False),
-        same(loss, "float32 model, N=1",
-             C.transformer_grad_probe(63, C.SAMPLE_VOCAB, N=1, T=5, dtype=np.float32), tol=1e-2),
+        C.Check(loss, "float32 model, N=1",  # float32 rounding: near-zero gradients (the key biases') by atol
+                C.transformer_grad_probe(63, C.SAMPLE_VOCAB, N=1, T=5, dtype=np.float32),
+                C.transformer_grad_probe(63, C.SAMPLE_VOCAB, N=1, T=5, dtype=np.float32), tol=1e-2, atol=1e-4,
+                public=False),
         same(sample, "greedy decode, hidden parameters",
              C.transformer_sample_probe(64, N=6, max_length=12, scale=0.5), compare="tokens"),
         same(sample, "greedy decode, one layer, one head",
