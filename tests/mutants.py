@@ -229,7 +229,7 @@ MUTANTS += [
            {DEC}, "the cross-attention attends to the caption instead of the image"),
     mutant("decoder_backward_x_only_as_query", [Patch(T_LAYERS, "dx = dres1 + dq + dk + dv", "dx = dres1 + dq")],
            {DEC_B}, "x feeds the self-attention's query, key and value: only the query's gradient is kept"),
-    mutant("decoder_backward_no_relu_mask", [Patch(T_LAYERS, "dhidden = dres3.dot(W2.T) * (hidden > 0)", "dhidden = dres3.dot(W2.T)")],
+    mutant("decoder_backward_no_relu_mask", [Patch(T_LAYERS, "dhidden = (dres3 @ W2.T) * (hidden > 0)", "dhidden = dres3 @ W2.T")],
            {DEC_B}, "forgets the ReLU's derivative"),
     mutant("loss_no_causal_mask", [Patch(T_MODEL, "x, cache = decoder_layer_forward(x, memory, self.layer_params(layer), self.num_heads, causal)",
                                          "x, cache = decoder_layer_forward(x, memory, self.layer_params(layer), self.num_heads, None)")],
@@ -251,7 +251,7 @@ MUTANTS += [
             x = x + pe[t:t + 1].astype(x.dtype)
             for layer in range(self.num_layers):
                 x, _ = decoder_layer_forward(x, memory, self.layer_params(layer), self.num_heads, None)
-            words = np.argmax(x[:, -1].dot(W_vocab) + b_vocab, axis=1)
+            words = np.argmax(x[:, -1] @ W_vocab + b_vocab, axis=1)
             captions[:, t] = words
     """)], {T_SAMPLE}, "feeds only the last word back (an RNN habit), not the whole prefix"),
     mutant("sample_no_positional_encoding", [Patch(T_MODEL, "x = x + pe[:t + 1].astype(x.dtype)", "pass")],

@@ -103,7 +103,7 @@ def test_answer_key_scores_100_through_the_cli(slow):
     assert doc is not None, "no results.json written:\n" + proc.stdout[-2000:] + proc.stderr
     bad = [t for t in doc["tests"] if t["score"] != t["max_score"]]
     assert not bad, "the answer key loses points:\n" + "\n".join("%s: %s" % (t["name"], t["output"]) for t in bad)
-    assert doc["score"] == pytest.approx(TOTAL) and TOTAL == 100
+    assert doc["score"] == pytest.approx(TOTAL) and TOTAL == 150  # RNN and LSTM 100, Transformer 50
     assert {t["name"].split(":")[0] for t in doc["tests"]} == set(BY_NAME)
 
 
@@ -261,7 +261,7 @@ def test_results_json_is_gradescope_format(slow):
         unit = t["name"].split(":")[0]
         assert unit in BY_NAME and t["name"].startswith(unit + ": "), t["name"]
         if unit.startswith(("CaptioningRNN", "overfit")):
-            assert ("(rnn)" in t["name"]) != ("(lstm)" in t["name"]), t["name"]
+            assert [cell in t["name"] for cell in ("(rnn)", "(lstm)", "(transformer)")].count(True) == 1, t["name"]
         assert t["visibility"] in ("visible", "after_published", "hidden", "after_due_date")
         assert t["output"]
     visibility = {t["visibility"] for t in doc["tests"]}
@@ -271,7 +271,7 @@ def test_results_json_is_gradescope_format(slow):
         unit = t["name"].split(":")[0]
         per_unit[unit] = per_unit.get(unit, 0) + t["max_score"]
     assert per_unit == pytest.approx({u.name: u.points for u in UNITS}, abs=1e-3)
-    assert "TOTAL 100.00 / 100.00" in proc.stdout
+    assert "TOTAL 150.00 / 150.00" in proc.stdout
 
 
 def test_cli_public_only_exits_0_whatever_the_score(slow, workdir, monkeypatch, capsys):

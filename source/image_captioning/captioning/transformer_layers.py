@@ -72,9 +72,9 @@ def multihead_attention_forward(query, key, value, params, num_heads, attn_mask=
     def split(x, L):
         return x.reshape(N, L, num_heads, d).transpose(0, 2, 1, 3)   # (N, h, L, d)
 
-    q = split(query.dot(params["Wq"]) + params["bq"], S)
-    k = split(key.dot(params["Wk"]) + params["bk"], T)
-    v = split(value.dot(params["Wv"]) + params["bv"], T)
+    q = split(query @ params["Wq"] + params["bq"], S)
+    k = split(key @ params["Wk"] + params["bk"], T)
+    v = split(value @ params["Wv"] + params["bv"], T)
     scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(d)               # (N, h, S, T)
     if attn_mask is not None:
         scores = np.where(attn_mask, scores, -np.inf)
@@ -82,7 +82,7 @@ def multihead_attention_forward(query, key, value, params, num_heads, attn_mask=
     weights = np.exp(scores)
     weights /= weights.sum(axis=-1, keepdims=True)
     heads = (weights @ v).transpose(0, 2, 1, 3).reshape(N, S, E)     # heads concatenated in order
-    out = heads.dot(params["Wo"]) + params["bo"]
+    out = heads @ params["Wo"] + params["bo"]
     cache = (query, key, value, params, q, k, v, weights, heads)
     ### END SOLUTION
     return out, cache
@@ -109,8 +109,8 @@ def multihead_attention_backward(dout, cache):
     N, S, E = query.shape
     T = key.shape[1]
     num_heads, d = q.shape[1], q.shape[3]
-    grads = {"Wo": heads.reshape(N * S, E).T.dot(dout.reshape(N * S, E)), "bo": dout.sum(axis=(0, 1))}
-    dheads = dout.dot(params["Wo"].T).reshape(N, S, num_heads, d).transpose(0, 2, 1, 3)
+    grads = {"Wo": heads.reshape(N * S, E).T @ dout.reshape(N * S, E), "bo": dout.sum(axis=(0, 1))}
+    dheads = (dout @ params["Wo"].T).reshape(N, S, num_heads, d).transpose(0, 2, 1, 3)
     dweights = dheads @ v.transpose(0, 1, 3, 2)                        # (N, h, S, T)
     dv = weights.transpose(0, 1, 3, 2) @ dheads                        # (N, h, T, d)
     dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True)) / math.sqrt(d)
@@ -123,9 +123,9 @@ def multihead_attention_backward(dout, cache):
     dx = {}
     for name, x, dproj, L in (("q", query, dq, S), ("k", key, dk, T), ("v", value, dv, T)):
         dproj = merge(dproj, L)
-        grads["W" + name] = x.reshape(N * L, E).T.dot(dproj.reshape(N * L, E))
+        grads["W" + name] = x.reshape(N * L, E).T @ dproj.reshape(N * L, E)
         grads["b" + name] = dproj.sum(axis=(0, 1))
-        dx[name] = dproj.dot(params["W" + name].T)
+        dx[name] = dproj @ params["W" + name].T
     dquery, dkey, dvalue = dx["q"], dx["k"], dx["v"]
     ### END SOLUTION
     return dquery, dkey, dvalue, grads
@@ -198,8 +198,8 @@ def decoder_layer_forward(x, memory, params, num_heads, self_mask):
     cross_out, cross_cache = multihead_attention_forward(x1, memory, memory, attention_params(params, "cross_"),
                                                          num_heads)
     x2, ln2_cache = layernorm_forward(x1 + cross_out, params["ln2_gamma"], params["ln2_beta"])
-    hidden = np.maximum(0, x2.dot(params["W1"]) + params["b1"])
-    ffn_out = hidden.dot(params["W2"]) + params["b2"]
+    hidden = np.maximum(0, x2 @ params["W1"] + params["b1"])
+    ffn_out = hidden @ params["W2"] + params["b2"]
     out, ln3_cache = layernorm_forward(x2 + ffn_out, params["ln3_gamma"], params["ln3_beta"])
     cache = (self_cache, ln1_cache, cross_cache, ln2_cache, x2, hidden, params["W1"], params["W2"], ln3_cache)
     ### END SOLUTION
@@ -225,12 +225,12 @@ def decoder_layer_backward(dout, cache):
     grads = {}
     dres3, grads["ln3_gamma"], grads["ln3_beta"] = layernorm_backward(dout, ln3_cache)
     F = hidden.shape[-1]
-    grads["W2"] = hidden.reshape(-1, F).T.dot(dres3.reshape(-1, dres3.shape[-1]))
+    grads["W2"] = hidden.reshape(-1, F).T @ dres3.reshape(-1, dres3.shape[-1])
     grads["b2"] = dres3.sum(axis=(0, 1))
-    dhidden = dres3.dot(W2.T) * (hidden > 0)
-    grads["W1"] = x2.reshape(-1, x2.shape[-1]).T.dot(dhidden.reshape(-1, F))
+    dhidden = (dres3 @ W2.T) * (hidden > 0)
+    grads["W1"] = x2.reshape(-1, x2.shape[-1]).T @ dhidden.reshape(-1, F)
     grads["b1"] = dhidden.sum(axis=(0, 1))
-    dx2 = dres3 + dhidden.dot(W1.T)
+    dx2 = dres3 + dhidden @ W1.T
     dres2, grads["ln2_gamma"], grads["ln2_beta"] = layernorm_backward(dx2, ln2_cache)
     dq, dk, dv, cross_grads = multihead_attention_backward(dres2, cross_cache)
     dmemory = dk + dv
