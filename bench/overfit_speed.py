@@ -3,7 +3,8 @@
 Runs the SPEC settings (50 captions, 50 epochs, batch 25, hidden 512, wordvec 256, adam 5e-3) for
 the RNN and the LSTM side by side on the autograder's fixed 50-caption fixture, then the Transformer
 notebook's run (50 captions of load_coco_data, model size 256, 2 heads, 2 layers, feed-forward 256,
-adam 1e-3, 100 epochs of batches of 25), and prints seconds, final loss and the ratio to the budget. Usage: python bench/overfit_speed.py
+adam 1e-3, 100 epochs of batches of 25), and prints seconds, final loss and the ratio to the budget.
+Usage: python bench/overfit_speed.py
 """
 import os
 import sys
