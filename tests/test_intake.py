@@ -219,7 +219,7 @@ def raw_zip(path, names):
 
 
 def test_raw_zip_builder_makes_real_zips(tmp_path):
-    names = ["captioning/rnn_layers.py", "captioning/classifiers/rnn.py", "junk"]
+    names = ["captioning/" + rel for rel in STUDENT_FILES] + ["junk"]
     with zipfile.ZipFile(raw_zip(tmp_path / "s.zip", names)) as archive:
         assert archive.namelist() == names and archive.testzip() is None
     assert staged(tmp_path, tmp_path / "s.zip") == {rel: "" for rel in STUDENT_FILES}
