@@ -2,8 +2,8 @@
 
 make(root, name, prelude=..., override=...) writes root/name/captioning/{rnn_layers.py,
 classifiers/rnn.py} and the answer key's Transformer files: `prelude` runs when rnn_layers is
-imported, `override` is appended to rnn_layers.py (so it replaces rnn_step_forward, the unit the hostile tests grade). Also the
-helpers the grading tests share: zip_folder, lost_units.
+imported, `override` is appended to rnn_layers.py (so it replaces rnn_step_forward, the unit the
+hostile tests grade). Also the helpers the grading tests share: zip_folder, lost_units.
 """
 import shutil
 import textwrap
