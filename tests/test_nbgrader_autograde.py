@@ -25,7 +25,7 @@ from autograder.intake import STUDENT_FILES
 from autograder.report import unit_scores
 from autograder.units import UNITS
 from autograder.course import ASSIGNMENT, RELEASE_DIR, SOLUTIONS_DIR
-from autograder.units import RNN_NB, LSTM_NB
+from autograder.units import RNN_NB, LSTM_NB, TOTAL
 
 pytestmark = pytest.mark.slow  # real nbgrader commands: about 90 s on 2 cores
 
@@ -130,7 +130,7 @@ def test_autograde_gives_the_points_of_the_command_line_grader(course, student):
         assert {u for u, got in by_kit.items() if got == 0} >= set(LSTM_FUNCTIONS)
         assert all(by_kit[u.name] == pytest.approx(u.points) for u in UNITS if u.notebook == RNN_NB)
     else:
-        assert sum(by_kit.values()) == pytest.approx(100)
+        assert sum(by_kit.values()) == pytest.approx(TOTAL)
 
 
 def test_autograde_keeps_the_students_package(course):
