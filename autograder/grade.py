@@ -79,8 +79,9 @@ def child_sources(public_only):
 
 
 def oracle_sources():
-    """The reference layers the oracle serves swapped functions from."""
-    return {name: (REFERENCE_PACKAGE / name).read_text() for name in ("layers.py", "rnn_layers.py")}
+    """The reference layers the oracle serves swapped functions from (each imports numpy only)."""
+    names = ("layers.py", "rnn_layers.py", "transformer_layers.py")
+    return {name: (REFERENCE_PACKAGE / name).read_text() for name in names}
 
 
 @dataclass

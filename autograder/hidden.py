@@ -1,4 +1,5 @@
-"""Hidden checks: other shapes, N=1, T=1, repeated words, float32, padded captions.
+"""Hidden checks: other shapes, N=1, T=1, repeated words, float32, padded captions; for the
+Transformer also one head, S != T, no mask and padding masks.
 
 Expected values come from the reference implementation (the check's own probe run on it), or
 from numerical gradients of the reference forward pass. This file is sent to the sandboxed child
@@ -63,4 +64,69 @@ def hidden_checks(C):
              C.sample_probe(cell, 31, N=6, max_length=12, scale=2.0), compare="tokens"),
         same("CaptioningRNN.sample (%s)" % cell, "greedy decode, N=1, max_length=3",
              C.sample_probe(cell, 32, N=1, max_length=3, scale=2.0), compare="tokens"),
-    )]
+    )] + transformer_hidden_checks(C, same)
+
+
+def transformer_hidden_checks(C, same):
+    """The Transformer part: other shapes, one head, S != T, no mask, padding masks, float32, N=1, T=1."""
+    import numpy as np
+
+    def pe(name, max_len, dim):
+        return same("positional_encoding", name, C.positional_encoding_probe(max_len, dim), tol=1e-7)
+
+    def forward(unit, layer, name, seed, shapes, dtype=np.float64, tol=1e-6):
+        return same(unit, name, C.forward_probe(layer, C.transformer_inputs(seed, shapes, dtype)), tol)
+
+    def backward(unit, layer, name, seed, shapes, dtype=np.float64, tol=1e-6):
+        inputs = C.transformer_inputs(seed, shapes, dtype)
+        return C.Check(unit, name, C.backward_probe(layer, inputs, seed), C.backward_probe(layer, inputs, seed),
+                       tol=tol, atol=1e-9 if dtype == np.float64 else 1e-5, public=False,
+                       backward_of=(layer, inputs, seed))
+
+    def numerical(unit, layer, name, seed, shapes, tol=1e-5):
+        return C.transformer_gradient_check(unit, layer, seed, shapes, tol, public=False,
+                                            name="numerical gradient check, hidden seed, " + name)
+
+    mha, mha_b = "multihead_attention_forward", "multihead_attention_backward"
+    dec, dec_b = "decoder_layer_forward", "decoder_layer_backward"
+    loss, sample = "CaptioningTransformer.loss", "CaptioningTransformer.sample"
+    A, D = C.attention_shapes, C.decoder_shapes
+    return [
+        pe("50 positions, 16 dimensions", 50, 16),
+        pe("one position", 1, 4),
+        pe("7 positions, 2 dimensions", 7, 2),
+        forward(mha, ("attention", 1, None), "one head, S != T, no mask", 41, A(2, 3, 5, 6)),
+        forward(mha, ("attention", 4, "padding"), "4 heads, padding mask", 42, A(3, 4, 4, 8)),
+        forward(mha, ("attention", 2, "causal"), "float32 inputs", 43, A(2, 4, 4, 8), np.float32, 1e-4),
+        forward(mha, ("attention", 2, None), "N=1, S=1, T=1", 44, A(1, 1, 1, 4)),
+        numerical(mha_b, ("attention", 1, None), "one head, S != T, no mask", 45, A(2, 2, 3, 4)),
+        numerical(mha_b, ("attention", 4, "padding"), "4 heads, padding mask", 46, A(2, 3, 4, 8)),
+        backward(mha_b, ("attention", 2, "causal"), "float32 inputs", 47, A(2, 3, 3, 4), np.float32, 1e-3),
+        backward(mha_b, ("attention", 2, None), "N=1, S=1, T=1", 48, A(1, 1, 1, 4)),
+        forward(dec, ("decoder", 1, "causal"), "one head, 3 memory tokens", 51, D(2, 4, 3, 6, 10)),
+        forward(dec, ("decoder", 2, None), "no self mask", 52, D(3, 3, 2, 8, 8)),
+        forward(dec, ("decoder", 4, "causal"), "float32 inputs", 53, D(2, 5, 1, 8, 16), np.float32, 1e-4),
+        forward(dec, ("decoder", 2, "causal"), "N=1, S=1", 54, D(1, 1, 1, 4, 6)),
+        numerical(dec_b, ("decoder", 1, "causal"), "one head, 3 memory tokens", 55, D(2, 3, 3, 4, 6)),
+        numerical(dec_b, ("decoder", 2, None), "no self mask", 56, D(1, 3, 2, 6, 6)),
+        backward(dec_b, ("decoder", 2, "causal"), "float32 inputs", 57, D(2, 3, 1, 8, 8), np.float32, 1e-2),
+        backward(dec_b, ("decoder", 2, "causal"), "N=1, S=1", 58, D(1, 1, 1, 4, 6)),
+        C.Check(loss, "captions padded with <NULL> (masked loss and gradients)",
+                C.transformer_grad_probe(61, C.SAMPLE_VOCAB, N=4, T=6, pad=True),
+                C.transformer_grad_probe(61, C.SAMPLE_VOCAB, N=4, T=6, pad=True), atol=1e-9, public=False),
+        C.Check(loss, "one layer, one head, T=1",
+                C.transformer_grad_probe(62, C.SAMPLE_VOCAB, N=3, T=2, num_heads=1, num_layers=1),
+                C.transformer_grad_probe(62, C.SAMPLE_VOCAB, N=3, T=2, num_heads=1, num_layers=1),
+                atol=1e-9, public=False),
+        C.Check(loss, "float32 model, N=1",  # float32 rounding: near-zero gradients (the key biases') by atol
+                C.transformer_grad_probe(63, C.SAMPLE_VOCAB, N=1, T=5, dtype=np.float32),
+                C.transformer_grad_probe(63, C.SAMPLE_VOCAB, N=1, T=5, dtype=np.float32), tol=1e-2, atol=1e-4,
+                public=False),
+        same(sample, "greedy decode, hidden parameters",
+             C.transformer_sample_probe(64, N=6, max_length=12, scale=0.5), compare="tokens"),
+        same(sample, "greedy decode, one layer, one head",
+             C.transformer_sample_probe(65, N=5, max_length=10, scale=0.5, num_heads=1, num_layers=1),
+             compare="tokens"),
+        same(sample, "greedy decode, N=1, max_length=3",
+             C.transformer_sample_probe(66, N=1, max_length=3, scale=0.5), compare="tokens"),
+    ]

@@ -27,12 +27,17 @@ class Unit:
         return self.partner is not None and self.name.endswith("_backward")
 
 
-RNN_NB, LSTM_NB = "RNN_Captioning.ipynb", "LSTM_Captioning.ipynb"
+RNN_NB, LSTM_NB, TRANSFORMER_NB = "RNN_Captioning.ipynb", "LSTM_Captioning.ipynb", "Transformer_Captioning.ipynb"
 LAYERS, MODEL = "rnn_layers:", "classifiers.rnn:CaptioningRNN."
+T_LAYERS, T_MODEL = "transformer_layers:", "classifiers.transformer:CaptioningTransformer."
 
 
 def layer(name, notebook, points, depends=(), partner=None):
     return Unit(name, notebook, points, LAYERS + name, depends, partner)
+
+
+def t_layer(name, points, depends=(), partner=None):
+    return Unit(name, TRANSFORMER_NB, points, T_LAYERS + name, depends, partner)
 
 
 def model_units(cell, notebook, sequence_layers, step_forward):
@@ -60,6 +65,21 @@ UNITS = (
     layer("lstm_forward", LSTM_NB, 5, ("lstm_step_forward",), partner="lstm_backward"),
     layer("lstm_backward", LSTM_NB, 8, ("lstm_step_backward", "lstm_forward"), partner="lstm_forward"),
     *model_units("lstm", LSTM_NB, ("lstm_forward", "lstm_backward"), "lstm_step_forward"),
+    # The Transformer part: 50 points (the RNN and LSTM parts: 100).
+    t_layer("positional_encoding", 3),
+    t_layer("multihead_attention_forward", 7, partner="multihead_attention_backward"),
+    t_layer("multihead_attention_backward", 9, ("multihead_attention_forward",),
+            partner="multihead_attention_forward"),
+    t_layer("decoder_layer_forward", 6, ("multihead_attention_forward",), partner="decoder_layer_backward"),
+    t_layer("decoder_layer_backward", 9, ("multihead_attention_backward", "decoder_layer_forward"),
+            partner="decoder_layer_forward"),
+    Unit("CaptioningTransformer.loss", TRANSFORMER_NB, 6, T_MODEL + "loss",
+         ("word_embedding_forward", "word_embedding_backward", "positional_encoding", "decoder_layer_forward",
+          "decoder_layer_backward")),
+    Unit("CaptioningTransformer.sample", TRANSFORMER_NB, 5, T_MODEL + "sample",
+         ("word_embedding_forward", "positional_encoding", "decoder_layer_forward")),
+    Unit("overfit (transformer)", TRANSFORMER_NB, 5, T_MODEL + "loss", ("CaptioningTransformer.loss",),
+         training=True),
 )
 BY_NAME = {u.name: u for u in UNITS}
 BY_GRADE_ID = {u.grade_id: u for u in UNITS}

@@ -20,6 +20,7 @@ SOURCE = SOURCE_DIR
 RELEASE = RELEASE_DIR
 SOLUTIONS = SOLUTIONS_DIR
 LAYERS, MODEL = "captioning/rnn_layers.py", "captioning/classifiers/rnn.py"
+T_LAYERS, T_MODEL = "captioning/transformer_layers.py", "captioning/classifiers/transformer.py"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 
 
@@ -102,6 +103,9 @@ def answer_key():
 
 RNN_LOSS, LSTM_LOSS = "CaptioningRNN.loss (rnn)", "CaptioningRNN.loss (lstm)"
 RNN_SAMPLE, LSTM_SAMPLE = "CaptioningRNN.sample (rnn)", "CaptioningRNN.sample (lstm)"
+MHA, MHA_B = "multihead_attention_forward", "multihead_attention_backward"
+DEC, DEC_B = "decoder_layer_forward", "decoder_layer_backward"
+T_LOSS, T_SAMPLE, T_OVERFIT = "CaptioningTransformer.loss", "CaptioningTransformer.sample", "overfit (transformer)"
 
 
 def mutant(name, edits, lost, what, units=None):
@@ -172,6 +176,90 @@ MUTANTS = [
                                "self.params[k] = np.zeros_like(v).astype(self.dtype)")],
            {"overfit (rnn)", "overfit (lstm)"}, "all parameters initialised to zero: nothing but b_vocab learns",
            units=(RNN_LOSS, RNN_SAMPLE, "overfit (rnn)", LSTM_LOSS, LSTM_SAMPLE, "overfit (lstm)")),
+]
+
+# ---------------------------------------------------------------- typical Transformer mistakes
+
+MUTANTS += [
+    mutant("pe_sin_cos_swapped", [Patch(T_LAYERS, "pe[:, 0::2] = np.sin(t * frequencies)\n    pe[:, 1::2] = np.cos(t * frequencies)",
+                                        "pe[:, 0::2] = np.cos(t * frequencies)\n    pe[:, 1::2] = np.sin(t * frequencies)")],
+           {"positional_encoding"}, "cosines in the even columns, sines in the odd ones"),
+    mutant("pe_exponent_i_not_2i", [Patch(T_LAYERS, "10000.0 ** (-np.arange(0, embed_dim, 2) / embed_dim)",
+                                          "10000.0 ** (-np.arange(embed_dim // 2) / embed_dim)")],
+           {"positional_encoding"}, "frequency exponent i / D instead of 2i / D"),
+    mutant("attention_scaled_by_sqrt_E", [Patch(T_LAYERS, "scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(d)",
+                                                "scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(E)")],
+           {MHA}, "scores divided by sqrt(E) instead of sqrt(E / h)"),
+    mutant("attention_mask_after_softmax", [Patch(T_LAYERS, """    if attn_mask is not None:
+        scores = np.where(attn_mask, scores, -np.inf)
+    scores = scores - scores.max(axis=-1, keepdims=True)
+    weights = np.exp(scores)
+    weights /= weights.sum(axis=-1, keepdims=True)
+""", """    scores = scores - scores.max(axis=-1, keepdims=True)
+    weights = np.exp(scores)
+    weights /= weights.sum(axis=-1, keepdims=True)
+    if attn_mask is not None:
+        weights = weights * attn_mask
+""")], {MHA}, "masks the attention weights after the softmax (rows no longer sum to 1)"),
+    mutant("attention_heads_split_wrong_axis", [Patch(T_LAYERS, "return x.reshape(N, L, num_heads, d).transpose(0, 2, 1, 3)   # (N, h, L, d)",
+                                                      "return x.reshape(N, num_heads, L, d)")],
+           {MHA}, "heads split by reshaping (N, L, E) straight to (N, h, L, d)"),
+    mutant("attention_softmax_over_queries", [Patch(T_LAYERS, """    scores = scores - scores.max(axis=-1, keepdims=True)
+    weights = np.exp(scores)
+    weights /= weights.sum(axis=-1, keepdims=True)
+""", """    scores = scores - scores.max(axis=-2, keepdims=True)
+    weights = np.exp(scores)
+    weights /= weights.sum(axis=-2, keepdims=True)
+""")], {MHA}, "softmax over the queries instead of the keys"),
+    mutant("attention_backward_softmax_without_sum", [Patch(T_LAYERS, "dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True)) / math.sqrt(d)",
+                                                            "dscores = weights * dweights / math.sqrt(d)")],
+           {MHA_B}, "softmax backward as if it were elementwise"),
+    mutant("attention_backward_forgets_scale", [Patch(T_LAYERS, "dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True)) / math.sqrt(d)",
+                                                      "dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True))")],
+           {MHA_B}, "forgets the 1 / sqrt(d) of the scores in the backward pass"),
+    mutant("decoder_missing_residual", [Patch(T_LAYERS, 'x1, ln1_cache = layernorm_forward(x + self_out, params["ln1_gamma"], params["ln1_beta"])',
+                                              'x1, ln1_cache = layernorm_forward(self_out, params["ln1_gamma"], params["ln1_beta"])')],
+           {DEC}, "no residual connection around the self-attention"),
+    mutant("decoder_layer_norm_wrong_axis", [Patch(T_LAYERS, 'out, ln3_cache = layernorm_forward(x2 + ffn_out, params["ln3_gamma"], params["ln3_beta"])',
+                                                   'out, ln3_cache = layernorm_forward((x2 + ffn_out).transpose(0, 2, 1), params["ln3_gamma"][:, None], '
+                                                   'params["ln3_beta"][:, None])\n    out = out.transpose(0, 2, 1)')],
+           {DEC}, "last layer norm over the positions instead of the features"),
+    mutant("decoder_cross_attends_to_x", [Patch(T_LAYERS, "multihead_attention_forward(x1, memory, memory, attention_params(params, \"cross_\"),",
+                                                "multihead_attention_forward(x1, x1, x1, attention_params(params, \"cross_\"),")],
+           {DEC}, "the cross-attention attends to the caption instead of the image"),
+    mutant("decoder_backward_x_only_as_query", [Patch(T_LAYERS, "dx = dres1 + dq + dk + dv", "dx = dres1 + dq")],
+           {DEC_B}, "x feeds the self-attention's query, key and value: only the query's gradient is kept"),
+    mutant("decoder_backward_no_relu_mask", [Patch(T_LAYERS, "dhidden = (dres3 @ W2.T) * (hidden > 0)", "dhidden = dres3 @ W2.T")],
+           {DEC_B}, "forgets the ReLU's derivative"),
+    mutant("loss_no_causal_mask", [Patch(T_MODEL, "x, cache = decoder_layer_forward(x, memory, self.layer_params(layer), self.num_heads, causal)",
+                                         "x, cache = decoder_layer_forward(x, memory, self.layer_params(layer), self.num_heads, None)")],
+           {T_LOSS}, "no causal mask at training time: every word sees the words it must predict"),
+    mutant("loss_causal_mask_off_by_one", [Patch(T_MODEL, "        causal = np.tril(np.ones((T, T), dtype=bool))\n        layer_caches = []",
+                                                 "        causal = np.tril(np.ones((T, T), dtype=bool), k=1)\n        layer_caches = []")],
+           {T_LOSS}, "causal mask one step too wide: position t also sees t + 1"),
+    mutant("loss_memory_gradient_of_last_layer_only", [Patch(T_MODEL, "dmemory = dmemory + dmemory_layer", "dmemory = dmemory_layer")],
+           {T_LOSS}, "keeps the memory gradient of one layer instead of summing over the layers"),
+    mutant("loss_no_positional_encoding", [Patch(T_MODEL, "x = x + positional_encoding(T, self.embed_dim).astype(x.dtype)", "pass")],
+           {T_LOSS}, "forgets the positional encodings"),
+    mutant("sample_last_word_only", [Body(T_MODEL, "sample", """
+        projected, _ = affine_forward(features, W_proj, b_proj)
+        memory = projected[:, None, :]
+        pe = positional_encoding(max_length, self.embed_dim)
+        words = np.full(N, self._start)
+        for t in range(max_length):
+            x, _ = word_embedding_forward(words[:, None], W_embed)
+            x = x + pe[t:t + 1].astype(x.dtype)
+            for layer in range(self.num_layers):
+                x, _ = decoder_layer_forward(x, memory, self.layer_params(layer), self.num_heads, None)
+            words = np.argmax(x[:, -1] @ W_vocab + b_vocab, axis=1)
+            captions[:, t] = words
+    """)], {T_SAMPLE}, "feeds only the last word back (an RNN habit), not the whole prefix"),
+    mutant("sample_no_positional_encoding", [Patch(T_MODEL, "x = x + pe[:t + 1].astype(x.dtype)", "pass")],
+           {T_SAMPLE}, "samples without positional encodings"),
+    mutant("transformer_zero_init", [Patch(T_MODEL, "self.params[k] = v.astype(self.dtype)",
+                                           "self.params[k] = np.zeros_like(v).astype(self.dtype)")],
+           {T_OVERFIT}, "all Transformer parameters initialised to zero: it cannot learn",
+           units=(T_LOSS, T_SAMPLE, T_OVERFIT)),
 ]
 
 # A correct LSTM step written differently: separate matmuls per gate, a dict cache.
@@ -305,5 +393,170 @@ ALTERNATIVES = [
         grads = {"W_vocab": dW_vocab, "b_vocab": db_vocab, "Wx": dWx, "Wh": dWh, "b": db,
                  "W_embed": word_embedding_backward(dx, embed_cache),
                  "W_proj": features.T @ dh0, "b_proj": dh0.sum(axis=0)}
+    """),)),
+]
+
+# Correct Transformer variants: a loop over heads with a dict cache, einsum, a layer cache of
+# another layout, a key/value cache in sample.
+ALTERNATIVES += [
+    Submission("attention_loop_over_heads_dict_cache", (
+        Body(T_LAYERS, "multihead_attention_forward", """
+            N, S, E = query.shape
+            d = E // num_heads
+            Q = query @ params["Wq"] + params["bq"]
+            K = key @ params["Wk"] + params["bk"]
+            V = value @ params["Wv"] + params["bv"]
+            heads, weights = [], []
+            for j in range(num_heads):
+                cols = slice(j * d, (j + 1) * d)
+                s = np.einsum("nsd,ntd->nst", Q[..., cols], K[..., cols]) / np.sqrt(d)
+                if attn_mask is not None:
+                    s = np.where(attn_mask[None], s, -1e30)
+                a = np.exp(s - s.max(axis=2, keepdims=True))
+                a = a / a.sum(axis=2, keepdims=True)
+                weights.append(a)
+                heads.append(a @ V[..., cols])
+            concat = np.concatenate(heads, axis=2)
+            out = concat @ params["Wo"] + params["bo"]
+            cache = {"query": query, "key": key, "value": value, "Q": Q, "K": K, "V": V, "A": weights,
+                     "concat": concat, "params": params, "h": num_heads}
+        """),
+        Body(T_LAYERS, "multihead_attention_backward", """
+            c = cache
+            E = c["query"].shape[2]
+            d = E // c["h"]
+            grads = {"Wo": np.einsum("nse,nsf->ef", c["concat"], dout), "bo": dout.sum(axis=(0, 1))}
+            dconcat = dout @ c["params"]["Wo"].T
+            dQ, dK, dV = np.zeros_like(c["Q"]), np.zeros_like(c["K"]), np.zeros_like(c["V"])
+            for j, a in enumerate(c["A"]):
+                cols = slice(j * d, (j + 1) * d)
+                dhead = dconcat[..., cols]
+                dV[..., cols] = np.transpose(a, (0, 2, 1)) @ dhead
+                da = dhead @ np.transpose(c["V"][..., cols], (0, 2, 1))
+                ds = a * (da - np.sum(da * a, axis=2, keepdims=True)) / np.sqrt(d)
+                dQ[..., cols] = ds @ c["K"][..., cols]
+                dK[..., cols] = np.transpose(ds, (0, 2, 1)) @ c["Q"][..., cols]
+            for n, x, dproj in (("q", c["query"], dQ), ("k", c["key"], dK), ("v", c["value"], dV)):
+                grads["W" + n] = np.einsum("nle,nlf->ef", x, dproj)
+                grads["b" + n] = dproj.sum(axis=(0, 1))
+            dquery = dQ @ c["params"]["Wq"].T
+            dkey = dK @ c["params"]["Wk"].T
+            dvalue = dV @ c["params"]["Wv"].T
+        """))),
+    Submission("attention_einsum_heads", (
+        Body(T_LAYERS, "multihead_attention_forward", """
+            N, S, E = query.shape
+            h, d = num_heads, E // num_heads
+            q = (query @ params["Wq"] + params["bq"]).reshape(N, S, h, d)
+            k = (key @ params["Wk"] + params["bk"]).reshape(N, key.shape[1], h, d)
+            v = (value @ params["Wv"] + params["bv"]).reshape(N, key.shape[1], h, d)
+            scores = np.einsum("nshd,nthd->nhst", q, k) / np.sqrt(E / h)
+            if attn_mask is not None:
+                scores[:, :, ~attn_mask] = -np.inf
+            w = np.exp(scores - scores.max(-1, keepdims=True))
+            w /= w.sum(-1, keepdims=True)
+            ctx = np.einsum("nhst,nthd->nshd", w, v).reshape(N, S, E)
+            out = ctx @ params["Wo"] + params["bo"]
+            cache = [query, key, value, params, q, k, v, w, ctx]
+        """),
+        Body(T_LAYERS, "multihead_attention_backward", """
+            query, key, value, params, q, k, v, w, ctx = cache
+            N, S, h, d = q.shape
+            T = k.shape[1]
+            grads = {"Wo": np.einsum("nse,nsf->ef", ctx, dout), "bo": np.einsum("nse->e", dout)}
+            dctx = (dout @ params["Wo"].T).reshape(N, S, h, d)
+            dw = np.einsum("nshd,nthd->nhst", dctx, v)
+            dv = np.einsum("nhst,nshd->nthd", w, dctx).reshape(N, T, h * d)
+            ds = w * (dw - np.einsum("nhst,nhst->nhs", dw, w)[..., None]) / np.sqrt(d)
+            dq = np.einsum("nhst,nthd->nshd", ds, k).reshape(N, S, h * d)
+            dk = np.einsum("nhst,nshd->nthd", ds, q).reshape(N, T, h * d)
+            for n, x, g in (("q", query, dq), ("k", key, dk), ("v", value, dv)):
+                grads["W" + n] = np.einsum("nle,nlf->ef", x, g)
+                grads["b" + n] = g.sum(axis=(0, 1))
+            dquery, dkey, dvalue = dq @ params["Wq"].T, dk @ params["Wk"].T, dv @ params["Wv"].T
+        """))),
+    Submission("decoder_layer_dict_cache", (
+        Body(T_LAYERS, "decoder_layer_forward", """
+            c = {"params": params}
+            sa, c["sa"] = multihead_attention_forward(x, x, x, attention_params(params, "self_"), num_heads, self_mask)
+            x1, c["ln1"] = layernorm_forward(x + sa, params["ln1_gamma"], params["ln1_beta"])
+            ca, c["ca"] = multihead_attention_forward(x1, memory, memory, attention_params(params, "cross_"), num_heads)
+            x2, c["ln2"] = layernorm_forward(x1 + ca, params["ln2_gamma"], params["ln2_beta"])
+            pre = x2 @ params["W1"] + params["b1"]
+            c["x2"], c["pre"] = x2, pre
+            out, c["ln3"] = layernorm_forward(x2 + np.maximum(pre, 0) @ params["W2"] + params["b2"],
+                                              params["ln3_gamma"], params["ln3_beta"])
+            cache = c
+        """),
+        Body(T_LAYERS, "decoder_layer_backward", """
+            c, p = cache, cache["params"]
+            grads = {}
+            d3, grads["ln3_gamma"], grads["ln3_beta"] = layernorm_backward(dout, c["ln3"])
+            relu = np.maximum(c["pre"], 0)
+            grads["W2"] = np.einsum("nsf,nse->fe", relu, d3)
+            grads["b2"] = d3.sum(axis=(0, 1))
+            dpre = (d3 @ p["W2"].T) * (c["pre"] > 0)
+            grads["W1"] = np.einsum("nse,nsf->ef", c["x2"], dpre)
+            grads["b1"] = dpre.sum(axis=(0, 1))
+            d2, grads["ln2_gamma"], grads["ln2_beta"] = layernorm_backward(d3 + dpre @ p["W1"].T, c["ln2"])
+            dq, dk, dv, g = multihead_attention_backward(d2, c["ca"])
+            grads.update({"cross_" + k: v for k, v in g.items()})
+            dmemory = dk + dv
+            d1, grads["ln1_gamma"], grads["ln1_beta"] = layernorm_backward(d2 + dq, c["ln1"])
+            dq, dk, dv, g = multihead_attention_backward(d1, c["sa"])
+            grads.update({"self_" + k: v for k, v in g.items()})
+            dx = d1 + dq + dk + dv
+        """))),
+    Submission("sample_key_value_cache", (Body(T_MODEL, "sample", """
+        from ..transformer_layers import attention_params, layernorm_forward, multihead_attention_forward
+        memory = (features @ W_proj + b_proj)[:, None, :]
+        pe = positional_encoding(max_length, self.embed_dim)
+        E, h = self.embed_dim, self.num_heads
+        d = E // h
+        kv = [([], []) for _ in range(self.num_layers)]   # per layer: keys and values of the prefix
+        words = np.full(N, self._start)
+        for t in range(max_length):
+            x = W_embed[words] + pe[t].astype(W_embed.dtype)       # (N, E): the newest position only
+            for layer in range(self.num_layers):
+                p = self.layer_params(layer)
+                q = (x @ p["self_Wq"] + p["self_bq"]).reshape(N, h, d)
+                kv[layer][0].append((x @ p["self_Wk"] + p["self_bk"]).reshape(N, h, d))
+                kv[layer][1].append((x @ p["self_Wv"] + p["self_bv"]).reshape(N, h, d))
+                K, V = np.stack(kv[layer][0], axis=1), np.stack(kv[layer][1], axis=1)   # (N, t+1, h, d)
+                s = np.einsum("nhd,nthd->nht", q, K) / np.sqrt(d)
+                a = np.exp(s - s.max(axis=-1, keepdims=True))
+                a /= a.sum(axis=-1, keepdims=True)
+                self_out = np.einsum("nht,nthd->nhd", a, V).reshape(N, E) @ p["self_Wo"] + p["self_bo"]
+                x1, _ = layernorm_forward(x + self_out, p["ln1_gamma"], p["ln1_beta"])
+                cross, _ = multihead_attention_forward(x1[:, None], memory, memory, attention_params(p, "cross_"), h)
+                x2, _ = layernorm_forward(x1 + cross[:, 0], p["ln2_gamma"], p["ln2_beta"])
+                ffn = np.maximum(0, x2 @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"]
+                x, _ = layernorm_forward(x2 + ffn, p["ln3_gamma"], p["ln3_beta"])
+            words = np.argmax(x @ W_vocab + b_vocab, axis=1)
+            captions[:, t] = words
+    """),)),
+    Submission("transformer_loss_direct_embedding_lookup", (Body(T_MODEL, "loss", """
+        memory = (features @ W_proj + b_proj)[:, None, :]
+        x = W_embed[captions_in] + positional_encoding(T, self.embed_dim)[None].astype(W_embed.dtype)
+        allowed = np.arange(T)[:, None] >= np.arange(T)[None, :]
+        caches = []
+        for layer in range(self.num_layers):
+            x, cache = decoder_layer_forward(x, memory, self.layer_params(layer), self.num_heads, allowed)
+            caches.append(cache)
+        scores = x @ W_vocab + b_vocab
+        loss, dscores = temporal_softmax_loss(scores, captions_out, mask)
+        grads["W_vocab"] = np.einsum("nte,ntv->ev", x, dscores)
+        grads["b_vocab"] = dscores.sum(axis=(0, 1))
+        dx = dscores @ W_vocab.T
+        dmemory = 0
+        for layer in range(self.num_layers - 1, -1, -1):
+            dx, dm, g = decoder_layer_backward(dx, caches[layer])
+            dmemory = dmemory + dm
+            for k, v in g.items():
+                grads["layer%d_%s" % (layer, k)] = v
+        grads["W_embed"] = np.zeros_like(W_embed)
+        np.add.at(grads["W_embed"], captions_in, dx)
+        grads["W_proj"] = features.T @ dmemory[:, 0]
+        grads["b_proj"] = dmemory[:, 0].sum(axis=0)
     """),)),
 ]

@@ -103,7 +103,7 @@ def test_answer_key_scores_100_through_the_cli(slow):
     assert doc is not None, "no results.json written:\n" + proc.stdout[-2000:] + proc.stderr
     bad = [t for t in doc["tests"] if t["score"] != t["max_score"]]
     assert not bad, "the answer key loses points:\n" + "\n".join("%s: %s" % (t["name"], t["output"]) for t in bad)
-    assert doc["score"] == pytest.approx(TOTAL) and TOTAL == 100
+    assert doc["score"] == pytest.approx(TOTAL) and TOTAL == 150  # RNN and LSTM 100, Transformer 50
     assert {t["name"].split(":")[0] for t in doc["tests"]} == set(BY_NAME)
 
 
@@ -261,7 +261,7 @@ def test_results_json_is_gradescope_format(slow):
         unit = t["name"].split(":")[0]
         assert unit in BY_NAME and t["name"].startswith(unit + ": "), t["name"]
         if unit.startswith(("CaptioningRNN", "overfit")):
-            assert ("(rnn)" in t["name"]) != ("(lstm)" in t["name"]), t["name"]
+            assert [cell in t["name"] for cell in ("(rnn)", "(lstm)", "(transformer)")].count(True) == 1, t["name"]
         assert t["visibility"] in ("visible", "after_published", "hidden", "after_due_date")
         assert t["output"]
     visibility = {t["visibility"] for t in doc["tests"]}
@@ -272,7 +272,7 @@ def test_results_json_is_gradescope_format(slow):
         per_unit[unit] = per_unit.get(unit, 0) + t["max_score"]
     assert per_unit == pytest.approx({u.name: u.points for u in UNITS}, abs=1e-9)  # the shares add up exactly
     assert sum(t["max_score"] for t in doc["tests"]) == pytest.approx(TOTAL, abs=1e-9)
-    assert "TOTAL 100.00 / 100.00" in proc.stdout
+    assert "TOTAL %.2f / %.2f" % (TOTAL, TOTAL) in proc.stdout
 
 
 def test_cli_public_only_exits_0_whatever_the_score(slow, workdir, monkeypatch, capsys):
@@ -292,8 +292,8 @@ def test_cli_public_only_exits_0_whatever_the_score(slow, workdir, monkeypatch, 
 def test_cli_exits_0_for_a_failing_submission(workdir):
     """A real CLI run on a broken submission: grading fails fast (its package does not import)."""
     broken = workdir / "syntax_error"
-    M.Submission("syntax_error", (M.Patch(M.LAYERS, "import numpy as np", "import numpy as np +"),
-                                  M.Patch(M.MODEL, "import numpy as np", "import numpy as np +"))).build(broken)
+    M.Submission("syntax_error", tuple(M.Patch(f, "import numpy as np", "import numpy as np +")
+                                       for f in (M.LAYERS, M.MODEL, M.T_LAYERS, M.T_MODEL))).build(broken)
     proc = run_cli(broken, "--results", workdir / "broken.json", "--public")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((workdir / "broken.json").read_text())

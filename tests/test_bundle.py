@@ -16,6 +16,7 @@ import pytest
 from tests.hostile import make
 from tools.bundle import build, canonical
 from autograder.course import ASSIGNMENT, RELEASE_DIR, SOLUTIONS_DIR
+from autograder.units import TOTAL
 
 ROOT = Path(__file__).resolve().parent.parent
 VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
@@ -147,7 +148,7 @@ def run_autograder(image, folder, submission, prepare=None):
 @pytest.mark.slow
 def test_answer_key(image, fresh):
     document, _, proc = run_autograder(image, fresh, SOLUTIONS_DIR)
-    assert document["score"] == pytest.approx(100), proc.stdout + proc.stderr
+    assert document["score"] == pytest.approx(TOTAL), proc.stdout + proc.stderr
     assert any(t["visibility"] == "after_published" for t in document["tests"])
 
 
@@ -177,7 +178,7 @@ def rnn_forward(*args):
     raise ValueError('LEAKED ' + text[text.index('BEGIN SOLUTION'):][:300])
 """
     document, text, _ = run_autograder(image, fresh, make(tmp_path / "subs", "hostile", override=override))
-    assert 0 < document["score"] < 100
+    assert 0 < document["score"] < TOTAL
     failed = [t for t in document["tests"] if t["score"] < t["max_score"]]
     assert any("ValueError: oops" in t["output"] for t in failed)
     assert any("exited with code 1" in t["output"] for t in failed)

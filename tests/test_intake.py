@@ -47,7 +47,7 @@ def key_files(prefix=""):
 
 
 def test_student_files_are_the_two_edited_modules():
-    assert STUDENT_FILES == [MODEL, LAYERS]
+    assert STUDENT_FILES == [MODEL, "classifiers/transformer.py", LAYERS, "transformer_layers.py"]
 
 
 # ------------------------------------------------------------------------------ normal layouts
@@ -69,7 +69,8 @@ def test_zip_flat_or_with_a_top_folder(tmp_path, prefix):
     # only the student files were written, in our own layout
     written = sorted(p.relative_to(tmp_path / "unpacked").as_posix() for p in (tmp_path / "unpacked").rglob("*"))
     assert written == ["captioning", "captioning/classifiers", "captioning/classifiers/rnn.py",
-                       "captioning/rnn_layers.py"]
+                       "captioning/classifiers/transformer.py", "captioning/rnn_layers.py",
+                       "captioning/transformer_layers.py"]
 
 
 def test_zip_root_package_wins_and_missing_files_are_reported(tmp_path):
@@ -218,7 +219,7 @@ def raw_zip(path, names):
 
 
 def test_raw_zip_builder_makes_real_zips(tmp_path):
-    names = ["captioning/rnn_layers.py", "captioning/classifiers/rnn.py", "junk"]
+    names = ["captioning/" + rel for rel in STUDENT_FILES] + ["junk"]
     with zipfile.ZipFile(raw_zip(tmp_path / "s.zip", names)) as archive:
         assert archive.namelist() == names and archive.testzip() is None
     assert staged(tmp_path, tmp_path / "s.zip") == {rel: "" for rel in STUDENT_FILES}

@@ -60,13 +60,13 @@ def test_a_toy_unit_is_picked_up_everywhere(tmp_path):
         copy(ROOT / name, course / name)
     package = course / "source" / ASSIGNMENT / "captioning"
     edit(course / "autograder" / "units.py", '    *model_units("lstm", LSTM_NB, ("lstm_forward", "lstm_backward"), '
-         '"lstm_step_forward"),\n)', '    *model_units("lstm", LSTM_NB, ("lstm_forward", "lstm_backward"), '
-         '"lstm_step_forward"),\n    layer("toy_square", RNN_NB, 2),\n)')
+         '"lstm_step_forward"),\n', '    *model_units("lstm", LSTM_NB, ("lstm_forward", "lstm_backward"), '
+         '"lstm_step_forward"),\n    layer("toy_square", RNN_NB, 2),\n')
     with open(package / "rnn_layers.py", "a") as f:
         f.write(TOY_FUNCTION)
     with open(package / "checks.py", "a") as f:
         f.write(TOY_PUBLIC_CHECK)
-    edit(course / "autograder" / "hidden.py", "    return [\n", TOY_HIDDEN_CHECK)
+    edit(course / "autograder" / "hidden.py", "    return [\n        forward(", TOY_HIDDEN_CHECK + "        forward(")
 
     run("-m", "tools.release", cwd=course)
     released = (course / "release" / ASSIGNMENT / "captioning" / "rnn_layers.py").read_text()

@@ -160,7 +160,7 @@ def load_package(assignment_dir, alias):
     spec.loader.exec_module(package)
 
 
-N, T, D, H, V = 2, 3, 4, 5, 6
+N, T, D, H, V, E = 2, 3, 4, 5, 6, 8
 WORDS = {w: i for i, w in enumerate(["<NULL>", "<START>", "<END>", "cat", "dog", "sits"])}
 
 
@@ -170,9 +170,25 @@ def targets(pkg, module, name):
     if "." not in name:
         return [getattr(mod, name)]
     cls, method = name.split(".")
+    if cls == "CaptioningTransformer":
+        return [getattr(getattr(mod, cls)(WORDS, input_dim=D, wordvec_dim=E, num_heads=2, num_layers=1,
+                                          dtype=np.float64), method)]
     return [getattr(getattr(mod, cls)(WORDS, input_dim=D, wordvec_dim=7, hidden_dim=H,
                                       cell_type=cell, dtype=np.float64), method)
             for cell in ("rnn", "lstm")]
+
+
+def layer_params(rng, prefixes=("",), F=6):
+    """Random parameters of an attention (prefixes ("",)) or of a decoder layer."""
+    params = {}
+    for prefix in prefixes:
+        params.update({prefix + k: rng.standard_normal((E, E)) for k in ("Wq", "Wk", "Wv", "Wo")})
+        params.update({prefix + k: rng.standard_normal(E) for k in ("bq", "bk", "bv", "bo")})
+    if prefixes != ("",):
+        params.update({ln + s: rng.standard_normal(E) for ln in ("ln1", "ln2", "ln3") for s in ("_gamma", "_beta")})
+        params.update(W1=rng.standard_normal((E, F)), b1=rng.standard_normal(F), W2=rng.standard_normal((F, E)),
+                      b2=rng.standard_normal(E))
+    return params
 
 
 def arguments(pkg, module, name, rng):
@@ -192,6 +208,13 @@ def arguments(pkg, module, name, rng):
         "lstm_forward": lambda: (r((N, T, D)), r((N, H)), r((D, 4 * H)), r((H, 4 * H)), r(4 * H)),
         "CaptioningRNN.loss": lambda: (r((N, D)), rng.integers(0, V, (N, T + 1))),
         "CaptioningRNN.sample": lambda: (r((N, D)), T),
+        "positional_encoding": lambda: (T, E),
+        "multihead_attention_forward": lambda: (r((N, T, E)), r((N, 2, E)), r((N, 2, E)), layer_params(rng), 2,
+                                                np.tril(np.ones((T, 2), dtype=bool))),
+        "decoder_layer_forward": lambda: (r((N, T, E)), r((N, 1, E)), layer_params(rng, ("self_", "cross_")), 2,
+                                          np.tril(np.ones((T, T), dtype=bool))),
+        "CaptioningTransformer.loss": lambda: (r((N, D)), rng.integers(0, V, (N, T + 1))),
+        "CaptioningTransformer.sample": lambda: (r((N, D)), T),
     }
     assert name in known, f"tests/test_release.py: give call arguments for {module}.{name}"
     return known[name]()

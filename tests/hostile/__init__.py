@@ -1,9 +1,9 @@
 """Build submissions for the hostile corpus: the answer key with code added or replaced.
 
 make(root, name, prelude=..., override=...) writes root/name/captioning/{rnn_layers.py,
-classifiers/rnn.py}: `prelude` runs when rnn_layers is imported, `override` is appended to
-rnn_layers.py (so it replaces rnn_step_forward, the unit the hostile tests grade). Also the
-helpers the grading tests share: zip_folder, lost_units.
+classifiers/rnn.py} and the answer key's Transformer files: `prelude` runs when rnn_layers is
+imported, `override` is appended to rnn_layers.py (so it replaces rnn_step_forward, the unit the
+hostile tests grade). Also the helpers the grading tests share: zip_folder, lost_units.
 """
 import ctypes
 import os
@@ -30,7 +30,8 @@ def make(root, name, prelude="", override="", raw=None, extra=None):
     folder = Path(root) / name
     package = folder / "captioning"
     (package / "classifiers").mkdir(parents=True)
-    shutil.copyfile(KEY / "classifiers" / "rnn.py", package / "classifiers" / "rnn.py")
+    for rel in ("classifiers/rnn.py", "classifiers/transformer.py", "transformer_layers.py"):
+        shutil.copyfile(KEY / rel, package / rel)
     if raw is not None:
         (package / "rnn_layers.py").write_bytes(raw)
     else:

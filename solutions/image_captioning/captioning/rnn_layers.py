@@ -303,7 +303,7 @@ def temporal_affine_forward(x, w, b):
     - out: The output at every timestep, x[:, t] w + b, of shape (N, T, M).
     - cache: What temporal_affine_backward needs.
     """
-    out = x.dot(w) + b
+    out = x @ w + b  # @ (matmul) uses BLAS on 3-D arrays, .dot does not
     return out, (x, w, b, out)
 
 
@@ -321,7 +321,7 @@ def temporal_affine_backward(dout, cache):
     """
     x, w, b, out = cache
     N, T, D = x.shape
-    dx = dout.dot(w.T)
+    dx = dout @ w.T
     dw = x.reshape(N * T, D).T.dot(dout.reshape(N * T, -1))
     db = dout.sum(axis=(0, 1))
     return dx, dw, db

@@ -30,6 +30,8 @@ class Check:
     run: Callable
     expected: Union[dict, Callable]
     tol: float = 1e-6
+    atol: float = 0.0  # "close": an output whose largest absolute error is <= atol passes (gradients
+    # that are exactly zero in theory, like the key bias's in attention, are noise numerically)
     compare: str = "close"
     evaluate: Optional[Callable] = None
     public: bool = True
@@ -44,21 +46,28 @@ class Check:
 class Impl:
     """An implementation of the assignment (a `captioning` package) as the checks see it.
 
-    Functions called through `call` are watched: one that changes its input arrays in place
-    leaves a warning in `warnings`.
+    Functions called through `call` are watched: one that changes its input arrays (or the arrays
+    of a dict argument) in place leaves a warning in `warnings`. A layer function is looked up in
+    transformer_layers when its name is in TRANSFORMER_FUNCTIONS, else in rnn_layers.
     """
 
     def __init__(self, package_modules):
         self.rnn_layers = package_modules["rnn_layers"]
+        self.transformer_layers = package_modules["transformer_layers"]
         self.model_module = package_modules["classifiers.rnn"]
+        self.transformer_module = package_modules["classifiers.transformer"]
         self.solver_module = package_modules["captioning_solver"]
         self.warnings = []
 
     def call(self, name, *args):
-        before = [a.copy() if isinstance(a, np.ndarray) else None for a in args]
-        result = getattr(self.rnn_layers, name)(*args)
-        for i, (old, new) in enumerate(zip(before, args)):
-            if old is not None and not (old.shape == new.shape and np.array_equal(old, new, equal_nan=True)):
+        module = self.transformer_layers if name in TRANSFORMER_FUNCTIONS else self.rnn_layers
+        watched = [(i, a) for i, a in enumerate(args) if isinstance(a, np.ndarray)]
+        watched += [(i, a) for i, d in enumerate(args) if isinstance(d, dict)
+                    for a in d.values() if isinstance(a, np.ndarray)]
+        before = [(i, a, a.copy()) for i, a in watched]
+        result = getattr(module, name)(*args)
+        for i, new, old in before:
+            if not (old.shape == new.shape and np.array_equal(old, new, equal_nan=True)):
                 note = "%s changed its input argument %d in place" % (name, i + 1)
                 if note not in self.warnings:
                     self.warnings.append(note)
@@ -67,8 +76,13 @@ class Impl:
     def model(self, word_to_idx, cell, dtype=np.float64, **dims):
         return self.model_module.CaptioningRNN(word_to_idx, cell_type=cell, dtype=dtype, **dims)
 
+    def transformer(self, word_to_idx, dtype=np.float64, **dims):
+        return self.transformer_module.CaptioningTransformer(word_to_idx, dtype=dtype, **dims)
 
-MODULES = ("rnn_layers", "classifiers.rnn", "captioning_solver")
+
+TRANSFORMER_FUNCTIONS = ("positional_encoding", "multihead_attention_forward", "multihead_attention_backward",
+                         "layernorm_forward", "layernorm_backward", "decoder_layer_forward", "decoder_layer_backward")
+MODULES = ("rnn_layers", "transformer_layers", "classifiers.rnn", "classifiers.transformer", "captioning_solver")
 
 
 def load_impl(package):
@@ -98,22 +112,80 @@ def rnn_shapes(N, D, H, T=None, gates=1):
 
 # ---------------------------------------------------------------- layer probes
 
+# A layer is named by a string (the recurrent layers: "<layer>_forward" / "<layer>_backward") or,
+# for the Transformer layers, by a tuple (kind, num_heads, mask), kind "attention" or "decoder" and
+# mask None, "causal" or "padding" (see attention_mask). Inputs are dicts of arrays.
 STEP_ARGS = {"rnn_step": ("x", "h", "Wx", "Wh", "b"), "lstm_step": ("x", "h", "c", "Wx", "Wh", "b"),
              "rnn": ("x", "h", "Wx", "Wh", "b"), "lstm": ("x", "h", "Wx", "Wh", "b")}
 GRAD_NAMES = {"rnn_step": ("x", "h", "Wx", "Wh", "b"), "lstm_step": ("x", "h", "c", "Wx", "Wh", "b"),
               "rnn": ("x", "h", "Wx", "Wh", "b"), "lstm": ("x", "h", "Wx", "Wh", "b")}
+ATTENTION_KEYS = ("Wq", "Wk", "Wv", "Wo", "bq", "bk", "bv", "bo")
+LAYER_SEQUENCES = {"attention": ("query", "key", "value"), "decoder": ("x", "memory")}
+
+
+def attention_mask(kind, S, T):
+    """The (S, T) boolean mask of a Transformer layer check: None, "causal" (query i may attend to
+    keys j <= i) or "padding" (the last one or two keys hidden, alternating by row; never all)."""
+    if kind is None:
+        return None
+    if kind == "causal":
+        return np.tril(np.ones((S, T), dtype=bool))
+    return np.arange(T)[None, :] < np.maximum(1, T - 1 - np.arange(S)[:, None] % 2)
+
+
+def grad_names(layer, inputs):
+    """The inputs a layer's backward pass returns gradients for, in order."""
+    return tuple(inputs) if isinstance(layer, tuple) else GRAD_NAMES[layer]
+
+
+def layer_forward(layer, impl, inputs):
+    """({output name: array}, cache) of the layer's forward pass on inputs."""
+    if isinstance(layer, tuple):
+        kind, num_heads, mask = layer
+        first, second = LAYER_SEQUENCES[kind][:2]
+        mask = attention_mask(mask, inputs[first].shape[1], inputs[first if kind == "decoder" else second].shape[1])
+        if kind == "attention":
+            params = {k: inputs[k] for k in ATTENTION_KEYS}
+            out = impl.call("multihead_attention_forward", inputs["query"], inputs["key"], inputs["value"],
+                            params, num_heads, mask)
+        else:
+            params = {k: v for k, v in inputs.items() if k not in LAYER_SEQUENCES[kind]}
+            out = impl.call("decoder_layer_forward", inputs["x"], inputs["memory"], params, num_heads, mask)
+        return {"out": out[0]}, out[-1]
+    out = impl.call(layer + "_forward", *(inputs[k] for k in STEP_ARGS[layer]))
+    names = {"rnn_step": ("next_h",), "lstm_step": ("next_h", "next_c"), "rnn": ("h",), "lstm": ("h",)}[layer]
+    return dict(zip(names, out[:len(names)])), out[-1]
+
+
+def layer_backward(layer, impl, up, cache, inputs):
+    """{"d<input>": gradient} of the layer's backward pass."""
+    if isinstance(layer, tuple):
+        kind = layer[0]
+        sequences = LAYER_SEQUENCES[kind]
+        if kind == "attention":
+            *dseq, grads = impl.call("multihead_attention_backward", up["dout"], cache)
+        else:
+            *dseq, grads = impl.call("decoder_layer_backward", up["dout"], cache)
+        result = {"d" + k: g for k, g in zip(sequences, dseq)}
+        if not isinstance(grads, dict):
+            raise TypeError("the parameter gradients are a %s, not a dict" % type(grads).__name__)
+        result.update({"d" + k: grads.get(k) for k in inputs if k not in sequences})
+        return result
+    grads = impl.call(layer + "_backward", *upstream_order(up), cache)
+    return {"d" + k: g for k, g in zip(GRAD_NAMES[layer], grads)}
 
 
 def forward_outputs(layer, impl, inputs):
-    """Outputs of <layer>_forward as a dict (next_h, next_c or h)."""
-    out = impl.call(layer + "_forward", *(inputs[k] for k in STEP_ARGS[layer]))
-    names = {"rnn_step": ("next_h",), "lstm_step": ("next_h", "next_c"), "rnn": ("h",), "lstm": ("h",)}[layer]
-    return dict(zip(names, out[:len(names)]))
+    """Outputs of the layer's forward pass as a dict (next_h, next_c, h or out)."""
+    return layer_forward(layer, impl, inputs)[0]
 
 
 def upstream(layer, inputs, seed):
-    """Upstream gradients for <layer>_backward, shaped like its forward outputs."""
+    """Upstream gradients for the layer's backward pass, shaped like its forward outputs."""
     rng = np.random.RandomState(seed + 1)
+    if isinstance(layer, tuple):
+        first = inputs[LAYER_SEQUENCES[layer[0]][0]]
+        return {"dout": rng.randn(*first.shape).astype(first.dtype)}
     h = inputs["h"]
     shape = h.shape if layer.endswith("step") else inputs["x"].shape[:2] + h.shape[1:]
     dtype = inputs["x"].dtype
@@ -131,10 +203,8 @@ def upstream_order(up):
 def backward_probe(layer, inputs, seed):
     """run(): forward then backward of the student's layer -> {"d<name>": gradient}."""
     def run(impl):
-        out = impl.call(layer + "_forward", *(inputs[k] for k in STEP_ARGS[layer]))
-        up = upstream(layer, inputs, seed)
-        grads = impl.call(layer + "_backward", *upstream_order(up), out[-1])
-        return {"d" + k: g for k, g in zip(GRAD_NAMES[layer], grads)}
+        _, cache = layer_forward(layer, impl, inputs)
+        return layer_backward(layer, impl, upstream(layer, inputs, seed), cache, inputs)
     return run
 
 
@@ -143,7 +213,7 @@ def numerical_gradients(layer, inputs, seed):
     def expected(impl):
         up = upstream(layer, inputs, seed)
         grads = {}
-        for name in GRAD_NAMES[layer]:
+        for name in grad_names(layer, inputs):
             x = inputs[name].astype(np.float64)
             args = {k: v.astype(np.float64) for k, v in inputs.items()}
 
@@ -165,10 +235,9 @@ def own_gradient_probe(layer, inputs, seed, h=1e-5):
     def run(impl):
         args = {k: v.astype(np.float64) for k, v in inputs.items()}
         up = upstream(layer, args, seed)
-        out = impl.call(layer + "_forward", *(args[k] for k in STEP_ARGS[layer]))
-        grads = impl.call(layer + "_backward", *upstream_order(up), out[-1])
-        result = {"d" + k: g for k, g in zip(GRAD_NAMES[layer], grads)}
-        for name in GRAD_NAMES[layer]:
+        _, cache = layer_forward(layer, impl, args)
+        result = layer_backward(layer, impl, up, cache, args)
+        for name in grad_names(layer, inputs):
             for sign in (1, -1):
                 rows = []
                 for i in range(args[name].size):
@@ -190,7 +259,7 @@ def own_gradient_compare(check, outputs, reference, h=1e-5):
     up = upstream(layer, {k: v.astype(np.float64) for k, v in inputs.items()}, seed)
     direction = np.concatenate([u.ravel() for u in upstream_order(up)])
     worst = 0.0
-    for name in GRAD_NAMES[layer]:
+    for name in grad_names(layer, inputs):
         shape = inputs[name].shape
         plus, minus = np.asarray(outputs["+" + name], np.float64), np.asarray(outputs["-" + name], np.float64)
         if plus.shape != (int(np.prod(shape)), direction.size) or minus.shape != plus.shape:
@@ -201,12 +270,14 @@ def own_gradient_compare(check, outputs, reference, h=1e-5):
             return False, "d%s has shape %s, expected %s" % (name, analytic.shape, shape)
         if not (np.all(np.isfinite(analytic)) and np.all(np.isfinite(numerical))):
             return False, "d%s or your forward's outputs contain NaN or infinity" % name
-        if not np.any(np.abs(numerical) > 1e-8):  # every input of these layers moves their outputs
-            return False, "your forward pass does not depend on its input %s" % name
         moved, allowed = np.abs(plus - minus), np.abs(reference["+" + name] - reference["-" + name])
+        if np.any(allowed > 1e-12) and not np.any(np.abs(numerical) > 1e-8):
+            return False, "your forward pass does not depend on its input %s" % name
         if np.any(moved[allowed <= 1e-12 * max(1.0, allowed.max())] > 1e-9 * max(1.0, moved.max())):
             return False, "your forward's outputs depend on elements of %s that this layer's do not" % name
-        worst = max(worst, rel_error(analytic, numerical))
+        err = rel_error(analytic, numerical)
+        if not (err > check.tol and check.atol and np.max(np.abs(analytic - numerical), initial=0.0) <= check.atol):
+            worst = max(worst, err)
     tol = max(check.tol, 1e-6)
     if worst > tol:
         return False, "largest relative error %.2e against your own forward exceeds %.0e" % (worst, tol)
@@ -376,6 +447,168 @@ def overfit_loss(cell):
     return evaluate
 
 
+# ---------------------------------------------------------------- Transformer probes
+
+def attention_shapes(N, S, T, E):
+    shapes = {"query": (N, S, E), "key": (N, T, E), "value": (N, T, E)}
+    shapes.update({k: (E, E) if k.startswith("W") else (E,) for k in ATTENTION_KEYS})
+    return shapes
+
+
+def decoder_shapes(N, S, T, E, F):
+    shapes = {"x": (N, S, E), "memory": (N, T, E)}
+    for kind in ("self_", "cross_"):
+        shapes.update({kind + k: (E, E) if k.startswith("W") else (E,) for k in ATTENTION_KEYS})
+    for ln in ("ln1", "ln2", "ln3"):
+        shapes.update({ln + "_gamma": (E,), ln + "_beta": (E,)})
+    shapes.update({"W1": (E, F), "b1": (F,), "W2": (F, E), "b2": (E,)})
+    return shapes
+
+
+def transformer_inputs(seed, shapes, dtype=np.float64):
+    """Standard normal arrays from a fixed seed; matrices (2-D, but W_embed) divided by sqrt(their
+    rows), as an initialisation would, so that the softmaxes do not saturate; vectors (biases,
+    layer-norm shifts) 0.2 randn, layer-norm scales 1 + 0.2 randn."""
+    rng = np.random.RandomState(seed)
+    inputs = {}
+    for k, shape in shapes.items():
+        value = rng.randn(*shape)
+        if len(shape) == 2 and k != "W_embed":
+            value /= np.sqrt(shape[0])
+        elif len(shape) == 1:  # biases small; layer norms near their initial scale 1 and shift 0
+            value = float(k.endswith("_gamma")) + 0.2 * value
+        inputs[k] = value.astype(dtype)
+    return inputs
+
+
+def attention_fixed_inputs(N=1, S=3, T=4, E=8):
+    """The fixed inputs of the public attention check (and of the notebook)."""
+    inputs = linspace_inputs({"query": (-0.5, 0.7, (N, S, E)), "key": (-0.3, 0.9, (N, T, E)),
+                              "value": (-0.8, 0.4, (N, T, E))})
+    for i, n in enumerate("qkvo"):
+        inputs["W" + n] = np.linspace(-0.4 + 0.1 * i, 0.5 - 0.05 * i, num=E * E).reshape(E, E)
+        inputs["b" + n] = np.linspace(-0.1 * i, 0.2, num=E)
+    return inputs
+
+
+def decoder_fixed_inputs(N=2, S=3, T=1, E=8, F=16, seed=0):
+    """The fixed inputs of the public decoder-layer check: transformer_inputs from seed 0."""
+    return transformer_inputs(seed, decoder_shapes(N, S, T, E, F))
+
+
+def positional_encoding_probe(max_len, embed_dim, pick=None):
+    def run(impl):
+        pe = np.asarray(impl.call("positional_encoding", max_len, embed_dim))
+        return {"pe": pick(pe) if pick else pe}
+    return run
+
+
+TRANSFORMER_DIMS = dict(input_dim=4, wordvec_dim=8, num_heads=2, num_layers=2, ffn_dim=12)
+
+
+def linspace_transformer(impl, D=20, E=16, num_heads=4, num_layers=2, F=24):
+    """The model of the public Transformer loss check: every parameter a linspace(-1.4, 1.3)."""
+    model = impl.transformer(TOY_VOCAB, input_dim=D, wordvec_dim=E, num_heads=num_heads,
+                             num_layers=num_layers, ffn_dim=F)
+    for k, v in model.params.items():
+        model.params[k] = np.linspace(-1.4, 1.3, num=v.size).reshape(*v.shape)
+    return model
+
+
+def transformer_loss_value_probe(features_range=(-1.5, 0.3), N=10, D=20, T=13):
+    def run(impl):
+        model = linspace_transformer(impl, D=D)
+        features = np.linspace(*features_range, num=N * D).reshape(N, D)
+        captions = (np.arange(N * T) % len(TOY_VOCAB)).reshape(N, T)
+        loss, _ = model.loss(features, captions)
+        return {"loss": np.asarray(loss)}
+    return run
+
+
+def random_transformer(impl, seed, vocab, dtype=np.float64, scale=1.0, **dims):
+    """A small Transformer whose parameters are drawn as transformer_inputs does; those outside the
+    decoder layers (projection, embedding, vocabulary) times scale."""
+    dims = dict(TRANSFORMER_DIMS, **dims)
+    model = impl.transformer(vocab, dtype=dtype, **dims)
+    shapes = {k: model.params[k].shape for k in sorted(model.params)}
+    model.params = {k: (v if k.startswith("layer") else scale * v)
+                    for k, v in transformer_inputs(seed, shapes, dtype).items()}
+    return model
+
+
+def transformer_grad_probe(seed, vocab, N=2, T=4, pad=False, dtype=np.float64, **dims):
+    """run(): loss and gradients of the student's Transformer on a small random model and batch."""
+    def run(impl):
+        model = random_transformer(impl, seed, vocab, dtype, **dims)
+        features, captions = model_batch(seed, len(vocab), N, T, dims.get("input_dim", 4), pad, dtype)
+        loss, grads = model.loss(features, captions)
+        return dict({"loss": np.asarray(loss)}, **{"d" + k: np.asarray(g) for k, g in grads.items()})
+    return run
+
+
+def transformer_numerical_gradient(seed, vocab, N=2, T=4, **dims):
+    def expected(impl):
+        model = random_transformer(impl, seed, vocab, **dims)
+        features, captions = model_batch(seed, len(vocab), N, T, dims.get("input_dim", 4))
+        loss, _ = model.loss(features, captions)
+        out = {"loss": np.asarray(loss)}
+        def f(_):
+            return model.loss(features, captions)[0]
+        for k in sorted(model.params):
+            out["d" + k] = eval_numerical_gradient(f, model.params[k], verbose=False, h=1e-5)
+        return out
+    return expected
+
+
+def transformer_sample_probe(seed, N=4, max_length=8, scale=1.0, **dims):
+    def run(impl):
+        model = random_transformer(impl, seed, SAMPLE_VOCAB, scale=scale, **dict(dict(input_dim=6), **dims))
+        features = np.random.RandomState(seed + 1).randn(N, 6)
+        return {"captions": np.asarray(model.sample(features, max_length=max_length))}
+    return run
+
+
+# The training check's Transformer: overfits overfit_data's 25 captions in 100 Adam steps.
+OVERFIT_TRANSFORMER = dict(input_dim=64, wordvec_dim=32, num_heads=2, num_layers=1, ffn_dim=64)
+
+
+def transformer_overfit_probe():
+    """run(): train your CaptioningTransformer on overfit_data(seed) -> its parameters."""
+    def run(impl, seed=231):
+        data = overfit_data(seed)
+        np.random.seed(seed)
+        model = impl.transformer(data["word_to_idx"], dtype=np.float32, **OVERFIT_TRANSFORMER)
+        solver = impl.solver_module.CaptioningSolver(
+            model, data, update_rule="adam", num_epochs=100, batch_size=25,
+            optim_config={"learning_rate": 1e-2}, verbose=False)
+        solver.train()
+        return {k: np.asarray(v) for k, v in model.params.items()}
+    return run
+
+
+def transformer_overfit_loss():
+    """evaluate(): the training loss of the trained parameters on overfit_data(seed), computed with
+    the trusted model; parameters must have its names and shapes."""
+    def evaluate(impl, params, seed=231):
+        data = overfit_data(seed)
+        model = impl.transformer(data["word_to_idx"], **OVERFIT_TRANSFORMER)
+        shapes = {k: np.shape(v) for k, v in params.items()}
+        wanted = {k: v.shape for k, v in model.params.items()}
+        if shapes != wanted:
+            raise ValueError("the trained parameters are %s, expected %s" % (shapes, wanted))
+        model.params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+        loss, _ = model.loss(data["train_features"].astype(np.float64), data["train_captions"])
+        return {"final training loss": np.asarray(loss)}
+    return evaluate
+
+
+def transformer_gradient_check(unit, layer, seed, shapes, tol, public=True, name="numerical gradient check"):
+    """A Transformer layer's backward check against centred differences of its forward pass."""
+    inputs = transformer_inputs(seed, shapes)
+    return Check(unit, name, backward_probe(layer, inputs, seed), numerical_gradients(layer, inputs, seed),
+                 tol=tol, atol=1e-9, public=public, backward_of=(layer, inputs, seed))
+
+
 # ---------------------------------------------------------------- the public checks
 
 def step_forward_inputs(kind):
@@ -411,6 +644,8 @@ def lstm_step_shapes(N, D, H):
 
 SAMPLE_RNN = [[5, 0, 5, 1, 5, 7, 3, 7], [0, 7, 8, 5, 6, 8, 2, 7], [0, 7, 6, 8, 2, 7, 7, 0], [7, 6, 8, 2, 7, 7, 0, 7]]
 SAMPLE_LSTM = [[4, 4, 8, 8, 2, 4, 8, 8], [4, 8, 8, 8, 8, 8, 7, 8], [9, 3, 4, 8, 2, 8, 7, 4], [4, 8, 8, 7, 8, 8, 8, 8]]
+SAMPLE_TRANSFORMER = [[0, 6, 8, 7, 7, 7, 7, 7], [6, 8, 6, 4, 6, 4, 6, 4], [1, 0, 0, 3, 3, 4, 4, 3],
+                      [6, 8, 6, 8, 6, 4, 6, 8]]
 EMBED_X = np.array([[0, 3, 1, 2], [2, 1, 0, 3]])
 EMBED_GRAD_X = np.random.RandomState(231).randint(5, size=(50, 3))
 
@@ -463,6 +698,37 @@ PUBLIC_CHECKS = [
     Check("overfit (lstm)", "training loss after overfitting 25 captions",
           overfit_probe("lstm"), {"final training loss": np.array(0.5)}, compare="below", evaluate=overfit_loss("lstm"),
           seeded=True),
+    Check("positional_encoding", "positional_encoding(3, 6), row 1",
+          positional_encoding_probe(3, 6, lambda pe: pe[1]),
+          {"pe": np.array([0.84147098, 0.54030231, 0.04639922, 0.99892298, 0.00215443, 0.99999768])}, tol=1e-5),
+    Check("multihead_attention_forward", "fixed inputs, causal mask, out[0, 0] and out[0, 2, 7]",
+          lambda impl: (lambda out: {"out[0, 0]": out[0, 0], "out[0, 2, 7]": out[0, 2, 7]})(
+              forward_outputs(("attention", 2, "causal"), impl, attention_fixed_inputs())["out"]),
+          {"out[0, 0]": np.array([-0.61056221, -0.56243318, -0.51430415, -0.46617512, -0.41804608, -0.36991705,
+                                  -0.32178802, -0.27365899]),
+           "out[0, 2, 7]": np.array(0.15857354)}, tol=1e-7),
+    transformer_gradient_check("multihead_attention_backward", ("attention", 2, "causal"), 231,
+                               attention_shapes(2, 3, 4, 8), 1e-6),
+    Check("decoder_layer_forward", "fixed inputs, causal mask, out[0, 1] and out[1, 2]",
+          lambda impl: (lambda out: {"out[0, 1]": out[0, 1], "out[1, 2]": out[1, 2]})(
+              forward_outputs(("decoder", 2, "causal"), impl, decoder_fixed_inputs())["out"]),
+          {"out[0, 1]": np.array([0.87269595, -0.79848903, 0.11546400, 0.80784056, 0.11488830, -2.35508583,
+                                  1.55089905, -0.99049838]),
+           "out[1, 2]": np.array([0.32680003, -0.81541210, 0.88400060, -0.40109477, 0.37030012, -2.23403063,
+                                  2.47956679, -0.81676953])}, tol=1e-7),
+    transformer_gradient_check("decoder_layer_backward", ("decoder", 2, "causal"), 231,
+                               decoder_shapes(2, 3, 2, 8, 12), 1e-6),
+    Check("CaptioningTransformer.loss", "loss target with fixed parameters",
+          transformer_loss_value_probe(), {"loss": np.array(9.32830699352)}, tol=1e-11),
+    Check("CaptioningTransformer.loss", "numerical gradient check of the whole model",
+          transformer_grad_probe(231, TOY_VOCAB, wordvec_dim=4, ffn_dim=6),
+          transformer_numerical_gradient(231, TOY_VOCAB, wordvec_dim=4, ffn_dim=6), tol=1e-5,
+          atol=1e-9),
+    Check("CaptioningTransformer.sample", "greedy decode with fixed parameters",
+          transformer_sample_probe(256, scale=0.5), {"captions": np.array(SAMPLE_TRANSFORMER)}, compare="tokens"),
+    Check("overfit (transformer)", "training loss after overfitting 25 captions",
+          transformer_overfit_probe(), {"final training loss": np.array(1.0)}, compare="below",
+          evaluate=transformer_overfit_loss(), seeded=True),
 ]
 
 
@@ -504,11 +770,14 @@ def compare(check, outputs, expected):
             notes.append("%s %.4g < %g" % (key, got.max(), want.max()))
             continue
         err = rel_error(got.astype(np.float64), want.astype(np.float64)) if got.size else 0.0
+        if err > check.tol and check.atol and np.max(np.abs(got.astype(np.float64) - want)) <= check.atol:
+            notes.append("%s: absolute error within %.0e" % (key, check.atol))
+            continue
         if err > check.tol:
             return False, "%s: largest relative error %.2e exceeds the tolerance %.0e" % (key, err, check.tol)
         worst = max(worst, err)
     if check.compare == "close":
-        notes.append("largest relative error %.2e (tolerance %.0e)" % (worst, check.tol))
+        notes.insert(0, "largest relative error %.2e (tolerance %.0e)" % (worst, check.tol))
     return True, "; ".join(notes) or "as expected"
 
 
