@@ -568,7 +568,8 @@ def transformer_sample_probe(seed, N=4, max_length=8, scale=1.0, **dims):
     return run
 
 
-# The training check's Transformer: overfits overfit_data's 25 captions in 100 Adam steps.
+# The training check's Transformer: overfits overfit_data's 25 captions in 200 Adam steps (final loss
+# below 0.04 for each of 200 seeds tried; 100 steps left 1 seed in 200 above the bound).
 OVERFIT_TRANSFORMER = dict(input_dim=64, wordvec_dim=32, num_heads=2, num_layers=1, ffn_dim=64)
 
 
@@ -579,7 +580,7 @@ def transformer_overfit_probe():
         np.random.seed(seed)
         model = impl.transformer(data["word_to_idx"], dtype=np.float32, **OVERFIT_TRANSFORMER)
         solver = impl.solver_module.CaptioningSolver(
-            model, data, update_rule="adam", num_epochs=100, batch_size=25,
+            model, data, update_rule="adam", num_epochs=200, batch_size=25,
             optim_config={"learning_rate": 1e-2}, verbose=False)
         solver.train()
         return {k: np.asarray(v) for k, v in model.params.items()}
