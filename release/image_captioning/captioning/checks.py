@@ -371,17 +371,20 @@ def model_grad_probe(cell, seed, vocab, N=2, T=3, pad=False, dtype=np.float64):
     return run
 
 
+def loss_and_numerical_gradients(model, features, captions, h):
+    """{"loss": ..., "d<param>": centred-difference gradient of the loss} of a model on a batch."""
+    def f(_):
+        return model.loss(features, captions)[0]
+    out = {"loss": np.asarray(f(None))}
+    for k in sorted(model.params):
+        out["d" + k] = eval_numerical_gradient(f, model.params[k], verbose=False, h=h)
+    return out
+
+
 def model_numerical_gradient(cell, seed, vocab, N=2, T=3, pad=False):
     def expected(impl):
         model = random_model(impl, cell, seed, vocab)
-        features, captions = model_batch(seed, len(vocab), N, T, 4, pad)
-        loss, _ = model.loss(features, captions)
-        out = {"loss": np.asarray(loss)}
-        def f(_):
-            return model.loss(features, captions)[0]
-        for k in sorted(model.params):
-            out["d" + k] = eval_numerical_gradient(f, model.params[k], verbose=False, h=1e-6)
-        return out
+        return loss_and_numerical_gradients(model, *model_batch(seed, len(vocab), N, T, 4, pad), h=1e-6)
     return expected
 
 
@@ -549,14 +552,8 @@ def transformer_grad_probe(seed, vocab, N=2, T=4, pad=False, dtype=np.float64, *
 def transformer_numerical_gradient(seed, vocab, N=2, T=4, **dims):
     def expected(impl):
         model = random_transformer(impl, seed, vocab, **dims)
-        features, captions = model_batch(seed, len(vocab), N, T, dims.get("input_dim", 4))
-        loss, _ = model.loss(features, captions)
-        out = {"loss": np.asarray(loss)}
-        def f(_):
-            return model.loss(features, captions)[0]
-        for k in sorted(model.params):
-            out["d" + k] = eval_numerical_gradient(f, model.params[k], verbose=False, h=1e-5)
-        return out
+        batch = model_batch(seed, len(vocab), N, T, dims.get("input_dim", 4))
+        return loss_and_numerical_gradients(model, *batch, h=1e-5)
     return expected
 
 
