@@ -80,14 +80,16 @@ def throwaway_uid():
 
 # ---------------------------------------------------------------- bubblewrap
 
+@functools.lru_cache(maxsize=None)
 def interpreter_paths():
-    """The folders the interpreter, its standard library and the venv's packages live in."""
+    """The folders the interpreter, its standard library and the venv's packages live in (a tuple,
+    worked out once per grader process)."""
     paths = []
     for p in sorted({Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), Path("/usr")}):
         p = p.resolve()
         if p.is_dir() and not any(q == p or q in p.parents for q in paths):
             paths.append(p)
-    return paths
+    return tuple(paths)
 
 
 @functools.lru_cache(maxsize=None)
@@ -113,14 +115,15 @@ def bwrap_command(program, fds, scratch, limits):
             "--unshare-uts", "--unshare-cgroup-try", "--proc", "/proc", "--dev", "/dev",
             "--perms", "1777", "--size", str(limits.tmpfs_bytes), "--tmpfs", "/tmp",
             "--perms", "1777", "--size", str(limits.tmpfs_bytes), "--tmpfs", "/dev/shm"]
-    for path in interpreter_paths():
+    bound = interpreter_paths()
+    for path in bound:
         for parent in reversed(path.parents[:-1]):  # traversable by the throwaway uid
             argv += ["--perms", "0755", "--dir", str(parent)]
         argv += ["--ro-bind", str(path), str(path)]
     for link in ("/bin", "/lib", "/lib64", "/sbin"):
         if os.path.islink(link):
             argv += ["--symlink", os.readlink(link), link]
-        elif os.path.isdir(link) and not any(Path(link) == p for p in interpreter_paths()):
+        elif os.path.isdir(link) and Path(link) not in bound:
             argv += ["--ro-bind", link, link]
     argv += ["--ro-bind", str(readable_inside()), "/grader"]
     if scratch is not None:
