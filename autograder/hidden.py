@@ -1,5 +1,5 @@
-"""Hidden checks: other shapes, N=1, T=1, repeated words, float32, padded captions; for the
-Transformer also one head, S != T, no mask and padding masks.
+"""Hidden checks: other shapes, N=1, T=1, repeated words, float32, padded captions, other beam
+sizes; for the Transformer also one head, S != T, no mask and padding masks.
 
 Expected values come from the reference implementation (the check's own probe run on it), or
 from numerical gradients of the reference forward pass. This file is sent to the sandboxed child
@@ -64,7 +64,16 @@ def hidden_checks(C):
              C.sample_probe(cell, 31, N=6, max_length=12, scale=2.0), compare="tokens"),
         same("CaptioningRNN.sample (%s)" % cell, "greedy decode, N=1, max_length=3",
              C.sample_probe(cell, 32, N=1, max_length=3, scale=2.0), compare="tokens"),
-    )] + transformer_hidden_checks(C, same)
+    )] + [
+        same("CaptioningRNN.beam_search", "beam_size=3, lstm, hidden parameters",
+             C.sample_probe("lstm", 36, N=6, max_length=12, scale=2.0, beam_size=3), compare="tokens"),
+        same("CaptioningRNN.beam_search", "beam_size=5, rnn, hidden parameters",
+             C.sample_probe("rnn", 41, N=6, max_length=12, scale=2.0, beam_size=5), compare="tokens"),
+        same("CaptioningRNN.beam_search", "beam_size=2, N=1, max_length=4",
+             C.sample_probe("rnn", 40, N=1, max_length=4, scale=2.0, beam_size=2), compare="tokens"),
+        same("CaptioningRNN.beam_search", "beam_size=2, lstm, max_length=5",
+             C.sample_probe("lstm", 37, N=5, max_length=5, scale=2.0, beam_size=2), compare="tokens"),
+    ] + transformer_hidden_checks(C, same)
 
 
 def transformer_hidden_checks(C, same):
@@ -90,6 +99,7 @@ def transformer_hidden_checks(C, same):
     mha, mha_b = "multihead_attention_forward", "multihead_attention_backward"
     dec, dec_b = "decoder_layer_forward", "decoder_layer_backward"
     loss, sample = "CaptioningTransformer.loss", "CaptioningTransformer.sample"
+    beam = "CaptioningTransformer.beam_search"
     A, D = C.attention_shapes, C.decoder_shapes
     return [
         pe("50 positions, 16 dimensions", 50, 16),
@@ -129,4 +139,11 @@ def transformer_hidden_checks(C, same):
              compare="tokens"),
         same(sample, "greedy decode, N=1, max_length=3",
              C.transformer_sample_probe(66, N=1, max_length=3, scale=0.5), compare="tokens"),
+        same(beam, "beam_size=4, hidden parameters",
+             C.transformer_sample_probe(67, N=6, max_length=12, beam_size=4), compare="tokens"),
+        same(beam, "beam_size=2, one layer, one head",
+             C.transformer_sample_probe(73, N=5, max_length=10, beam_size=2, num_heads=1, num_layers=1),
+             compare="tokens"),
+        same(beam, "beam_size=3, N=1, max_length=4",
+             C.transformer_sample_probe(76, N=1, max_length=4, beam_size=3), compare="tokens"),
     ]

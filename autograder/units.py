@@ -1,7 +1,7 @@
 """The graded units and their points: the one place units and points are declared.
 
-Adding a unit: one entry here, its solution region in source/, its public check(s) in
-captioning/checks.py and hidden ones in autograder/hidden.py.
+Adding a unit: one entry here (after the units it depends on), its solution region in source/, its
+public check(s) in captioning/checks.py and hidden ones in autograder/hidden.py.
 """
 import re
 from dataclasses import dataclass
@@ -65,7 +65,11 @@ UNITS = (
     layer("lstm_forward", LSTM_NB, 5, ("lstm_step_forward",), partner="lstm_backward"),
     layer("lstm_backward", LSTM_NB, 8, ("lstm_step_backward", "lstm_forward"), partner="lstm_forward"),
     *model_units("lstm", LSTM_NB, ("lstm_forward", "lstm_backward"), "lstm_step_forward"),
-    # The Transformer part: 50 points (the RNN and LSTM parts: 100).
+    # Going further: beam search, one unit per model family (staff may set its points to 0). The
+    # RNN family's is written in the RNN notebook and checked with both cells (hidden: the LSTM).
+    Unit("CaptioningRNN.beam_search", RNN_NB, 5, MODEL + "beam_search",
+         ("word_embedding_forward", "rnn_step_forward", "lstm_step_forward")),
+    # The Transformer part: 55 points with its beam search (the RNN and LSTM parts: 105).
     t_layer("positional_encoding", 3),
     t_layer("multihead_attention_forward", 7, partner="multihead_attention_backward"),
     t_layer("multihead_attention_backward", 9, ("multihead_attention_forward",),
@@ -80,8 +84,12 @@ UNITS = (
          ("word_embedding_forward", "positional_encoding", "decoder_layer_forward")),
     Unit("overfit (transformer)", TRANSFORMER_NB, 5, T_MODEL + "loss", ("CaptioningTransformer.loss",),
          training=True),
+    Unit("CaptioningTransformer.beam_search", TRANSFORMER_NB, 5, T_MODEL + "beam_search",
+         ("word_embedding_forward", "positional_encoding", "decoder_layer_forward")),
 )
 BY_NAME = {u.name: u for u in UNITS}
+for _i, _unit in enumerate(UNITS):  # grading resolves units in this order: dependencies first
+    assert set(_unit.depends) <= {u.name for u in UNITS[:_i]}, "%s is listed before a unit it depends on" % _unit.name
 BY_GRADE_ID = {u.grade_id: u for u in UNITS}
 TOTAL = sum(u.points for u in UNITS)
 

@@ -1,10 +1,10 @@
-"""Is the embedded mini dataset learnable, and how do the models compare? Train a small LSTM and a
-small Transformer captioner on it for the same time (about a minute each) and compare greedy
-captions of the held-out val images with each other and with a chance baseline (the most frequent
-train caption for every image).
+"""Is the embedded mini dataset learnable, and how do the models compare? Train a small RNN, LSTM and
+Transformer captioner on it for the same time (about a minute each) and score their captions of the
+held-out val images, greedy and beam 3, beside a chance baseline (the most frequent train caption
+for every image).
 
-Scores per val image against its five reference captions: exact match (the caption equals one of
-them) and BLEU-1 (clipped unigram precision times the brevity penalty, as in CS231n's extra credit).
+Scores: BLEU-1, BLEU-4 and CIDEr-D of the COCO caption evaluation code (captioning.evaluate, with
+pycocoevalcap), each caption against all five reference captions of its image.
 Usage: python bench/dataset_learnable.py [--seconds 60]   (needs datasets/coco_mini: make data)
 """
 import argparse
@@ -24,70 +24,56 @@ sys.path.insert(0, os.path.join(ROOT, "source", "image_captioning"))
 from captioning.captioning_solver import CaptioningSolver  # noqa: E402 (after the sys.path line above)
 from captioning.classifiers.rnn import CaptioningRNN  # noqa: E402 (after the sys.path line above)
 from captioning.classifiers.transformer import CaptioningTransformer  # noqa: E402 (after the sys.path line above)
-from captioning.coco_utils import decode_captions, load_coco_data  # noqa: E402 (after the sys.path line above)
+from captioning.coco_utils import load_coco_data  # noqa: E402 (after the sys.path line above)
+from captioning.evaluate import (  # noqa: E402 (after the sys.path line above)
+    caption_text, evaluate, reference_captions, score_captions, split_images,
+)
+
+SHOWN = ("BLEU-1", "BLEU-4", "CIDEr-D")
 
 
-def words(caption):
-    """Words of a decoded caption without <START>/<END>."""
-    return [w for w in caption.split() if w not in ("<START>", "<END>")]
+def models(data):
+    """{name: (model, learning rate)}: three small captioners of about the same size."""
+    D, vocab = data["train_features"].shape[1], data["word_to_idx"]
+    return {
+        "RNN (hidden 128)": (CaptioningRNN(vocab, D, wordvec_dim=64, hidden_dim=128, cell_type="rnn"), 5e-3),
+        "LSTM (hidden 128)": (CaptioningRNN(vocab, D, wordvec_dim=64, hidden_dim=128, cell_type="lstm"), 5e-3),
+        "Transformer (64, 2 heads, 2 layers)": (CaptioningTransformer(
+            vocab, input_dim=D, wordvec_dim=64, num_heads=2, num_layers=2, max_length=20), 1e-3),
+    }
 
 
-def bleu1(candidate, references):
-    """Unigram BLEU: clipped unigram precision times the brevity penalty (closest reference length)."""
-    if not candidate:
-        return 0.0
-    clipped = sum(min(n, max(ref.count(w) for ref in references)) for w, n in Counter(candidate).items())
-    closest = min((len(ref) for ref in references), key=lambda n: (abs(n - len(candidate)), n))
-    brevity = 1.0 if len(candidate) > closest else np.exp(1 - closest / len(candidate))
-    return brevity * clipped / len(candidate)
-
-
-def score(candidates, references):
-    """(exact-match rate, mean BLEU-1) of one candidate word list per image against its references."""
-    exact = np.mean([cand in refs for cand, refs in zip(candidates, references)])
-    return exact, np.mean([bleu1(cand, refs) for cand, refs in zip(candidates, references)])
+def train_for(model, data, learning_rate, seconds):
+    """Whole epochs of Adam until `seconds` have passed: (epochs, mean loss of the last 20 steps)."""
+    np.random.seed(231)
+    solver = CaptioningSolver(model, data, update_rule="adam", optim_config={"learning_rate": learning_rate},
+                              lr_decay=0.9, batch_size=100, num_epochs=1, verbose=False)
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        solver.train()  # one more epoch
+    return solver.epoch, float(np.mean(solver.loss_history[-20:]))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60, help="training time budget")
+    parser.add_argument("--seconds", type=float, default=60, help="training time budget of each model")
     seconds = parser.parse_args().seconds
     np.random.seed(231)
     data = load_coco_data(os.path.join(ROOT, "datasets", "coco_mini"))
-    idx_to_word = data["idx_to_word"]
-    references = [[] for _ in data["val_features"]]
-    for caption, idx in zip(decode_captions(data["val_captions"], idx_to_word), data["val_image_idxs"]):
-        references[idx].append(words(caption))
-
-    D = data["train_features"].shape[1]
-    models = {"LSTM (hidden 128)": CaptioningRNN(data["word_to_idx"], input_dim=D, wordvec_dim=64, hidden_dim=128,
-                                                 cell_type="lstm"),
-              "Transformer (size 64, 2 heads, 2 layers)": CaptioningTransformer(
-                  data["word_to_idx"], input_dim=D, wordvec_dim=64, num_heads=2, num_layers=2, max_length=20)}
-    rows, sampled = {}, None
-    for name, model in models.items():
-        np.random.seed(231)
-        solver = CaptioningSolver(model, data, update_rule="adam", optim_config={"learning_rate": 5e-3 if "LSTM" in name
-                                                                                 else 1e-3},
-                                  lr_decay=0.9, batch_size=100, num_epochs=1, verbose=False)
-        start = time.monotonic()
-        while time.monotonic() - start < seconds:
-            solver.train()  # one more epoch
-        captions = decode_captions(model.sample(data["val_features"], max_length=16), idx_to_word)
-        sampled = sampled or captions
-        rows[name] = score([words(c) for c in captions], references) + (
-            time.monotonic() - start, solver.epoch, np.mean(solver.loss_history[-20:]))
-    train_captions = Counter(decode_captions(data["train_captions"], idx_to_word))
-    frequent = words(train_captions.most_common(1)[0][0])
-    chance = score([frequent] * len(references), references)
+    images = split_images(data, "val")
+    references = reference_captions(data, "val", images)
 
     print(f"mini dataset: {len(data['train_features'])} train images ({len(data['train_captions'])} captions), "
-          f"{len(references)} val images; each model trained about {seconds:.0f} s")
-    print(f"{'':44s}{'exact match':>12s}{'BLEU-1':>9s}{'epochs':>8s}{'loss':>7s}")
-    for name, (exact, bleu, _, epochs, loss) in rows.items():
-        print(f"{name + ', greedy':44s}{exact:12.3f}{bleu:9.3f}{epochs:8d}{loss:7.2f}")
-    print(f"{'most frequent train caption':44s}{chance[0]:12.3f}{chance[1]:9.3f}")
-    print(f"example (LSTM): {' '.join(words(sampled[0]))!r}; references: {[' '.join(r) for r in references[0]]}")
+          f"{len(images)} val images; each model trained about {seconds:.0f} s; val scores (pycocoevalcap)")
+    print(f"{'':46s}" + "".join(f"{m:>9s}" for m in SHOWN) + f"{'epochs':>8s}{'loss':>7s}")
+    for name, (model, learning_rate) in models(data).items():
+        epochs, loss = train_for(model, data, learning_rate, seconds)
+        for decoding, scores in evaluate(model, data, "val", beam_sizes=(1, 3), max_length=16).items():
+            print(f"{name + ', ' + decoding:46s}" + "".join(f"{scores[m]:9.3f}" for m in SHOWN)
+                  + f"{epochs:8d}{loss:7.2f}")
+    frequent = Counter(caption_text(c, data["idx_to_word"]) for c in data["train_captions"]).most_common(1)[0][0]
+    chance = score_captions({i: frequent for i in references}, references)
+    print(f"{'most frequent train caption':46s}" + "".join(f"{chance[m]:9.3f}" for m in SHOWN))
 
 
 if __name__ == "__main__":

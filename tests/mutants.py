@@ -106,6 +106,7 @@ RNN_SAMPLE, LSTM_SAMPLE = "CaptioningRNN.sample (rnn)", "CaptioningRNN.sample (l
 MHA, MHA_B = "multihead_attention_forward", "multihead_attention_backward"
 DEC, DEC_B = "decoder_layer_forward", "decoder_layer_backward"
 T_LOSS, T_SAMPLE, T_OVERFIT = "CaptioningTransformer.loss", "CaptioningTransformer.sample", "overfit (transformer)"
+BEAM, T_BEAM = "CaptioningRNN.beam_search", "CaptioningTransformer.beam_search"
 
 
 def mutant(name, edits, lost, what, units=None):
@@ -166,11 +167,12 @@ MUTANTS = [
     mutant("sample_no_feedback", [Patch(MODEL, "words = np.argmax(h.dot(W_vocab) + b_vocab, axis=1)\n            captions[:, t] = words",
                                         "captions[:, t] = np.argmax(h.dot(W_vocab) + b_vocab, axis=1)")],
            {RNN_SAMPLE, LSTM_SAMPLE}, "always feeds <START>"),
-    mutant("sample_start_in_column_0", [Patch(MODEL, "        for t in range(max_length):\n            x, _ = word_embedding_forward",
-                                              "        captions[:, 0] = self._start\n"
-                                              "        for t in range(1, max_length):\n            x, _ = word_embedding_forward")],
+    mutant("sample_start_in_column_0", [Patch(MODEL, "words = np.full(N, self._start)\n        for t in range(max_length):",
+                                              "words = np.full(N, self._start)\n        captions[:, 0] = self._start\n"
+                                              "        for t in range(1, max_length):")],
            {RNN_SAMPLE, LSTM_SAMPLE}, "writes <START> in column 0"),
-    mutant("sample_lstm_c0_from_features", [Patch(MODEL, "c = np.zeros_like(h)", "c = h.copy()")],
+    mutant("sample_lstm_c0_from_features", [Patch(MODEL, "h, _ = affine_forward(features, W_proj, b_proj)\n        c = np.zeros_like(h)",
+                                                  "h, _ = affine_forward(features, W_proj, b_proj)\n        c = h.copy()")],
            {LSTM_SAMPLE}, "LSTM sampling starts the cell state at the projected features"),
     mutant("zero_init", [Patch(MODEL, "self.params[k] = v.astype(self.dtype)",
                                "self.params[k] = np.zeros_like(v).astype(self.dtype)")],
@@ -254,7 +256,8 @@ MUTANTS += [
             words = np.argmax(x[:, -1] @ W_vocab + b_vocab, axis=1)
             captions[:, t] = words
     """)], {T_SAMPLE}, "feeds only the last word back (an RNN habit), not the whole prefix"),
-    mutant("sample_no_positional_encoding", [Patch(T_MODEL, "x = x + pe[:t + 1].astype(x.dtype)", "pass")],
+    mutant("sample_no_positional_encoding", [Patch(T_MODEL, "(prefix, W_embed)\n            x = x + pe[:t + 1].astype(x.dtype)",
+                                                   "(prefix, W_embed)")],
            {T_SAMPLE}, "samples without positional encodings"),
     mutant("transformer_zero_init", [Patch(T_MODEL, "self.params[k] = v.astype(self.dtype)",
                                            "self.params[k] = np.zeros_like(v).astype(self.dtype)")],
@@ -297,6 +300,38 @@ MUTANTS.append(mutant(
     # check against numerical gradients of its own forward can credit it. (When the backward pass
     # matches its own forward, it is credited: tests/test_fair_grading.py.)
     {"lstm_step_forward", "lstm_step_backward"}, "own cache layout and a forward bug"))
+
+# Beam search: the mistakes of the two model families.
+MUTANTS += [
+    mutant("beam_raw_scores", [Patch(MODEL, "log_probs = vocab_scores - np.log(np.exp(vocab_scores).sum(axis=1, keepdims=True))",
+                                     "log_probs = vocab_scores")],
+           {BEAM}, "ranks hypotheses by summed raw scores, not log-probabilities"),
+    mutant("beam_probabilities", [Patch(MODEL, "log_probs = vocab_scores - np.log(np.exp(vocab_scores).sum(axis=1, keepdims=True))",
+                                        "log_probs = np.exp(vocab_scores) / np.exp(vocab_scores).sum(axis=1, keepdims=True)")],
+           {BEAM}, "adds probabilities instead of log-probabilities"),
+    mutant("beam_states_not_reordered", [Patch(MODEL, "h, c, words = h[parents], c[parents], words.ravel()",
+                                               "words = words.ravel()")],
+           {BEAM}, "keeps each slot's state when the kept hypotheses come from other slots"),
+    mutant("beam_cell_state_not_reordered", [Patch(MODEL, "h, c, words = h[parents], c[parents], words.ravel()",
+                                                   "h, words = h[parents], words.ravel()")],
+           {BEAM}, "LSTM: the hidden states follow their hypotheses, the cell states do not"),
+    mutant("beam_never_finishes", [Patch(MODEL, "finished = finished[images, kept] | (words == self._end)",
+                                         "finished = finished[images, kept]")],
+           {BEAM}, "hypotheses go on after <END>"),
+    mutant("beam_returns_last_slot", [Patch(MODEL, "        ### END SOLUTION\n        return captions[:, 0]",
+                                            "        ### END SOLUTION\n        return captions[:, -1]")],
+           {BEAM}, "returns the worst kept hypothesis, not the best"),
+    mutant("beam_search_is_greedy", [Body(MODEL, "beam_search", "return self.sample(features, max_length)"),
+                                     Body(T_MODEL, "beam_search", "return self.sample(features, max_length)")],
+           {BEAM, T_BEAM}, "a trick: greedy captions passed off as beam search (right for beam_size=1 only)"),
+    mutant("transformer_beam_prefixes_not_reordered", [
+        Patch(T_MODEL, "prefixes = np.concatenate([prefixes[images, kept], words[:, :, None]], axis=2)",
+              "prefixes = np.concatenate([prefixes, words[:, :, None]], axis=2)")],
+           {T_BEAM}, "appends each kept word to the prefix in its slot, not to the one it extends"),
+    mutant("transformer_beam_raw_scores", [
+        Patch(T_MODEL, "log_probs -= np.log(np.exp(log_probs).sum(axis=1, keepdims=True))", "pass")],
+           {T_BEAM}, "ranks hypotheses by summed raw (shifted) scores, not log-probabilities"),
+]
 
 # ---------------------------------------------------------------- correct alternatives
 
@@ -558,5 +593,63 @@ ALTERNATIVES += [
         np.add.at(grads["W_embed"], captions_in, dx)
         grads["W_proj"] = features.T @ dmemory[:, 0]
         grads["b_proj"] = dmemory[:, 0].sum(axis=0)
+    """),)),
+]
+
+# Correct beam searches written differently: one image at a time with Python lists and their own
+# ordering (no extend_beams), and a Transformer that scores log(softmax) one hypothesis at a time.
+ALTERNATIVES += [
+    Submission("beam_search_per_image_own_ordering", (Body(MODEL, "beam_search", """
+        h0, _ = affine_forward(features, W_proj, b_proj)
+        for n in range(N):
+            beams = [(0.0, [], h0[n:n + 1], np.zeros_like(h0[n:n + 1]), False)]
+            for t in range(max_length):
+                candidates = []
+                for k, (score, words, h, c, done) in enumerate(beams):
+                    if done:
+                        candidates.append((score, self._null, k, words + [self._null], h, c, True))
+                        continue
+                    prev = words[-1] if words else self._start
+                    x = W_embed[[prev]]
+                    if self.cell_type == "rnn":
+                        h2, _ = rnn_step_forward(x, h, Wx, Wh, b)
+                        c2 = c
+                    else:
+                        h2, c2, _ = lstm_step_forward(x, h, c, Wx, Wh, b)
+                    s = (h2 @ W_vocab + b_vocab)[0]
+                    logp = s - (s.max() + np.log(np.sum(np.exp(s - s.max()))))
+                    for w in range(len(logp)):
+                        candidates.append((score + logp[w], w, k, words + [w], h2, c2, w == self._end))
+                candidates.sort(key=lambda cand: (-cand[0], cand[1], cand[2]))
+                beams = [(s, words, h, c, done) for s, _, _, words, h, c, done in candidates[:beam_size]]
+                if all(done for *_, done in beams):
+                    break
+            best = beams[0][1]
+            captions[n, 0, :len(best)] = best
+    """),)),
+    Submission("transformer_beam_search_log_of_softmax_per_hypothesis", (Body(T_MODEL, "beam_search", """
+        projected, _ = affine_forward(features, W_proj, b_proj)
+        pe = positional_encoding(max_length, self.embed_dim)
+        prefixes = [[[self._start]] * beam_size for _ in range(N)]
+        for t in range(max_length):
+            log_probs = np.zeros((N, beam_size, W_vocab.shape[1]))
+            for n in range(N):
+                for k in range(beam_size):
+                    x = W_embed[prefixes[n][k]][None] + pe[:t + 1][None].astype(W_embed.dtype)
+                    mask = np.tril(np.ones((t + 1, t + 1), dtype=bool))
+                    for layer in range(self.num_layers):
+                        x, _ = decoder_layer_forward(x, projected[n][None, None], self.layer_params(layer),
+                                                     self.num_heads, mask)
+                    s = x[0, -1] @ W_vocab + b_vocab
+                    p = np.exp(s - s.max())
+                    log_probs[n, k] = np.log(p / p.sum())
+            kept, words, scores = extend_beams(scores, finished, log_probs, beam_size, self._null)
+            prefixes = [[prefixes[n][kept[n, k]] + [words[n, k]] for k in range(beam_size)] for n in range(N)]
+            finished = finished[np.arange(N)[:, None], kept] | (words == self._end)
+            if finished.all():
+                break
+        captions = np.full((N, max_length), self._null, dtype=np.int32)
+        for n in range(N):
+            captions[n, :len(prefixes[n][0]) - 1] = prefixes[n][0][1:]
     """),)),
 ]

@@ -1,6 +1,8 @@
 """Adding a unit is one entry in units.py plus its solution region, public check and hidden check:
 in a copy of the course, a toy unit is picked up by the release (stub, notebook test cell,
-gradebook), the command-line grader and the batch grader, with nothing else edited."""
+gradebook), the command-line grader and the batch grader, with nothing else edited. In the same
+copy the "going further" units (beam search) are set to 0 points, as staff may: they still run and
+report, for no points."""
 import csv
 import json
 import os
@@ -62,6 +64,10 @@ def test_a_toy_unit_is_picked_up_everywhere(tmp_path):
     edit(course / "autograder" / "units.py", '    *model_units("lstm", LSTM_NB, ("lstm_forward", "lstm_backward"), '
          '"lstm_step_forward"),\n', '    *model_units("lstm", LSTM_NB, ("lstm_forward", "lstm_backward"), '
          '"lstm_step_forward"),\n    layer("toy_square", RNN_NB, 2),\n')
+    for beam, notebook in (("CaptioningRNN.beam_search", "RNN_NB"), ("CaptioningTransformer.beam_search",
+                                                                         "TRANSFORMER_NB")):
+        edit(course / "autograder" / "units.py", 'Unit("%s", %s, 5,' % (beam, notebook),
+             'Unit("%s", %s, 0,' % (beam, notebook))
     with open(package / "rnn_layers.py", "a") as f:
         f.write(TOY_FUNCTION)
     with open(package / "checks.py", "a") as f:
@@ -73,6 +79,8 @@ def test_a_toy_unit_is_picked_up_everywhere(tmp_path):
     assert "def toy_square(x):" in released and "out = x * x" not in released
     cells = nbformat.read(course / "release" / ASSIGNMENT / "RNN_Captioning.ipynb", as_version=4).cells
     assert any(c.source == 'check("toy_square")' and c.metadata.nbgrader["points"] == 2 for c in cells)
+    assert any(c.source == 'check("CaptioningRNN.beam_search")' and c.metadata.nbgrader["points"] == 0
+               for c in cells)
 
     for folder, want in (("solutions", 2.0), ("release", 0.0)):
         out = tmp_path / ("%s.json" % folder)
@@ -80,6 +88,9 @@ def test_a_toy_unit_is_picked_up_everywhere(tmp_path):
         toy = [t for t in json.loads(out.read_text())["tests"] if t["tags"] == ["toy_square"]]
         assert [t["visibility"] for t in toy] == ["visible", "after_published"]
         assert sum(t["score"] for t in toy) == pytest.approx(want), toy
+        beam = [t for t in json.loads(out.read_text())["tests"] if t["tags"][0].endswith("beam_search")]
+        assert len(beam) == 11 and all(t["max_score"] == 0 == t["score"] for t in beam)
+        assert ("PASS" if folder == "solutions" else "FAIL") in beam[0]["output"]
 
     subs = tmp_path / "subs"
     shutil.copytree(course / "solutions" / ASSIGNMENT, subs / "key")

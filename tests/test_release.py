@@ -208,6 +208,7 @@ def arguments(pkg, module, name, rng):
         "lstm_forward": lambda: (r((N, T, D)), r((N, H)), r((D, 4 * H)), r((H, 4 * H)), r(4 * H)),
         "CaptioningRNN.loss": lambda: (r((N, D)), rng.integers(0, V, (N, T + 1))),
         "CaptioningRNN.sample": lambda: (r((N, D)), T),
+        "CaptioningRNN.beam_search": lambda: (r((N, D)), T, 3),
         "positional_encoding": lambda: (T, E),
         "multihead_attention_forward": lambda: (r((N, T, E)), r((N, 2, E)), r((N, 2, E)), layer_params(rng), 2,
                                                 np.tril(np.ones((T, 2), dtype=bool))),
@@ -215,6 +216,7 @@ def arguments(pkg, module, name, rng):
                                           np.tril(np.ones((T, T), dtype=bool))),
         "CaptioningTransformer.loss": lambda: (r((N, D)), rng.integers(0, V, (N, T + 1))),
         "CaptioningTransformer.sample": lambda: (r((N, D)), T),
+        "CaptioningTransformer.beam_search": lambda: (r((N, D)), T, 3),
     }
     assert name in known, f"tests/test_release.py: give call arguments for {module}.{name}"
     return known[name]()

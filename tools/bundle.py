@@ -41,6 +41,9 @@ PYTEST_FRONT_END = ("conftest.py", "test_*.py")  # pytest autograder --submissio
 # Staff-machine features of `batch` (a Dask cluster, the similarity report): Gradescope grades one
 # submission, so they and what they import (dask, copydetect) stay out of the bundle.
 STAFF_ONLY = ("autograder/cluster.py", "autograder/similarity.py")
+# Given code only the notebooks import (the caption metrics): bundled, as the release has it, but the
+# grader never imports it, so what it imports (pycocoevalcap, ~100 MB) is not installed.
+NOTEBOOK_ONLY = (REFERENCE_PACKAGE.relative_to(ROOT).as_posix() + "/evaluate.py",)
 
 
 SETUP_SH = """#!/usr/bin/env bash
@@ -125,7 +128,8 @@ def grader_distributions():
     (the pytest front end aside), with their dependencies, as installed in this venv."""
     from packaging.requirements import Requirement  # packaging is pinned in requirements.txt
 
-    files = [f for f in bundled_files() if not any(f.match(pattern) for pattern in PYTEST_FRONT_END)]
+    files = [f for f in bundled_files() if not any(f.match(pattern) for pattern in PYTEST_FRONT_END)
+             and f.as_posix() not in NOTEBOOK_ONLY]
     owners, imports = metadata.packages_distributions(), third_party_imports(files)
     unknown = [name for name in imports if name not in owners]
     if unknown:

@@ -388,11 +388,18 @@ def model_numerical_gradient(cell, seed, vocab, N=2, T=3, pad=False):
     return expected
 
 
-def sample_probe(cell, seed, N=4, max_length=8, scale=1.0):
+def decode(model, features, max_length, beam_size):
+    """{"captions": ...} of greedy sampling (beam_size None) or of beam_search."""
+    if beam_size is None:
+        return {"captions": np.asarray(model.sample(features, max_length=max_length))}
+    return {"captions": np.asarray(model.beam_search(features, max_length=max_length, beam_size=beam_size))}
+
+
+def sample_probe(cell, seed, N=4, max_length=8, scale=1.0, beam_size=None):
+    """run(): the captions of a small random model, greedy or (with a beam_size) by beam_search."""
     def run(impl):
         model = random_model(impl, cell, seed, SAMPLE_VOCAB, D=6, W=5, H=7, scale=scale)
-        features = np.random.RandomState(seed + 1).randn(N, 6)
-        return {"captions": np.asarray(model.sample(features, max_length=max_length))}
+        return decode(model, np.random.RandomState(seed + 1).randn(N, 6), max_length, beam_size)
     return run
 
 
@@ -557,11 +564,10 @@ def transformer_numerical_gradient(seed, vocab, N=2, T=4, **dims):
     return expected
 
 
-def transformer_sample_probe(seed, N=4, max_length=8, scale=1.0, **dims):
+def transformer_sample_probe(seed, N=4, max_length=8, scale=1.0, beam_size=None, **dims):
     def run(impl):
         model = random_transformer(impl, seed, SAMPLE_VOCAB, scale=scale, **dict(dict(input_dim=6), **dims))
-        features = np.random.RandomState(seed + 1).randn(N, 6)
-        return {"captions": np.asarray(model.sample(features, max_length=max_length))}
+        return decode(model, np.random.RandomState(seed + 1).randn(N, 6), max_length, beam_size)
     return run
 
 
@@ -644,6 +650,9 @@ SAMPLE_RNN = [[5, 0, 5, 1, 5, 7, 3, 7], [0, 7, 8, 5, 6, 8, 2, 7], [0, 7, 6, 8, 2
 SAMPLE_LSTM = [[4, 4, 8, 8, 2, 4, 8, 8], [4, 8, 8, 8, 8, 8, 7, 8], [9, 3, 4, 8, 2, 8, 7, 4], [4, 8, 8, 7, 8, 8, 8, 8]]
 SAMPLE_TRANSFORMER = [[0, 6, 8, 7, 7, 7, 7, 7], [6, 8, 6, 4, 6, 4, 6, 4], [1, 0, 0, 3, 3, 4, 4, 3],
                       [6, 8, 6, 8, 6, 4, 6, 8]]
+BEAM_RNN = [[0, 6, 9, 1, 2, 0, 0, 0], [9, 0, 8, 9, 1, 2, 0, 0], [2, 0, 0, 0, 0, 0, 0, 0], [7, 2, 0, 0, 0, 0, 0, 0]]
+BEAM_TRANSFORMER = [[0, 0, 0, 0, 0, 0, 0, 0], [7, 0, 7, 0, 2, 0, 0, 0], [7, 0, 7, 0, 7, 0, 7, 0],
+                    [7, 0, 2, 0, 0, 0, 0, 0]]
 EMBED_X = np.array([[0, 3, 1, 2], [2, 1, 0, 3]])
 EMBED_GRAD_X = np.random.RandomState(231).randint(5, size=(50, 3))
 
@@ -690,6 +699,10 @@ PUBLIC_CHECKS = [
           sample_probe("rnn", 232), {"captions": np.array(SAMPLE_RNN)}, compare="tokens"),
     Check("CaptioningRNN.sample (lstm)", "greedy decode with fixed parameters",
           sample_probe("lstm", 249, scale=3.0), {"captions": np.array(SAMPLE_LSTM)}, compare="tokens"),
+    Check("CaptioningRNN.beam_search", "beam_size=1 gives the greedy captions (rnn)",
+          sample_probe("rnn", 232, beam_size=1), {"captions": np.array(SAMPLE_RNN)}, compare="tokens"),
+    Check("CaptioningRNN.beam_search", "beam_size=3 with fixed parameters (rnn)",
+          sample_probe("rnn", 318, beam_size=3), {"captions": np.array(BEAM_RNN)}, compare="tokens"),
     Check("overfit (rnn)", "training loss after overfitting 25 captions",
           overfit_probe("rnn"), {"final training loss": np.array(0.1)}, compare="below", evaluate=overfit_loss("rnn"),
           seeded=True),
@@ -724,6 +737,11 @@ PUBLIC_CHECKS = [
           atol=1e-9),
     Check("CaptioningTransformer.sample", "greedy decode with fixed parameters",
           transformer_sample_probe(256, scale=0.5), {"captions": np.array(SAMPLE_TRANSFORMER)}, compare="tokens"),
+    Check("CaptioningTransformer.beam_search", "beam_size=1 gives the greedy captions",
+          transformer_sample_probe(256, scale=0.5, beam_size=1), {"captions": np.array(SAMPLE_TRANSFORMER)},
+          compare="tokens"),
+    Check("CaptioningTransformer.beam_search", "beam_size=3 with fixed parameters",
+          transformer_sample_probe(337, beam_size=3), {"captions": np.array(BEAM_TRANSFORMER)}, compare="tokens"),
     Check("overfit (transformer)", "training loss after overfitting 25 captions",
           transformer_overfit_probe(), {"final training loss": np.array(1.0)}, compare="below",
           evaluate=transformer_overfit_loss(), seeded=True),
@@ -753,7 +771,7 @@ def compare(check, outputs, expected):
                     key, got.shape, got.dtype, want.shape[0])
             got_rows, want_rows = caption_tokens(got), caption_tokens(want)
             if got.shape[0] != want.shape[0] or [g[:len(w)] for g, w in zip(got_rows, want_rows)] != want_rows:
-                return False, "captions differ from the expected greedy decode:\n  got      %s\n  expected %s" % (
+                return False, "captions differ from the expected ones:\n  got      %s\n  expected %s" % (
                     got_rows, want_rows)
             continue
         if got.shape != want.shape:

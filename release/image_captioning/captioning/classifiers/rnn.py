@@ -1,6 +1,7 @@
 """CaptioningRNN: image features in, word scores out, through a vanilla RNN or an LSTM."""
 import numpy as np
 
+from ..beam_search import extend_beams, start_beams
 from ..layers import affine_forward, affine_backward
 from ..rnn_layers import (
     lstm_backward, lstm_forward, lstm_step_forward, rnn_backward, rnn_forward, rnn_step_forward,
@@ -91,8 +92,8 @@ class CaptioningRNN:
         raise NotImplementedError()
         return loss, grads
 
-    def sample(self, features, max_length=30):
-        """Caption images by greedy decoding.
+    def sample(self, features, max_length=30, beam_size=1):
+        """Caption images by greedy decoding (beam_size 1, the default) or by beam search.
 
         Start from <START> with the projected image features as the hidden state (and a zero cell
         state for the LSTM). At every step embed the previous word, take one RNN/LSTM step, score
@@ -101,11 +102,14 @@ class CaptioningRNN:
         Inputs:
         - features: Image features, of shape (N, D).
         - max_length: Number T of words to sample for each image.
+        - beam_size: 1 for greedy decoding; more: beam search with that many hypotheses.
 
         Returns:
         - captions: Integer word indices, of shape (N, max_length). captions[:, 0] is the first
           sampled word, not <START>; what comes after an <END> does not matter.
         """
+        if beam_size > 1:
+            return self.beam_search(features, max_length, beam_size)
         N = features.shape[0]
         captions = self._null * np.ones((N, max_length), dtype=np.int32)
 
@@ -118,3 +122,39 @@ class CaptioningRNN:
         # YOUR CODE HERE
         raise NotImplementedError()
         return captions
+
+    def beam_search(self, features, max_length=30, beam_size=3):
+        """Caption images by beam search.
+
+        Every image keeps beam_size hypotheses, starting from the one hypothesis <START> with
+        score 0 and the state sample starts from. At every step run one RNN/LSTM step for each
+        hypothesis, turn its vocabulary scores into log-probabilities (a log-softmax), and let
+        extend_beams (given) pick the beam_size best extensions; they become the new hypotheses,
+        each with the state of the hypothesis it extends. A hypothesis that produces <END> is
+        finished. Stop when every hypothesis is finished or after max_length steps. With
+        beam_size 1 this is greedy decoding that stops at <END>.
+
+        Inputs:
+        - features: Image features, of shape (N, D).
+        - max_length: Number T of steps.
+        - beam_size: Number of hypotheses kept for each image.
+
+        Returns:
+        - captions: Integer word indices, of shape (N, max_length): the best hypothesis of each
+          image (highest sum of log-probabilities), without <START> and padded with <NULL>.
+        """
+        N = features.shape[0]
+        scores, finished = start_beams(N, beam_size)  # the hypotheses' scores, which have ended
+        captions = self._null * np.ones((N, beam_size, max_length), dtype=np.int32)
+
+        W_proj, b_proj = self.params["W_proj"], self.params["b_proj"]
+        W_embed = self.params["W_embed"]
+        Wx, Wh, b = self.params["Wx"], self.params["Wh"], self.params["b"]
+        W_vocab, b_vocab = self.params["W_vocab"], self.params["b_vocab"]
+
+        # TODO: the search described above. Keep the hypotheses' states in arrays of N * beam_size
+        # rows, write the words of the kept hypotheses into captions[:, :, t] and return each
+        # image's best hypothesis.
+        # YOUR CODE HERE
+        raise NotImplementedError()
+        return captions[:, 0]

@@ -1,6 +1,7 @@
 """CaptioningRNN: image features in, word scores out, through a vanilla RNN or an LSTM."""
 import numpy as np
 
+from ..beam_search import extend_beams, start_beams
 from ..layers import affine_forward, affine_backward
 from ..rnn_layers import (
     lstm_backward, lstm_forward, lstm_step_forward, rnn_backward, rnn_forward, rnn_step_forward,
@@ -102,8 +103,8 @@ class CaptioningRNN:
         _, grads["W_proj"], grads["b_proj"] = affine_backward(dh0, proj_cache)
         return loss, grads
 
-    def sample(self, features, max_length=30):
-        """Caption images by greedy decoding.
+    def sample(self, features, max_length=30, beam_size=1):
+        """Caption images by greedy decoding (beam_size 1, the default) or by beam search.
 
         Start from <START> with the projected image features as the hidden state (and a zero cell
         state for the LSTM). At every step embed the previous word, take one RNN/LSTM step, score
@@ -112,11 +113,14 @@ class CaptioningRNN:
         Inputs:
         - features: Image features, of shape (N, D).
         - max_length: Number T of words to sample for each image.
+        - beam_size: 1 for greedy decoding; more: beam search with that many hypotheses.
 
         Returns:
         - captions: Integer word indices, of shape (N, max_length). captions[:, 0] is the first
           sampled word, not <START>; what comes after an <END> does not matter.
         """
+        if beam_size > 1:
+            return self.beam_search(features, max_length, beam_size)
         N = features.shape[0]
         captions = self._null * np.ones((N, max_length), dtype=np.int32)
 
@@ -138,3 +142,60 @@ class CaptioningRNN:
             words = np.argmax(h.dot(W_vocab) + b_vocab, axis=1)
             captions[:, t] = words
         return captions
+
+    def beam_search(self, features, max_length=30, beam_size=3):
+        """Caption images by beam search.
+
+        Every image keeps beam_size hypotheses, starting from the one hypothesis <START> with
+        score 0 and the state sample starts from. At every step run one RNN/LSTM step for each
+        hypothesis, turn its vocabulary scores into log-probabilities (a log-softmax), and let
+        extend_beams (given) pick the beam_size best extensions; they become the new hypotheses,
+        each with the state of the hypothesis it extends. A hypothesis that produces <END> is
+        finished. Stop when every hypothesis is finished or after max_length steps. With
+        beam_size 1 this is greedy decoding that stops at <END>.
+
+        Inputs:
+        - features: Image features, of shape (N, D).
+        - max_length: Number T of steps.
+        - beam_size: Number of hypotheses kept for each image.
+
+        Returns:
+        - captions: Integer word indices, of shape (N, max_length): the best hypothesis of each
+          image (highest sum of log-probabilities), without <START> and padded with <NULL>.
+        """
+        N = features.shape[0]
+        scores, finished = start_beams(N, beam_size)  # the hypotheses' scores, which have ended
+        captions = self._null * np.ones((N, beam_size, max_length), dtype=np.int32)
+
+        W_proj, b_proj = self.params["W_proj"], self.params["b_proj"]
+        W_embed = self.params["W_embed"]
+        Wx, Wh, b = self.params["Wx"], self.params["Wh"], self.params["b"]
+        W_vocab, b_vocab = self.params["W_vocab"], self.params["b_vocab"]
+
+        # TODO: the search described above. Keep the hypotheses' states in arrays of N * beam_size
+        # rows, write the words of the kept hypotheses into captions[:, :, t] and return each
+        # image's best hypothesis.
+        h, _ = affine_forward(features, W_proj, b_proj)
+        h = np.repeat(h, beam_size, axis=0)  # row n * beam_size + k: hypothesis k of image n
+        c = np.zeros_like(h)
+        words = np.full(N * beam_size, self._start)
+        images = np.arange(N)[:, None]
+        for t in range(max_length):
+            x, _ = word_embedding_forward(words, W_embed)
+            if self.cell_type == "rnn":
+                h, _ = rnn_step_forward(x, h, Wx, Wh, b)
+            else:
+                h, c, _ = lstm_step_forward(x, h, c, Wx, Wh, b)
+            vocab_scores = h.dot(W_vocab) + b_vocab
+            vocab_scores = vocab_scores - vocab_scores.max(axis=1, keepdims=True)
+            log_probs = vocab_scores - np.log(np.exp(vocab_scores).sum(axis=1, keepdims=True))
+            kept, words, scores = extend_beams(scores, finished, log_probs.reshape(N, beam_size, -1),
+                                               beam_size, self._null)
+            captions = captions[images, kept]
+            captions[:, :, t] = words
+            finished = finished[images, kept] | (words == self._end)
+            parents = (images * beam_size + kept).ravel()
+            h, c, words = h[parents], c[parents], words.ravel()
+            if finished.all():
+                break
+        return captions[:, 0]

@@ -1,6 +1,7 @@
 """CaptioningTransformer: image features in, word scores out, through a Transformer decoder."""
 import numpy as np
 
+from ..beam_search import extend_beams, start_beams
 from ..layers import affine_backward, affine_forward
 from ..rnn_layers import (
     temporal_affine_backward, temporal_affine_forward, temporal_softmax_loss,
@@ -134,8 +135,8 @@ class CaptioningTransformer:
         ### END SOLUTION
         return loss, grads
 
-    def sample(self, features, max_length=30):
-        """Caption images by greedy decoding.
+    def sample(self, features, max_length=30, beam_size=1):
+        """Caption images by greedy decoding (beam_size 1, the default) or by beam search.
 
         Start from the one-word prefix [<START>]. At every step run the decoder on the whole prefix
         (positional encodings and the causal mask as in loss), score the vocabulary at the last
@@ -145,11 +146,14 @@ class CaptioningTransformer:
         Inputs:
         - features: Image features, of shape (N, D).
         - max_length: Number of words to sample for each image.
+        - beam_size: 1 for greedy decoding; more: beam search with that many hypotheses.
 
         Returns:
         - captions: Integer word indices, of shape (N, max_length). captions[:, 0] is the first
           sampled word, not <START>; what comes after an <END> does not matter.
         """
+        if beam_size > 1:
+            return self.beam_search(features, max_length, beam_size)
         N = features.shape[0]
         captions = self._null * np.ones((N, max_length), dtype=np.int32)
 
@@ -172,5 +176,58 @@ class CaptioningTransformer:
             words = np.argmax(x[:, -1].dot(W_vocab) + b_vocab, axis=1)
             captions[:, t] = words
             prefix = np.concatenate([prefix, words[:, None]], axis=1)
+        ### END SOLUTION
+        return captions
+
+    def beam_search(self, features, max_length=30, beam_size=3):
+        """Caption images by beam search.
+
+        Every image keeps beam_size hypotheses (prefixes), starting from the one prefix [<START>]
+        with score 0. At every step run the decoder on each prefix as sample does, turn the
+        vocabulary scores at its last position into log-probabilities (a log-softmax), and let
+        extend_beams (given) pick the beam_size best extensions: the new prefixes. A hypothesis
+        that produces <END> is finished. Stop when every hypothesis is finished or after
+        max_length steps. With beam_size 1 this is greedy decoding that stops at <END>.
+
+        Inputs:
+        - features: Image features, of shape (N, D).
+        - max_length: Number of steps.
+        - beam_size: Number of hypotheses kept for each image.
+
+        Returns captions as CaptioningRNN.beam_search does: integer word indices (N, max_length),
+        each image's best hypothesis without <START>, padded with <NULL> after its <END>.
+        """
+        N = features.shape[0]
+        scores, finished = start_beams(N, beam_size)  # the hypotheses' scores, which have ended
+
+        W_proj, b_proj = self.params["W_proj"], self.params["b_proj"]
+        W_embed = self.params["W_embed"]
+        W_vocab, b_vocab = self.params["W_vocab"], self.params["b_vocab"]
+
+        # TODO: the search described above, on N * beam_size prefixes at once; return each
+        # image's best hypothesis (its prefix without <START>, <NULL> after <END>, max_length words).
+        ### BEGIN SOLUTION
+        projected, _ = affine_forward(features, W_proj, b_proj)
+        memory = np.repeat(projected[:, None, :], beam_size, axis=0)  # row n * beam_size + k
+        pe = positional_encoding(max_length, self.embed_dim)
+        prefixes = np.full((N, beam_size, 1), self._start)
+        images = np.arange(N)[:, None]
+        for t in range(max_length):
+            x, _ = word_embedding_forward(prefixes.reshape(N * beam_size, t + 1), W_embed)
+            x = x + pe[:t + 1].astype(x.dtype)
+            causal = np.tril(np.ones((t + 1, t + 1), dtype=bool))
+            for layer in range(self.num_layers):
+                x, _ = decoder_layer_forward(x, memory, self.layer_params(layer), self.num_heads, causal)
+            last = x[:, -1].dot(W_vocab) + b_vocab
+            log_probs = last - last.max(axis=1, keepdims=True)
+            log_probs -= np.log(np.exp(log_probs).sum(axis=1, keepdims=True))
+            kept, words, scores = extend_beams(scores, finished, log_probs.reshape(N, beam_size, -1),
+                                               beam_size, self._null)
+            prefixes = np.concatenate([prefixes[images, kept], words[:, :, None]], axis=2)
+            finished = finished[images, kept] | (words == self._end)
+            if finished.all():
+                break
+        captions = self._null * np.ones((N, max_length), dtype=np.int32)
+        captions[:, :prefixes.shape[2] - 1] = prefixes[:, 0, 1:]
         ### END SOLUTION
         return captions
