@@ -66,7 +66,7 @@ def hidden_checks(C):
              C.sample_probe(cell, 32, N=1, max_length=3, scale=2.0), compare="tokens"),
     )] + [
         same("CaptioningRNN.beam_search", "beam_size=3, lstm, hidden parameters",
-             C.sample_probe("lstm", 36, N=6, max_length=12, scale=2.0, beam_size=3), compare="tokens"),
+             C.sample_probe("lstm", 45, N=6, max_length=12, scale=2.0, beam_size=3), compare="tokens"),
         same("CaptioningRNN.beam_search", "beam_size=5, rnn, hidden parameters",
              C.sample_probe("rnn", 41, N=6, max_length=12, scale=2.0, beam_size=5), compare="tokens"),
         same("CaptioningRNN.beam_search", "beam_size=2, N=1, max_length=4",
@@ -144,6 +144,6 @@ def transformer_hidden_checks(C, same):
         same(beam, "beam_size=2, one layer, one head",
              C.transformer_sample_probe(73, N=5, max_length=10, beam_size=2, num_heads=1, num_layers=1),
              compare="tokens"),
-        same(beam, "beam_size=3, N=1, max_length=4",
-             C.transformer_sample_probe(76, N=1, max_length=4, beam_size=3), compare="tokens"),
+        same(beam, "beam_size=3, N=3, max_length=6",
+             C.transformer_sample_probe(81, N=3, max_length=6, beam_size=3), compare="tokens"),
     ]

@@ -328,6 +328,9 @@ MUTANTS += [
         Patch(T_MODEL, "prefixes = np.concatenate([prefixes[images, kept], words[:, :, None]], axis=2)",
               "prefixes = np.concatenate([prefixes, words[:, :, None]], axis=2)")],
            {T_BEAM}, "appends each kept word to the prefix in its slot, not to the one it extends"),
+    mutant("transformer_beam_never_finishes", [
+        Patch(T_MODEL, "finished = finished[images, kept] | (words == self._end)", "finished = finished[images, kept]")],
+           {T_BEAM}, "hypotheses go on after <END>"),
     mutant("transformer_beam_raw_scores", [
         Patch(T_MODEL, "log_probs -= np.log(np.exp(log_probs).sum(axis=1, keepdims=True))", "pass")],
            {T_BEAM}, "ranks hypotheses by summed raw (shifted) scores, not log-probabilities"),
