@@ -153,8 +153,8 @@ class CaptioningRNN:
         W_vocab, b_vocab = self.params["W_vocab"], self.params["b_vocab"]
 
         # TODO: the search described above. Keep the hypotheses' states in arrays of N * beam_size
-        # rows, write the words of the kept hypotheses into captions[:, :, t] and return each
-        # image's best hypothesis.
+        # rows and each kept hypothesis's words in captions[n, k, :] (hypothesis k of image n, best
+        # first as extend_beams returns them), so that captions[:, 0] is the answer.
         # YOUR CODE HERE
         raise NotImplementedError()
         return captions[:, 0]
