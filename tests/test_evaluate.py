@@ -1,6 +1,9 @@
 """captioning.evaluate: COCO caption metrics (pycocoevalcap) against all references of each image,
 the score table and the caption gallery, on the embedded dataset."""
+import functools
+import http.server
 import sys
+import threading
 from pathlib import Path
 
 import matplotlib
@@ -92,3 +95,20 @@ def test_an_unreachable_image_is_an_empty_panel_not_an_error(data, capsys):
     assert len(panels) == 2 and not any(ax.images for ax in panels)
     assert all(any(t.get_text() == "image not available" for t in ax.texts) for ax in panels)
     assert "could not load http://127.0.0.1:9/missing.jpg" in capsys.readouterr().out
+
+
+def test_the_gallery_fetches_images_by_url_when_reachable(data):
+    """COCO's images come as http URLs: served here from 127.0.0.1 (the embedded images)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(MINI / "images"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = "http://127.0.0.1:%d/val/" % server.server_port
+        urls = np.array([base + "%05d.png" % i for i in range(len(data["val_urls"]))])
+        figure = E.show_gallery(Oracle(data, "val", k=0), dict(data, val_urls=urls), "val", num_images=3)
+    finally:
+        server.shutdown()
+        server.server_close()
+    panels = [ax for ax in figure.axes if ax.get_title(loc="left")]
+    assert len(panels) == 3 and all(len(ax.images) == 1 for ax in panels)
