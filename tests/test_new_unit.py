@@ -14,6 +14,7 @@ import nbformat
 import pytest
 
 from autograder.course import ASSIGNMENT, ROOT
+from autograder.units import UNITS, check_dependency_order
 
 TOY_FUNCTION = '''
 
@@ -100,3 +101,15 @@ def test_a_toy_unit_is_picked_up_everywhere(tmp_path):
     with open(tmp_path / "grades" / "grades.csv") as f:
         rows = {row["student"]: row for row in csv.DictReader(f)}
     assert float(rows["key"]["toy_square"]) == 2 and float(rows["stub"]["toy_square"]) == 0
+
+
+def test_a_unit_listed_before_its_dependencies_is_refused():
+    """Grading resolves units in units.py's order: a unit placed before one it depends on would be
+    graded before its dependency's verdict is known, so importing such a list fails, naming both."""
+    check_dependency_order(UNITS)
+    beam = next(i for i, u in enumerate(UNITS) if u.name == "CaptioningRNN.beam_search")
+    lstm = next(i for i, u in enumerate(UNITS) if u.name == "lstm_step_forward")
+    moved = list(UNITS)
+    moved.insert(lstm, moved.pop(beam))
+    with pytest.raises(ValueError, match="CaptioningRNN.beam_search is listed before lstm_step_forward"):
+        check_dependency_order(tuple(moved))

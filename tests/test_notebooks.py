@@ -173,6 +173,22 @@ def test_solution_notebook_runs_and_passes(executed, name):
     assert float(final[0]["bound"]) == OVERFIT_TARGET[name]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_solution_notebook_evaluates_captions(executed, name):
+    """The "Evaluating captions" section prints the COCO metrics of greedy and beam-3 captions
+    (training and val images) and draws the caption gallery."""
+    cells = {c.get("id"): c for c in executed["solutions", name].cells}
+    tables = [line.split() for line in text_output(cells["evaluation-table"]).splitlines()]
+    header = ["decoding", "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D"]
+    assert tables.count(header) == 2, tables
+    rows = [row for row in tables if row[:1] == ["greedy"] or row[:2] == ["beam", "3"]]
+    assert len(rows) == 4 and all(0 <= float(x) for row in rows for x in row[-5:]), rows
+    assert float(rows[0][4]) > 0.9, "the training images' captions were memorised: BLEU-4 near 1"
+    gallery = [o for o in cells["caption-gallery-figure"].outputs if "image/png" in o.get("data", {})]
+    assert len(gallery) == 1, f"solutions/{name}: no caption gallery figure"
+
+
 # ---------------------------------------------------------------- the student version
 
 @pytest.mark.slow
