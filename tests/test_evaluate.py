@@ -112,3 +112,24 @@ def test_the_gallery_fetches_images_by_url_when_reachable(data):
         server.server_close()
     panels = [ax for ax in figure.axes if ax.get_title(loc="left")]
     assert len(panels) == 3 and all(len(ax.images) == 1 for ax in panels)
+
+
+class GreedyOnly(Oracle):
+    """A student who has not written the optional beam search."""
+
+    def sample(self, features, max_length=30, beam_size=1):
+        if beam_size > 1 or self.captions is None:
+            raise NotImplementedError()
+        return super().sample(features, max_length, beam_size)
+
+
+def test_an_unwritten_beam_search_leaves_out_beam_rows_not_the_greedy_ones(data, capsys):
+    table = E.evaluate(GreedyOnly(data, "val", k=1), data, "val", beam_sizes=(1, 3), max_images=20)
+    assert list(table) == ["greedy"] and table["greedy"]["BLEU-4"] == pytest.approx(1.0)
+    assert "beam 3: left out, beam_search is not written yet" in capsys.readouterr().out
+    figure = E.show_gallery(GreedyOnly(data, "val", k=1), data, "val", num_images=2)
+    assert all("\nbeam 3: (not written yet)\n" in ax.get_title(loc="left") for ax in figure.axes[:2])
+    nothing = GreedyOnly(data, "val", k=1)
+    nothing.captions = None  # sample not written either: greedy decoding is not optional
+    with pytest.raises(NotImplementedError):
+        E.evaluate(nothing, data, "val", beam_sizes=(1, 3), max_images=5)
