@@ -2,7 +2,6 @@
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import pytest
 
 from autograder.batch import discover, run_batch
 from autograder.sandbox import GiB, Limits
-from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, make, zip_folder
+from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, kill_batch_once_written, make, zip_folder
 from autograder.course import ASSIGNMENT
 
 UNIT = ["rnn_step_forward"]
@@ -71,16 +70,7 @@ def test_killed_midway_loses_nothing(tmp_path):
         make(subs, "z%d" % n, override="\ndef rnn_step_forward(*args):\n    while True:\n        pass\n")
     command = [sys.executable, "-m", "autograder", "batch", str(subs), "--out", str(out),
                "--workers", "1", "--units", "rnn_step_forward", "--check-seconds", "2", "--submission-seconds", "5"]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not list(out.glob("a*/results.json")):
-            time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
+    kill_batch_once_written(command, out, "a*/results.json", 60)
     written = sorted(p.parent.name for p in out.glob("*/results.json"))
     assert written and len(written) < 6
     for student in written:

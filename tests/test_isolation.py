@@ -45,6 +45,15 @@ def scores(results):
     return by_unit
 
 
+def remove_cgroups(folders):
+    """Clean up what a failing test found left behind (empty cgroup folders), quietly."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
+
+
 def my_cgroups(pid=None):
     """The captioning-grader-<pid>-* cgroup folders of this process (or of pid)."""
     return sorted(str(p) for p in Path("/sys/fs/cgroup").glob("*/captioning-grader-%d-*" % (pid or os.getpid())))
@@ -65,11 +74,7 @@ def no_leftovers():
             os.kill(pid, 9)
         except OSError:
             pass
-    for folder in cgroups:
-        try:
-            os.rmdir(folder)
-        except OSError:
-            pass
+    remove_cgroups(cgroups)
     assert not left, "processes left behind: %s" % left
     assert not cgroups, "cgroups left behind: %s" % cgroups
 
@@ -227,11 +232,7 @@ def test_a_maximal_frame_costs_the_grader_a_bounded_amount(tmp_path, no_leftover
     assert found, probe.stdout + probe.stderr
     grown_kb, score = int(found.group(1)), float(found.group(2))
     left = my_cgroups(int(found.group(3)))
-    for folder in left:
-        try:
-            os.rmdir(folder)
-        except OSError:
-            pass
+    remove_cgroups(left)
     assert not left, "cgroups left behind by the grading process: %s" % left
     assert score == 0
     # three checks, each answered with a 32 MB frame: a few copies of one frame at most, none kept

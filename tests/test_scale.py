@@ -24,7 +24,7 @@ from autograder.batch import run_batch
 from autograder.course import RELEASE_DIR, SOLUTIONS_DIR
 from autograder.grade import TestResult as Result
 from autograder.sandbox import GiB, Limits
-from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, make, zip_folder
+from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, kill_batch_once_written, make, zip_folder
 
 UNIT = ["rnn_step_forward"]
 LIMITS = Limits(check_seconds=2, import_seconds=5, memory_bytes=GiB, processes=32, submission_seconds=10)
@@ -133,16 +133,7 @@ def test_resume_after_the_client_is_killed(tmp_path, cluster):
         make(subs, "z%d" % n, override=HANG)
     command = [sys.executable, "-m", "autograder", "batch", str(subs), "--out", str(out), "--units", UNIT[0],
                "--check-seconds", "2", "--submission-seconds", "10", "--scheduler", local.scheduler_address]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not list(out.glob("*/results.json")):
-            time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
+    kill_batch_once_written(command, out, "*/results.json", 90)
     written = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/results.json")}
     assert written and len(written) < 6
     proc = subprocess.run(command + ["--similarity"], cwd=ROOT, capture_output=True, text=True, timeout=240)

@@ -9,7 +9,10 @@ import ctypes
 import os
 import re
 import shutil
+import signal
+import subprocess
 import textwrap
+import time
 import zipfile
 from pathlib import Path
 from autograder import sandbox
@@ -116,3 +119,18 @@ def graded(tmp_path, name, units, limits, **code):
 
 def total(results):
     return sum(r.score for r in results)
+
+
+def kill_batch_once_written(command, out, pattern, seconds):
+    """Start a batch run (its own process group), SIGKILL the whole group as soon as a results.json
+    matching out/pattern exists (or after seconds), and reap it."""
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not list(out.glob(pattern)):
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
