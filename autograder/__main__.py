@@ -1,4 +1,4 @@
-"""python -m autograder SUBMISSION [--results results.json] [--public] [--require-cgroups]
+"""python -m autograder SUBMISSION [--results results.json] [--public] [--min-isolation container] [...]
    python -m autograder batch SUBMISSIONS_DIR --out GRADES_DIR [--workers N] [--force]
 
 The --results file gets the ordinary mode of a new file (0666 minus the umask; its folder decides
@@ -11,7 +11,7 @@ import sys
 
 from .grade import SandboxError, grade_timed, sandbox_layers
 from .intake import SubmissionError
-from .sandbox import Limits
+from .sandbox import add_limit_arguments, limits_from
 from .report import clean_line, failure_document, gradescope, table, write_json_atomically
 
 
@@ -25,12 +25,12 @@ def main(argv=None):
     parser.add_argument("submission", help="a folder laid out like release/image_captioning/, or a zip of it")
     parser.add_argument("--results", help="write Gradescope-format results.json here")
     parser.add_argument("--public", action="store_true", help="run only the public checks (student self-check)")
-    parser.add_argument("--require-cgroups", action="store_true",
-                        help="refuse to grade where per-submission cgroups are unavailable")
+    add_limit_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        limits = Limits(require_cgroups=args.require_cgroups)
-        print("isolation: " + "; ".join(sandbox_layers(limits.require_cgroups)), file=sys.stderr)
+        limits = limits_from(args)
+        layers = sandbox_layers(limits)
+        print("isolation: " + "; ".join(layers), file=sys.stderr)
         results, seconds = grade_timed(args.submission, public_only=args.public, limits=limits)
     except SandboxError as exc:  # the grader's problem, never the student's: no grade at all
         print("cannot grade: %s" % exc, file=sys.stderr)
@@ -42,7 +42,7 @@ def main(argv=None):
         return 2
     print(table(results))
     if args.results:
-        write_json_atomically(args.results, gradescope(results, seconds), mode=None)
+        write_json_atomically(args.results, gradescope(results, seconds, layers), mode=None)
     return 0
 
 

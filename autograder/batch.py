@@ -28,7 +28,7 @@ from .grade import grade_timed, sandbox_layers
 from .intake import SubmissionError
 from .report import (clean_line, failure_document, gradescope, is_current, make_folders, write_grades_csv,
                      write_json_atomically, write_summary_html)
-from .sandbox import Limits, SandboxError
+from .sandbox import SandboxError, add_limit_arguments, limits_from
 from autograder.course import ASSIGNMENT
 
 
@@ -129,7 +129,7 @@ def run_batch(submissions_dir, out, workers=2, force=False, units=None, limits=N
     client = None
     if scheduler:  # every worker's kit version and sandbox are checked before anything is sent
         from .cluster import connect, grades
-        client = connect(scheduler, bool(limits and limits.require_cgroups), log)
+        client = connect(scheduler, limits, log)
         stream = grades(client, todo, units, limits, public_only)
     else:
         stream = local_grades(todo, workers, units, limits, public_only)
@@ -167,11 +167,7 @@ def main(argv):
     parser.add_argument("--force", action="store_true", help="grade again students who already have results.json")
     parser.add_argument("--units", help="comma-separated unit names to grade (default: all)")
     parser.add_argument("--public", action="store_true", help="run only the public checks")
-    parser.add_argument("--check-seconds", type=float, help="time limit per check (default %g)" % Limits.check_seconds)
-    parser.add_argument("--submission-seconds", type=float,
-                        help="time limit for a whole submission (default %g)" % Limits.submission_seconds)
-    parser.add_argument("--require-cgroups", action="store_true",
-                        help="refuse to grade where per-submission cgroups are unavailable")
+    add_limit_arguments(parser)
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="grade on the Dask cluster of this scheduler (e.g. tcp://host:8786), not locally")
     parser.add_argument("--similarity", action="store_true",
@@ -180,15 +176,11 @@ def main(argv):
                         help="similarity (0-1) from which a pair is flagged and shown side by side (default 0.5)")
     args = parser.parse_args(argv)
     units = [u.strip() for u in args.units.split(",")] if args.units else None
-    limits = Limits(require_cgroups=args.require_cgroups)
-    if args.check_seconds:
-        limits.check_seconds = args.check_seconds
-    if args.submission_seconds:
-        limits.submission_seconds = args.submission_seconds
+    limits = limits_from(args)
     from .cluster import ClusterError
     try:
         if not args.scheduler:  # on a cluster, every worker reports its own (cluster.connect)
-            print("isolation: " + "; ".join(sandbox_layers(limits.require_cgroups)), file=sys.stderr)
+            print("isolation: " + "; ".join(sandbox_layers(limits)), file=sys.stderr)
         documents = run_batch(args.submissions, args.out, args.workers, args.force, units, limits, args.public,
                               scheduler=args.scheduler, log=lambda line: print(line, file=sys.stderr))
     except SubmissionError as exc:

@@ -50,11 +50,11 @@ def worker_version():
     return kit_version()
 
 
-def worker_status(require_cgroups=False):
+def worker_status(limits=None):
     """What client.run() asks each worker: its kit version and isolation layers (or why the sandbox fails)."""
     from .grade import SandboxError, sandbox_layers
     try:
-        layers, problem = "; ".join(sandbox_layers(require_cgroups)), None
+        layers, problem = "; ".join(sandbox_layers(limits)), None
     except SandboxError as exc:
         layers, problem = None, str(exc)
     return {"version": worker_version(), "isolation": layers, "sandbox_error": problem}
@@ -72,7 +72,7 @@ def grade_packed(packed, units, limits, public_only, expected_version):
         return grade_student(path, units, limits, public_only)
 
 
-def connect(address, require_cgroups=False, log=None):
+def connect(address, limits=None, log=None):
     """A Client of the scheduler at address whose every worker runs this kit with a working sandbox
     (each worker's isolation layers go to log)."""
     from distributed import Client
@@ -87,7 +87,7 @@ def connect(address, require_cgroups=False, log=None):
         except (TimeoutError, OSError):
             raise ClusterError("no worker joined the Dask scheduler at %s within %d s" % (address, WORKER_WAIT_SECONDS))
         mine = kit_version()
-        statuses = client.run(worker_status, require_cgroups)
+        statuses = client.run(worker_status, limits)
         for worker, status in sorted(statuses.items()):
             if status["version"] != mine:
                 raise ClusterError("worker %s runs kit version %s, this client %s: install the same kit on every "

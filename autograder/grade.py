@@ -292,10 +292,9 @@ def split_points(points, count):
     return [share] * (count - 1) + [round(points - share * (count - 1), 4)]
 
 
-@functools.lru_cache(maxsize=None)
-def sandbox_layers(require_cgroups=False):
+def sandbox_layers(limits=None):
     """The isolation layers in force, once the sandbox has been seen to work (else SandboxError)."""
-    return tuple(preflight(Limits(require_cgroups=require_cgroups)))
+    return preflight(limits).layers
 
 
 def readable_by_the_sandbox(scratch):
@@ -313,7 +312,7 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
     SubmissionError when there is nothing to grade, SandboxError when the sandbox does not work
     (no grade may come from a broken sandbox)."""
     limits = limits or Limits()
-    sandbox_layers(limits.require_cgroups)
+    preflight(limits)
     wanted = [u.name for u in UNITS if units is None or u.name in units]
     needed = set(wanted).union(*(closure(u) for u in wanted))
     titles = [t for t, c in all_checks().items() if c.unit in needed and (c.public or not public_only)]

@@ -97,9 +97,10 @@ def table(results):
     return "\n".join(lines)
 
 
-def gradescope(results, seconds):
-    """The results.json document in Gradescope's format; "tags" holds each test's unit."""
-    return {
+def gradescope(results, seconds, isolation=None):
+    """The results.json document in Gradescope's format; "tags" holds each test's unit; the output
+    header names the isolation layers the code ran under, when given."""
+    document = {
         "score": round(sum(r.score for r in results), 4),
         "execution_time": round(seconds, 2),
         "tests": [{"name": clean_line(r.name), "score": round(r.score, 4), "max_score": round(r.max_score, 4),
@@ -107,6 +108,9 @@ def gradescope(results, seconds):
                    "tags": [r.unit]}
                   for r in results],
     }
+    if isolation:
+        document["output"] = clean_text("Your code ran in a sandbox: " + "; ".join(isolation) + ".")
+    return document
 
 
 def failure_document(reason, seconds=0.0):

@@ -1,18 +1,30 @@
 """Run an untrusted submission's checks in sandboxed processes and collect what they report.
 
 Every process that runs student code (inside/child.py), and the oracle serving reference
-functions to it (inside/oracle.py), runs under bubblewrap in a fresh root made of read-only binds
-of the interpreter and its libraries, the sandbox's own code (/grader) and, for the child only, the
-submission's staged copy (/submission); private /tmp and /dev/shm tmpfs with size caps; new PID,
-IPC, network, UTS and mount namespaces with their own /proc; no capabilities but the two needed
-to drop to a throwaway uid; dying with the grader. As root, each process runs as its own
-throwaway uid (not in /etc/passwd); rlimits bound each process, and where the machine allows it a
-cgroup per graded submission bounds them all together (memory incl. tmpfs, process count, an equal
-CPU share). `isolation_layers()` names what is active; `preflight()` starts one trivial sandboxed
-child and raises SandboxError when that fails, so a broken sandbox never produces a grade.
+functions to it (inside/oracle.py), runs in one of two modes, the strongest the machine allows
+(and never weaker than Limits.min_isolation):
 
-A hang, crash or exit costs the check that was running: the child is killed (its whole PID
-namespace with it) and a fresh one carries on. All processes of one graded submission share a
+- "bubblewrap": a fresh root made of read-only binds of the interpreter and its libraries, the
+  sandbox's own code (/grader) and, for the child only, the submission's staged copy
+  (/submission); private /tmp and /dev/shm tmpfs with size caps; new PID, IPC, network, UTS and
+  mount namespaces with their own /proc; no capabilities but the two needed to drop to a
+  throwaway uid; dying with the grader.
+- "container", where namespaces are refused (Docker's default seccomp profile, as on
+  Gradescope): the container is the outer boundary; inside it each process runs as its own
+  throwaway uid in the submission's throwaway group, which alone may reach the staged copy, in a
+  private working folder, with a seccomp filter that also refuses sockets, ptrace, other
+  processes' memory and namespaces; afterwards every process of those uids is killed and their
+  files in the shared temporary folders are removed. The grader's files must be unreadable to
+  other uids (the preflight checks that from inside).
+
+In both, as root, each process runs as its own throwaway uid (not in /etc/passwd); rlimits bound
+each process, and where the machine allows it a cgroup per graded submission bounds them all
+together (memory incl. tmpfs, process count, an equal CPU share). `preflight()` starts one
+trivial sandboxed child and raises SandboxError when that fails, so a broken sandbox never
+produces a grade; it returns the mode and the layers in force, in words.
+
+A hang, crash or exit costs the check that was running: the child is killed (with every process
+it started) and a fresh one carries on. All processes of one graded submission share a
 wall-clock budget (Limits.submission_seconds).
 """
 import atexit
@@ -29,13 +41,24 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
+from .course import REFERENCE_PACKAGE
 from .inside import frames
 
 INSIDE = Path(__file__).resolve().parent / "inside"
 GiB, MiB = 1 << 30, 1 << 20
 THROWAWAY_UID_BASE = 1 << 24       # uids BASE + (pid mod 2^15) * 2^16 + n: unused by any account
 _ids_lock, _counter = threading.Lock(), [0]
+
+
+# Files a sandboxed process must not read (container mode relies on their modes), and the exit
+# status of a probe that could read one.
+GRADER_SECRETS = (REFERENCE_PACKAGE / "rnn_layers.py", Path(__file__).resolve())
+PROBE_READ_SECRETS = 3
+
+
+ISOLATION_MODES = ("container", "bubblewrap")  # weakest first
 
 
 class SandboxError(Exception):
@@ -57,10 +80,33 @@ class Limits:
     max_payload: int = 64 * MiB       # largest frame payload accepted from a sandboxed process
     submission_seconds: float = 600.0  # wall clock for all children of one grade together
     require_cgroups: bool = False     # refuse to grade where per-submission cgroups are unavailable
+    min_isolation: str = "bubblewrap"  # the weakest isolation accepted: "bubblewrap" or "container"
 
     def rlimits(self):
         return {"RLIMIT_AS": self.memory_bytes, "RLIMIT_NPROC": self.processes,
                 "RLIMIT_FSIZE": self.file_bytes, "RLIMIT_CORE": 0}
+
+
+def add_limit_arguments(parser):
+    """The sandbox options every front end shares; limits_from(args) reads them."""
+    parser.add_argument("--check-seconds", type=float, help="time limit per check (default %g)" % Limits.check_seconds)
+    parser.add_argument("--submission-seconds", type=float,
+                        help="time limit for a whole submission (default %g)" % Limits.submission_seconds)
+    parser.add_argument("--require-cgroups", action="store_true",
+                        help="refuse to grade where per-submission cgroups are unavailable")
+    parser.add_argument("--min-isolation", choices=ISOLATION_MODES, default="bubblewrap",
+                        help="the weakest sandbox accepted (default bubblewrap; 'container' grades where a "
+                             "container such as Gradescope's refuses namespaces: see the README)")
+
+
+def limits_from(args):
+    """The Limits the options of add_limit_arguments ask for."""
+    limits = Limits(require_cgroups=args.require_cgroups, min_isolation=args.min_isolation)
+    if args.check_seconds:
+        limits.check_seconds = args.check_seconds
+    if args.submission_seconds:
+        limits.submission_seconds = args.submission_seconds
+    return limits
 
 
 @dataclass
@@ -147,9 +193,9 @@ def interpreter():
         return executable.resolve()
 
 
-def sandbox_env():
+def sandbox_env(home="/tmp"):
     """A minimal environment: one BLAS thread, no inherited secrets, no bytecode written."""
-    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", "MPLBACKEND": "Agg",
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(home), "TMPDIR": str(home), "MPLBACKEND": "Agg",
            "PYTHONDONTWRITEBYTECODE": "1"}
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = "1"
@@ -157,6 +203,113 @@ def sandbox_env():
         if var in os.environ:
             env[var] = os.environ[var]
     return env
+
+
+# ---------------------------------------------------------------- where the processes run
+
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")  # where any uid may leave files
+
+
+class Box:
+    """Where one submission's sandboxed processes run, in `mode` (see the module docstring).
+
+    In container mode: a root-owned folder only the submission's throwaway group may enter,
+    holding a copy of the staged submission and one private working folder per process;
+    close() kills every process of the box's uids and removes their files."""
+
+    def __init__(self, mode, scratch=None):
+        self.mode, self.scratch, self.uids = mode, scratch, []
+        self.gid = throwaway_uid()
+        self.folder = None
+        if mode == "container":
+            self.folder = Path(tempfile.mkdtemp(prefix="grade-box-"))
+            os.chown(self.folder, 0, self.gid)
+            self.folder.chmod(0o710)
+            if scratch is not None:
+                self.scratch = self.folder / "submission"
+                shutil.copytree(scratch, self.scratch)
+
+    @property
+    def submission(self):
+        """The staged copy's path as the child sees it."""
+        return "/submission" if self.mode == "bubblewrap" else str(self.scratch)
+
+    def command(self, program, fds, limits, uid, with_submission):
+        """(argv, working folder, gid) of a process running inside/<program> as uid."""
+        self.uids.append(uid)
+        gid = self.gid if with_submission else uid
+        if self.mode == "bubblewrap":
+            return bwrap_command(program, fds, self.scratch if with_submission else None, limits), None, gid
+        work = self.folder / ("work-%d" % uid)
+        work.mkdir(mode=0o700)
+        os.chown(work, uid, gid)
+        return [str(interpreter()), "-I", str(readable_inside() / program), *map(str, fds)], work, gid
+
+    def kill(self, uids):
+        """Container mode: kill every process of these uids (those it started too)."""
+        if self.mode == "container":
+            kill_uids(uids)
+
+    def close(self):
+        if self.mode == "container":
+            kill_uids(self.uids)
+            remove_files_of(set(self.uids) | {self.gid})
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def uid_processes(uids):
+    """{pid: real uid} of the live (non-zombie) processes whose real uid is in uids."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                status = Path("/proc", entry, "status").read_text()
+            except OSError:
+                continue
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            uid = int(fields.get("Uid", "-1").split()[0])
+            if uid in uids and not fields.get("State", "").strip().startswith("Z"):
+                found[int(entry)] = uid
+    return found
+
+
+KILL_ALL_OF_MY_UID = "import os, signal; os.kill(-1, signal.SIGKILL)"  # all but itself, in one atomic sweep
+
+
+def kill_uids(uids, rounds=20):
+    """Kill every process whose real uid is in uids: a process of that uid signals -1, which no
+    fork can race; repeated until none is left."""
+    for _ in range(rounds):
+        left = set(uid_processes(set(uids)).values())
+        if not left:
+            return
+        for uid in left:
+            subprocess.run([str(interpreter()), "-I", "-S", "-c", KILL_ALL_OF_MY_UID], user=uid, group=uid,
+                           extra_groups=[], env={}, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=30)
+
+
+def remove_files_of(ids, folders=WORLD_WRITABLE):
+    """Remove what owners (or groups) in ids left in the world-writable folders, descending only
+    into world-writable folders (the only others where they could write)."""
+    todo = list(folders)
+    while todo:
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if info.st_uid in ids or info.st_gid in ids:
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
+                elif entry.is_dir(follow_symlinks=False) and info.st_mode & 0o002:
+                    todo.append(entry.path)
+            except OSError:
+                pass
 
 
 # ---------------------------------------------------------------- cgroups
@@ -247,10 +400,17 @@ def remove_stale_cgroups(base):
             pass
 
 
-def isolation_layers(cgroup_active):
+def isolation_layers(mode, cgroup_active, why_not_bubblewrap=None):
     """The isolation layers in force, in words."""
-    layers = ["bubblewrap (new root of read-only binds; mount, PID, IPC, network, UTS namespaces; "
-              "private /tmp and /dev/shm)", "rlimits (address space, processes, file size)"]
+    if mode == "bubblewrap":
+        layers = ["bubblewrap (new root of read-only binds; mount, PID, IPC, network, UTS namespaces; "
+                  "private /tmp and /dev/shm)"]
+    else:
+        layers = ["container mode, the container the outer boundary (%s)" % why_not_bubblewrap,
+                  "private working folder per process; only the submission's group reaches its files",
+                  "seccomp (no sockets, ptrace, other processes' memory, namespaces, keyrings)",
+                  "every process of the submission killed and its files removed afterwards"]
+    layers.append("rlimits (address space, processes, file size)")
     layers.append("throwaway uid per process" if os.geteuid() == 0 else "user namespace (grader not root: "
                   "no throwaway uid)")
     layers.append("cgroup per submission (memory, processes, CPU share)" if cgroup_active
@@ -263,14 +423,14 @@ def isolation_layers(cgroup_active):
 class Sandboxed:
     """One sandboxed process: its stdin gets a JSON request, its output is drained and capped."""
 
-    def __init__(self, program, request, fds, scratch, limits, cgroup):
-        self.limits, self.output = limits, bytearray()
-        request = dict(request, limits={"rlimits": limits.rlimits(), "uid": throwaway_uid()},
+    def __init__(self, program, request, fds, box, limits, cgroup, with_submission=True):
+        self.limits, self.output, self.box, self.uid = limits, bytearray(), box, throwaway_uid()
+        argv, work, gid = box.command(program, fds, limits, self.uid, with_submission)
+        request = dict(request, limits={"rlimits": limits.rlimits(), "uid": self.uid, "gid": gid},
                        max_payload=limits.max_payload)
         self.proc = subprocess.Popen(
-            cgroup.wrap(bwrap_command(program, fds, scratch, limits)), pass_fds=fds,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=sandbox_env(),
-            start_new_session=True)
+            cgroup.wrap(argv), pass_fds=fds, cwd=work, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, env=sandbox_env(work or "/tmp"), start_new_session=True)
         self.drain = threading.Thread(target=self._drain, daemon=True)
         self.drain.start()
         try:
@@ -296,13 +456,15 @@ class Sandboxed:
         return bytes(self.output[-300:]).decode("utf-8", "replace").strip().replace("\n", " | ")
 
     def kill(self):
-        """Kill the process: bubblewrap's PID namespace takes every process of it along. Idempotent."""
+        """Kill the process and every process it started (bubblewrap's PID namespace takes them
+        along; in container mode, every process of its uid). Idempotent."""
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
         self.proc.kill()
         self.proc.wait()
+        self.box.kill([self.uid])
         self.drain.join(timeout=1)
         if not self.drain.is_alive():
             self.proc.stdout.close()
@@ -321,13 +483,15 @@ class Session:
     check of that unit (later checks skip it: see skipped())."""
 
     def __init__(self, scratch, limits, sources, seed):
-        self.scratch, self.limits, self.sources, self.seed = scratch, limits, sources, seed
+        self.scratch, self.limits, self.sources, self.seed = scratch, limits, sources, seed  # scratch: the staged copy
         self.deadline = time.monotonic() + limits.submission_seconds
         self.hangs = set()
         self.lock = threading.Lock()
         self.cgroup = Cgroup(limits)
         if limits.require_cgroups and not self.cgroup.active:
+            self.cgroup.remove()
             raise SandboxError("per-submission cgroups are required but this machine does not allow them")
+        self.box = Box(preflight(limits).mode, scratch)
 
     def skipped(self, own, context):
         """The functions a check skips (they hung before): each hung function, except in the checks
@@ -336,6 +500,7 @@ class Session:
         return sorted({function for function, unit in self.hangs if function != own or unit in context})
 
     def close(self):
+        self.box.close()
         self.cgroup.remove()
 
     def over_budget(self):
@@ -364,7 +529,7 @@ class Session:
         with self.lock:
             checks = [(n, title, mode, seconds, self.skipped(own, context))
                       for n, title, mode, seconds, own, context in pending]
-        request = {"scratch": "/submission", "checks": checks, "sources": self.sources, "functions": functions,
+        request = {"scratch": self.box.submission, "checks": checks, "sources": self.sources, "functions": functions,
                    "swaps": list(swaps), "seed": self.seed}
         result_r, result_w = os.pipe()
         fds, oracle, extra = [result_w], None, []
@@ -372,10 +537,10 @@ class Session:
             to_oracle_r, to_oracle_w = os.pipe()
             from_oracle_r, from_oracle_w = os.pipe()
             oracle = Sandboxed("oracle.py", {"sources": reference, "allowed": [s.split(":")[1] for s in swaps]},
-                               [to_oracle_r, from_oracle_w], None, self.limits, self.cgroup)
+                               [to_oracle_r, from_oracle_w], self.box, self.limits, self.cgroup, False)
             fds += [to_oracle_w, from_oracle_r]
             extra = [to_oracle_r, from_oracle_w, to_oracle_w, from_oracle_r]
-        child = Sandboxed("child.py", request, fds, self.scratch, self.limits, self.cgroup)
+        child = Sandboxed("child.py", request, fds, self.box, self.limits, self.cgroup)
         for fd in [result_w] + extra:
             os.close(fd)
         reader, results = frames.FrameReader(result_r, self.limits.max_payload), {}
@@ -459,22 +624,67 @@ def crash(child, when, exc):
     return {"kind": "crash", "function": None, "message": reason + (": " + tail if tail else "")}
 
 
+class Isolation(NamedTuple):
+    mode: str     # "bubblewrap" or "container"
+    layers: tuple  # the layers in force, in words
+
+
 def preflight(limits=None):
-    """Start one trivial sandboxed child; SandboxError with the cause when it fails."""
+    """The strongest mode this machine allows, not weaker than limits.min_isolation, seen to work
+    by starting one trivial sandboxed child in it (once per process for given settings); else
+    SandboxError with the cause, in one line."""
     limits = limits or Limits()
+    if limits.min_isolation not in ISOLATION_MODES:
+        raise SandboxError("unknown isolation %r: choose one of %s"
+                           % (limits.min_isolation, ", ".join(ISOLATION_MODES)))
+    return _preflight(limits.require_cgroups, limits.min_isolation)
+
+
+@functools.lru_cache(maxsize=None)
+def _preflight(require_cgroups, min_isolation):
+    limits = Limits(require_cgroups=require_cgroups)
+    try:
+        return Isolation("bubblewrap", tuple(probe("bubblewrap", limits)))
+    except SandboxError as exc:
+        if min_isolation == "bubblewrap":
+            raise SandboxError("%s (where a container refuses namespaces, as Docker's does, staff may lower "
+                               "the minimum: --min-isolation container)" % exc) from None
+        if not can_change_uid():
+            raise SandboxError("no isolation possible here: %s; and the grader cannot run student code as another "
+                               "uid either (it needs root with CAP_SETUID and CAP_SETGID)" % exc) from None
+        return Isolation("container", tuple(probe("container", limits, str(exc))))
+
+
+def can_change_uid():
+    """Whether this process may switch to a throwaway uid and gid (root with CAP_SETUID, CAP_SETGID)."""
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    effective = int(status.get("CapEff", "0").strip(), 16)
+    return os.geteuid() == 0 and effective & (1 << 6 | 1 << 7) == 1 << 6 | 1 << 7
+
+
+def probe(mode, limits, why_not_bubblewrap=None):
+    """Start one trivial sandboxed child in mode; its layers, or SandboxError saying why not.
+    In container mode the child also tries to read the grader's files: they must be root-only."""
     cgroup = Cgroup(limits)
+    box = Box(mode)
     try:
         if limits.require_cgroups and not cgroup.active:
             raise SandboxError("per-submission cgroups are required but this machine does not allow them")
-        probe = Sandboxed("child.py", {"probe": True}, [], None, limits, cgroup)
+        secrets = [str(path) for path in GRADER_SECRETS] if mode == "container" else []
+        child = Sandboxed("child.py", {"probe": True, "unreadable": secrets}, [], box, limits, cgroup, False)
         try:
-            probe.proc.wait(timeout=60)
+            child.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             pass
-        probe.kill()
-        if probe.proc.returncode != 0:
-            raise SandboxError("the sandbox does not work here: a trivial sandboxed process %s: %s"
-                               % (probe.exit_reason(), probe.tail() or "no output"))
+        child.kill()
+        if child.proc.returncode == PROBE_READ_SECRETS:
+            raise SandboxError("container isolation needs the grader's files to be unreadable by other users, but "
+                               "a sandboxed process read %s: make the kit's folder root-only (chmod -R go-rwx)"
+                               % child.tail())
+        if child.proc.returncode != 0:
+            raise SandboxError("%s does not work here: a trivial sandboxed process %s: %s"
+                               % (mode, child.exit_reason(), child.tail() or "no output"))
     finally:
+        box.close()
         cgroup.remove()
-    return isolation_layers(cgroup.active)
+    return isolation_layers(mode, cgroup.active, why_not_bubblewrap)

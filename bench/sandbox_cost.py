@@ -1,6 +1,8 @@
 """The sandbox's added cost, measured side by side in one run: the same trivial child (apply the
-limits, drop to a throwaway uid, import numpy and h5py) started N times plainly and N times in the
-full sandbox (bubblewrap namespaces and binds, cgroup), and one answer-key grade's share of it.
+limits, drop to a throwaway uid, import numpy and h5py) started N times plainly, N times in the
+full sandbox (bubblewrap namespaces and binds, cgroup) and N times in container mode (the layers
+left where namespaces are refused: private folders, uid sweep afterwards), and one answer-key
+grade's share of it.
 
 Usage: .venv/bin/python -m bench.sandbox_cost [--n 20]
 """
@@ -18,7 +20,8 @@ from autograder import sandbox  # noqa: E402 (after the path set-up above)
 from autograder.course import SOLUTIONS_DIR  # noqa: E402
 from autograder.grade import grade  # noqa: E402
 
-REQUEST = {"probe": True, "limits": {"rlimits": sandbox.Limits().rlimits(), "uid": sandbox.throwaway_uid()}}
+UID = sandbox.throwaway_uid()
+REQUEST = {"probe": True, "limits": {"rlimits": sandbox.Limits().rlimits(), "uid": UID, "gid": UID}}
 
 
 def plain(n):
@@ -29,17 +32,18 @@ def plain(n):
     return (time.monotonic() - started) / n
 
 
-def sandboxed(n):
+def sandboxed(n, mode):
     limits = sandbox.Limits()
-    cgroup = sandbox.Cgroup(limits)
+    cgroup, box = sandbox.Cgroup(limits), sandbox.Box(mode)
     started = time.monotonic()
     try:
         for _ in range(n):
-            child = sandbox.Sandboxed("child.py", {"probe": True}, [], None, limits, cgroup)
+            child = sandbox.Sandboxed("child.py", {"probe": True}, [], box, limits, cgroup, with_submission=False)
             if child.proc.wait() != 0:
                 raise SystemExit("the sandboxed probe failed: " + child.tail())
             child.kill()
     finally:
+        box.close()
         cgroup.remove()
     return (time.monotonic() - started) / n
 
@@ -65,10 +69,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=20)
     args = parser.parse_args(argv)
-    bare, boxed = plain(args.n), sandboxed(args.n)
+    bare, boxed, contained = plain(args.n), sandboxed(args.n, "bubblewrap"), sandboxed(args.n, "container")
     children, seconds = children_per_grade()
-    print("one child, %d runs each: plain %.3f s, sandboxed %.3f s (+%.3f s, %.2fx)" % (
-        args.n, bare, boxed, boxed - bare, boxed / bare))
+    print("one child, %d runs each: plain %.3f s, bubblewrap %.3f s (+%.3f s, %.2fx), container mode %.3f s "
+          "(+%.3f s, %.2fx)" % (args.n, bare, boxed, boxed - bare, boxed / bare, contained, contained - bare,
+                                contained / bare))
     print("answer key: %d sandboxed processes in %.1f s: the sandbox adds about %.2f s (%.0f%%) per submission" % (
         children, seconds, children * (boxed - bare), 100 * children * (boxed - bare) / seconds))
     return 0

@@ -25,34 +25,69 @@ import frames
 PACKAGE = "captioning"
 
 
-# Syscalls a sandboxed process may not make: the kernel keyrings (add_key, request_key, keyctl),
-# whose keys would outlive the sandbox in its uid's keyring. Per native audit architecture: its
-# denied numbers and the first number of another ABI sharing it (x32 on x86_64). Any other
-# architecture (the i386 ABI through int 0x80, ...) may make no syscall at all.
-NATIVE_ABIS = {0xC000003E: ((248, 249, 250), 0x40000000),   # x86_64
-               0xC00000B7: ((217, 218, 219), None)}         # aarch64
+# Syscalls a sandboxed process may not make (they fail with EPERM): kernel keyrings, whose keys
+# would outlive the sandbox; sockets, ptrace and other processes' memory; SysV IPC and POSIX
+# message queues, which outlive a process; namespaces, mounts, bpf, perf events, userfaultfd and
+# io_uring. clone with a namespace flag fails too, and clone3 with ENOSYS (its flags cannot be
+# read by a filter; the C library then falls back to clone), as under Docker's default profile.
+# Per native audit architecture: (denied numbers, clone, clone3, first number of another ABI
+# sharing it: x32 on x86_64). Any other architecture (i386 through int 0x80, ...) may make no
+# syscall at all.
+DENIED = {"add_key", "request_key", "keyctl", "socket", "socketpair", "ptrace", "process_vm_readv",
+          "process_vm_writev", "shmget", "semget", "msgget", "mq_open", "unshare", "setns", "mount", "umount2",
+          "pivot_root", "chroot", "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "open_tree",
+          "move_mount", "fsopen", "fsmount", "fspick"}
+NATIVE_ABIS = {
+    0xC000003E: (dict(add_key=248, request_key=249, keyctl=250, socket=41, socketpair=53, ptrace=101,  # x86_64
+                      process_vm_readv=310, process_vm_writev=311, shmget=29, semget=64, msgget=68, mq_open=240,
+                      unshare=272, setns=308, mount=165, umount2=166, pivot_root=155, chroot=161, bpf=321,
+                      perf_event_open=298, userfaultfd=323, io_uring_setup=425, open_tree=428, move_mount=429,
+                      fsopen=430, fsmount=432, fspick=433), 56, 435, 0x40000000),
+    0xC00000B7: (dict(add_key=217, request_key=218, keyctl=219, socket=198, socketpair=199, ptrace=117,  # aarch64
+                      process_vm_readv=270, process_vm_writev=271, shmget=194, semget=190, msgget=186, mq_open=180,
+                      unshare=97, setns=268, mount=40, umount2=39, pivot_root=41, chroot=51, bpf=280,
+                      perf_event_open=241, userfaultfd=282, io_uring_setup=425, open_tree=428, move_mount=429,
+                      fsopen=430, fsmount=432, fspick=433), 220, 435, None),
+}
+CLONE_NEW_FLAGS = 0x7E020080  # CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME
+
+
+def seccomp_program():
+    """The filter as classic BPF instructions (code, jt, jf, k), jumps resolved from labels."""
+    LOAD, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|W|ABS; JMP|JEQ, JGE, JSET|K; RET|K
+    ALLOW, EPERM, ENOSYS = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    code = [(LOAD, None, None, 4)]                                       # seccomp_data.arch
+    for n, (arch, (numbers, clone, clone3, foreign)) in enumerate(NATIVE_ABIS.items()):
+        assert set(numbers) == DENIED
+        code.append((JEQ, None, "arch%d" % (n + 1), arch))
+        code.append((LOAD, None, None, 0))                               # seccomp_data.nr
+        if foreign:
+            code.append((JGE, "deny", None, foreign))
+        code += [(JEQ, "deny", None, number) for number in sorted(numbers.values())]
+        code.append((JEQ, "nosys", None, clone3))
+        code.append((JEQ, None, "allow", clone))
+        code.append((LOAD, None, None, 16))                              # clone's flags: args[0], low half
+        code.append((JSET, "deny", "allow", CLONE_NEW_FLAGS))
+        code.append(("arch%d" % (n + 1),))
+    code += [(RET, None, None, EPERM), ("allow",), (RET, None, None, ALLOW), ("deny",), (RET, None, None, EPERM),
+             ("nosys",), (RET, None, None, ENOSYS)]
+    labels, program = {}, []
+    for op in code:
+        if len(op) == 1:
+            labels[op[0]] = len(program)
+        else:
+            program.append(op)
+
+    def offset(i, target):
+        return 0 if target is None else labels[target] - i - 1
+    return [(op, offset(i, jt), offset(i, jf), k) for i, (op, jt, jf, k) in enumerate(program)]
 
 
 def deny_syscalls():
-    """A seccomp filter failing the denied syscalls (and foreign ABIs) with EPERM (needs no_new_privs)."""
+    """Load the seccomp filter (needs no_new_privs)."""
     import ctypes
     import struct
-    LOAD, JEQ, JGE, RET = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS; BPF_JMP|JEQ|K, BPF_JMP|JGE|K; BPF_RET|K
-    ALLOW, EPERM = 0x7FFF0000, 0x00050000 | 1     # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
-    blocks = []
-    for arch, (numbers, foreign) in NATIVE_ABIS.items():
-        tests = [(JGE, foreign)] if foreign else []
-        tests += [(JEQ, n) for n in numbers]
-        blocks.append((arch, tests))
-    length = 1 + sum(len(tests) + 3 for _, tests in blocks) + 1
-    program = [(LOAD, 0, 0, 4)]                              # seccomp_data.arch
-    for arch, tests in blocks:
-        program.append((JEQ, 0, len(tests) + 2, arch))       # another architecture: the next block
-        program.append((LOAD, 0, 0, 0))                      # seccomp_data.nr
-        for code, k in tests:
-            program.append((code, length - 1 - (len(program) + 1), 0, k))  # to the final EPERM
-        program.append((RET, 0, 0, ALLOW))
-    program.append((RET, 0, 0, EPERM))                       # a foreign architecture, or a denied call
+    program = seccomp_program()
     buffer = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *op) for op in program))
 
     class Program(ctypes.Structure):
@@ -68,9 +103,11 @@ def apply_limits(limits):
     import resource
     for name, value in limits["rlimits"].items():
         resource.setrlimit(getattr(resource, name), (value, value))
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write("1000")  # out of memory, the kernel kills a sandboxed process before the grader
     if os.geteuid() == 0:
         os.setgroups([])
-        os.setresgid(limits["uid"], limits["uid"], limits["uid"])
+        os.setresgid(limits["gid"], limits["gid"], limits["gid"])
         os.setresuid(limits["uid"], limits["uid"], limits["uid"])
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS (bubblewrap sets it too)
@@ -321,6 +358,14 @@ def main():
     if request.get("probe"):  # the grader's check that the sandbox works at all
         import h5py  # noqa: F401 (what every child imports: numpy and, through the solver, h5py)
         import numpy.random  # noqa: F401
+        for path in request.get("unreadable", []):
+            try:
+                with open(path, "rb") as f:
+                    f.read(1)
+            except OSError:
+                continue
+            print(path, flush=True)
+            os._exit(3)  # sandbox.PROBE_READ_SECRETS
         os._exit(0)
     fd = int(sys.argv[1])
     trusted = load_trusted(request["sources"])
