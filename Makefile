@@ -7,7 +7,7 @@ VENV_STAMP := .venv/.installed
 export OPENBLAS_NUM_THREADS ?= 1
 BASE_PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
-.PHONY: demo test test-fast lint lock release data bundle bench clean sandbox-tool browser
+.PHONY: demo test test-fast lint lock release data bundle bench clean sandbox-tool browser container-tools
 
 $(VENV_STAMP): requirements.txt
 	$(BASE_PYTHON) -m venv .venv
@@ -22,22 +22,28 @@ lock: $(VENV_STAMP)
 	CUSTOM_COMPILE_COMMAND="make lock" $(PY) -m piptools compile --quiet --extra dev --strip-extras \
 		--no-emit-index-url --no-emit-find-links $(LOCK_ARGS) --output-file requirements.txt pyproject.toml
 
-# $(call system-tool,COMMAND,PACKAGE,WHAT FOR): the Debian package installed when its command is
-# missing and we are root, else one line saying what to install.
-system-tool = @command -v $(1) >/dev/null 2>&1 || { \
+# $(call system-tool,TEST,PACKAGE,WHAT FOR): the Debian package installed when the shell test fails
+# and we are root, else one line saying what to install.
+system-tool = @$(1) >/dev/null 2>&1 || { \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing $(2) ($(3))"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
 	fi; \
-	command -v $(1) >/dev/null 2>&1 || { \
-		echo "make: $(3) needs $(1): install the package $(2) (apt-get install $(2), as root)" >&2; \
+	$(1) >/dev/null 2>&1 || { \
+		echo "make: $(3) needs the package $(2) (apt-get install $(2), as root)" >&2; \
 		exit 1; }; }
 
 sandbox-tool:
-	$(call system-tool,bwrap,bubblewrap,the grader's sandbox)
+	$(call system-tool,command -v bwrap,bubblewrap,the grader's sandbox)
 
 browser:
-	$(call system-tool,chromium,chromium,the tests' screenshot of summary.html)
+	$(call system-tool,command -v chromium,chromium,the tests' screenshot of summary.html)
+
+# The tests' box shaped like Gradescope's container (tests/container.py): capsh drops CAP_SYS_ADMIN,
+# and a seccomp filter from Debian's python3-seccomp refuses namespaces as Docker's profile does.
+container-tools:
+	$(call system-tool,command -v capsh,libcap2-bin,the tests' Gradescope-like container)
+	$(call system-tool,/usr/bin/python3 -c "import seccomp",python3-seccomp,the tests' Gradescope-like container)
 
 data: $(VENV_STAMP)
 	./get_datasets.sh --mini
@@ -52,7 +58,7 @@ lint: $(VENV_STAMP)
 	$(PY) -m ruff check .
 
 # The whole suite, as CI runs it (.ci/run): lint, then every test (about 6 minutes on 2 cores).
-test: data sandbox-tool browser lint
+test: data sandbox-tool browser container-tools lint
 	$(PY) -m pytest -q
 
 # The edit loop: the tests not marked slow (under 2 minutes), after a lint report that does not

@@ -481,9 +481,12 @@ for _folder in ("/tmp", "/dev/shm"):
         _f.write("answer")
     _os.chmod(_folder + "/secret-of-a", 0o666)
 _libc.shmget(0x5EC3, 4096, 0o1666)
-_sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-_sock.bind("\\0secret-of-a")
-_sock.listen(1)
+try:  # the sandbox refuses sockets; were one made, B must still not reach it
+    _sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    _sock.bind("\\0secret-of-a")
+    _sock.listen(1)
+except OSError:
+    pass
 
 def rnn_step_forward(*args):
     _time.sleep(1.5)                 # stay alive while B looks around
@@ -501,14 +504,12 @@ def rnn_step_forward(*args):
                 seen.add(path)
         if _libc.shmget(0x5EC3, 0, 0) >= 0:
             seen.add("sysv")
-        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
-            s.connect("\\0secret-of-a")
+            with _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM) as s:
+                s.connect("\\0secret-of-a")
             seen.add("socket")
         except OSError:
             pass
-        finally:
-            s.close()
         if len([p for p in _os.listdir("/proc") if p.isdigit()]) > 8:
             seen.add("processes")
         _time.sleep(0.1)

@@ -4,7 +4,9 @@ each test grades one submission with run_autograder in a fresh copy of that imag
 AUTOGRADER_PYTHON, so nothing of the project's venv is used."""
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import zipfile
@@ -13,10 +15,14 @@ from pathlib import Path
 import pytest
 
 
-from tests.hostile import make
+from tests import mutants as M
+from tests.container import Container
+from tests.hostile import make, processes
 from tools.bundle import build, canonical
-from autograder.course import ASSIGNMENT, RELEASE_DIR, SOLUTIONS_DIR
-from autograder.units import TOTAL
+from autograder.course import ASSIGNMENT, REFERENCE_PACKAGE, RELEASE_DIR, SOLUTIONS_DIR
+from autograder.report import document_unit_scores
+from autograder.sandbox import THROWAWAY_UID_BASE
+from autograder.units import BY_NAME, TOTAL, UNITS
 
 ROOT = Path(__file__).resolve().parent.parent
 VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
@@ -120,9 +126,9 @@ def test_setup_builds_venv_from_system_python(bundle, image):
     assert os.stat(image / "venv" / "bin" / "python").st_mode & 0o005 == 0o005  # the children run it
 
 
-def run_autograder(image, folder, submission, prepare=None):
-    """A fresh container of the image in folder: submission in place, run_autograder run;
-    (results.json parsed, its text, the process)."""
+def run_autograder(image, folder, submission, prepare=None, container=None):
+    """A fresh container of the image in folder: submission in place, run_autograder run (inside
+    a tests.container.Container when given); (results.json parsed, its text, the process)."""
     root = folder / "autograder"
     shutil.copytree(image / "source", root / "source")
     shutil.copytree(image / "venv", root / "venv", symlinks=True, copy_function=os.link)
@@ -135,8 +141,10 @@ def run_autograder(image, folder, submission, prepare=None):
         (root / "submission").mkdir()
     if prepare:
         prepare(root)
-    proc = subprocess.run([str(root / "run_autograder")], env=clean_env(root), capture_output=True, text=True,
-                          timeout=300, cwd=folder)
+    argv, env = [str(root / "run_autograder")], clean_env(root)
+    if container:
+        argv, env = container.command(argv), container.env(env)
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, cwd=folder)
     assert proc.returncode == 0, proc.stderr
     if os.geteuid() == 0:  # the grader and the solution are root-only while grading
         for path in [root / "source", *(root / "source").rglob("*")]:
@@ -208,3 +216,186 @@ def test_grader_crash_removes_stale_results(image, fresh):
     assert "grader broken on purpose" in proc.stderr
     assert document["score"] == 0 and document["tests"] == []
     assert "The autograder failed (exit status 1)" in document["output"]
+
+
+# ---------------------------------------------------------------- in a container like Gradescope's
+# Gradescope's Docker refuses namespaces (bubblewrap cannot start): the grader runs in container mode.
+# The box (tests/container.py) has Gradescope's shape: 768 MB, half a CPU, read-only cgroups.
+
+@pytest.fixture
+def open_root():
+    """A folder for one fake root where any uid may pass (as / is on Gradescope): in container mode
+    the sandboxed uids reach the venv by its real path; the grader's own files stay root-only."""
+    folder = Path(tempfile.mkdtemp(prefix="test-container-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def container():
+    box = Container()
+    yield box
+    box.close()
+
+
+def graded_in(container, image, folder, submission):
+    """run_autograder in the container: (results.json, {unit: (score, max)}, the process)."""
+    document, _, proc = run_autograder(image, folder, submission, container=container)
+    assert "container mode" in document.get("output", ""), (document.get("output"), proc.stderr[-2000:])
+    return document, document_unit_scores(document), proc
+
+
+def lost(scores):
+    return {unit for unit, (got, top) in scores.items() if got < top - 1e-9}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("submission,score", [(SOLUTIONS_DIR, TOTAL), (RELEASE_DIR, 0)], ids=["key", "release"])
+def test_container_grades_the_answer_key_and_the_release(image, open_root, container, submission, score):
+    document, _, proc = graded_in(container, image, open_root, submission)
+    assert document["score"] == pytest.approx(score), proc.stderr[-2000:]
+    assert "bwrap: Creating new namespace failed" in document["output"]  # the box is really Docker-like
+    assert container.peak_mb < 768
+
+
+@pytest.mark.slow
+def test_container_endless_loop_costs_one_unit(image, open_root, container, tmp_path):
+    loop = make(tmp_path, "loop", override="\ndef rnn_step_forward(*args):\n    while True:\n        pass\n")
+    document, scores, _ = graded_in(container, image, open_root, loop)
+    assert lost(scores) == {"rnn_step_forward"}, scores
+    assert document["score"] == pytest.approx(TOTAL - BY_NAME["rnn_step_forward"].points)
+
+
+SNOOP = """
+import os, socket, subprocess, time
+found = ["uid=%d" % os.getuid()]
+
+def attempt(label, action):
+    try:
+        action()
+        found.append("DID " + label)
+    except Exception as exc:
+        found.append("%s: %s" % (label, type(exc).__name__))
+
+def read(path):
+    with open(path, "rb") as f:
+        f.read(1)
+
+def write(path):
+    with open(path, "w") as f:
+        f.write("x")
+
+for i, path in enumerate({reads!r}):
+    attempt("r%d" % i, lambda: read(path))
+attempt("ls", lambda: os.listdir({source!r}))
+for i, path in enumerate({writes!r}):
+    attempt("w%d" % i, lambda: write(path))
+attempt("inet", lambda: socket.create_connection(("127.0.0.1", {port}), timeout=1))
+attempt("unix", lambda: socket.socket(socket.AF_UNIX))
+attempt("env", lambda: read("/proc/%d/environ" % os.getppid()))
+attempt("mem", lambda: read("/proc/%d/mem" % os.getppid()))
+for folder in ("/tmp", "/dev/shm", "/var/tmp"):
+    try:
+        write(folder + "/litter-of-a-student")  # allowed: removed after the grade
+    except OSError:
+        pass
+if os.fork() == 0:  # a daemon that outlives its child: killed after the grade
+    os.setsid()
+    if os.fork() == 0:
+        time.sleep(300)
+    os._exit(0)
+"""
+
+
+@pytest.mark.slow
+def test_container_holds_against_a_snooping_submission(image, open_root, container, tmp_path):
+    root = open_root / "autograder"
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        prelude = SNOOP.format(
+            reads=[str(root / "source" / "source" / ASSIGNMENT / "captioning" / "rnn_layers.py"),
+                   str(root / "source" / "autograder" / "hidden.py"), "/etc/shadow"],
+            source=str(root / "source"), port=listener.getsockname()[1],
+            writes=[str(root / "results" / "results.json"), str(root / "source" / "x"),
+                    str(root / "venv" / "bin" / "x"), str(root / "submission" / "x"), "/etc/x"])
+        override = "\ndef rnn_step_forward(*args):\n    raise RuntimeError(' | '.join(found))\n"
+        document, scores, _ = graded_in(container, image, open_root, make(tmp_path, "snoop", prelude, override))
+    finally:
+        listener.close()
+    assert lost(scores) == {"rnn_step_forward"}, scores  # the snooping costs nothing else
+    reports = [t["output"] for t in document["tests"] if t["tags"] == ["rnn_step_forward"]]
+    assert reports and all("RuntimeError: uid=" in r for r in reports), reports
+    for report in reports:
+        assert "DID " not in report, report
+        for attempt in ("r0", "r1", "r2", "ls", "w0", "w1", "w2", "w3", "w4", "inet", "unix", "env", "mem"):
+            assert attempt + ": PermissionError" in report, (attempt, report)
+    uids = {int(u) for u in re.findall(r"uid=(\d+)", " ".join(reports))}
+    assert uids and min(uids) >= THROWAWAY_UID_BASE
+    grader = {(u - THROWAWAY_UID_BASE) >> 16 for u in uids}  # the throwaway uids of that grading process
+    assert not processes(lambda u: u >= THROWAWAY_UID_BASE and (u - THROWAWAY_UID_BASE) >> 16 in grader)
+    for folder in ("/tmp", "/dev/shm", "/var/tmp"):
+        assert not Path(folder, "litter-of-a-student").exists(), folder
+    assert not [p for p in Path("/tmp").glob("grade-box-*") if (p.stat().st_gid - THROWAWAY_UID_BASE) >> 16 in grader]
+
+
+@pytest.mark.slow
+def test_container_fork_flood_and_memory_bomb_cost_their_units(image, open_root, container, tmp_path):
+    override = """
+def rnn_step_forward(*args):
+    import os, time
+    for _ in range(200):  # bounded even if the process limit failed; each child lingers
+        if os.fork() == 0:
+            os.setsid()
+            time.sleep(60)
+            os._exit(0)
+
+def rnn_backward(*args):
+    hoard = []
+    while len(hoard) < 400:  # 3.2 GB at most, far past the container's 768 MB
+        hoard.append(np.ones(1 << 20))
+"""
+    document, scores, proc = graded_in(container, image, open_root, make(tmp_path, "bombs", override=override))
+    assert lost(scores) == {"rnn_step_forward", "rnn_backward"}, scores
+    assert container.peak_mb <= 768 and container.oom_kills >= 1, proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_container_without_a_way_to_change_uid_refuses(image, open_root):
+    box = Container(drop="cap_sys_admin,cap_setuid,cap_setgid")
+    try:
+        document, _, proc = run_autograder(image, open_root, SOLUTIONS_DIR, container=box)
+    finally:
+        box.close()
+    assert document["score"] == 0 and document["tests"] == []
+    assert "The autograder failed (exit status 3)" in document["output"]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("cannot grade:")]
+    assert len(lines) == 1 and "cannot run student code as another uid" in lines[0], proc.stderr
+
+
+@pytest.mark.slow
+def test_container_gives_every_correct_variant_full_marks(image, open_root, tmp_path):
+    """The correct variants graded by `batch --min-isolation container` in the box (all CPUs: the
+    point is the layers), with the bundle's venv and a root-only copy of the kit."""
+    kit = open_root / "kit"
+    shutil.copytree(ROOT / "autograder", kit / "autograder", ignore=shutil.ignore_patterns("__pycache__"))
+    package = REFERENCE_PACKAGE.relative_to(ROOT)
+    shutil.copytree(REFERENCE_PACKAGE, kit / package, ignore=shutil.ignore_patterns("__pycache__"))
+    kit.chmod(0o700)
+    shutil.copytree(image / "venv", open_root / "venv", symlinks=True, copy_function=os.link)
+    for sub in M.ALTERNATIVES:
+        sub.build(tmp_path / "subs" / sub.name)
+    fast = ",".join(u.name for u in UNITS if not u.training)
+    box = Container(cpus=2)
+    try:
+        argv = [open_root / "venv" / "bin" / "python", "-m", "autograder", "batch", tmp_path / "subs",
+                "--out", tmp_path / "out", "--workers", "2", "--min-isolation", "container", "--units", fast]
+        proc = subprocess.run(box.command(argv), env=box.env(clean_env(open_root)), cwd=kit, capture_output=True,
+                              text=True, timeout=900)
+    finally:
+        box.close()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "isolation: container mode" in proc.stderr
+    for sub in M.ALTERNATIVES:
+        document = json.loads((tmp_path / "out" / sub.name / "results.json").read_text())
+        assert not lost(document_unit_scores(document)), (sub.name, document)

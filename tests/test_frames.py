@@ -69,13 +69,13 @@ def test_the_oracle_serves_only_the_functions_the_grader_allows():
     """The oracle, started as the grader starts it, answers calls of its allowed function and
     refuses anything else; bad arguments cost the call only."""
     from autograder.grade import oracle_sources
-    from autograder.sandbox import Cgroup, Limits, Sandboxed
+    from autograder.sandbox import Box, Cgroup, Limits, Sandboxed, preflight
     limits = Limits()
-    cgroup = Cgroup(limits)
+    cgroup, box = Cgroup(limits), Box(preflight(limits).mode)
     to_r, to_w = os.pipe()
     from_r, from_w = os.pipe()
     oracle = Sandboxed("oracle.py", {"sources": oracle_sources(), "allowed": ["rnn_step_forward"]},
-                       [to_r, from_w], None, limits, cgroup)
+                       [to_r, from_w], box, limits, cgroup, with_submission=False)
     os.close(to_r)
     os.close(from_w)
     reader = frames.FrameReader(from_r, 1 << 20)
@@ -94,4 +94,5 @@ def test_the_oracle_serves_only_the_functions_the_grader_allows():
         os.close(to_w)
         oracle.kill()
         os.close(from_r)
+        box.close()
         cgroup.remove()

@@ -1,0 +1,87 @@
+"""A box shaped like Gradescope's default autograder container, for the tests (as root).
+
+Docker runs each submission in a container with 768 MB of memory and half a CPU, its cgroup
+filesystem read-only, no CAP_SYS_ADMIN, and a seccomp profile that refuses namespaces and mounts.
+`Container()` makes the memory and CPU cgroups (v1 or v2); `container.command(argv)` runs argv inside:
+in a private mount namespace whose cgroup mounts are remounted read-only, then (capsh) without
+CAP_SYS_ADMIN, then under tests/docker_seccomp.py. `close()` kills what is left and removes the
+cgroups; `peak_mb` and `oom_kills` say what the box went through.
+"""
+import os
+import signal
+import time
+from pathlib import Path
+
+MiB = 1 << 20
+CGROUP = Path("/sys/fs/cgroup")
+HERE = Path(__file__).resolve().parent
+INNER = r"""
+for f in "$@"; do shift; [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; done
+for m in $(awk '$3=="cgroup"||$3=="cgroup2"{print $2}' /proc/mounts); do
+    mount -o remount,bind,ro "$m" "$m" 2>/dev/null || mount -o remount,ro "$m" || exit 126
+done
+exec capsh --drop="$DROP" -- -c 'exec /usr/bin/python3 "$0" "$@"' "$SECCOMP" "$@"
+"""
+
+
+class Container:
+    def __init__(self, memory=768 * MiB, cpus=0.5, drop="cap_sys_admin"):
+        self.drop, self.folders = drop, []
+        name = "kit-test-container-%d-%d" % (os.getpid(), time.monotonic_ns())
+        self.v2 = not (CGROUP / "memory").is_dir()
+        period = 100000
+        if self.v2:
+            folder = CGROUP / name
+            folder.mkdir()
+            self.folders = [folder]
+            (folder / "memory.max").write_text(str(memory))
+            (folder / "cpu.max").write_text("%d %d" % (cpus * period, period))
+        else:
+            for controller in ("memory", "cpu"):
+                (CGROUP / controller / name).mkdir()
+                self.folders.append(CGROUP / controller / name)
+            memory_folder, cpu_folder = self.folders
+            (memory_folder / "memory.limit_in_bytes").write_text(str(memory))
+            (cpu_folder / "cpu.cfs_period_us").write_text(str(period))
+            (cpu_folder / "cpu.cfs_quota_us").write_text(str(int(cpus * period)))
+
+    def command(self, argv):
+        """argv run inside the box (its environment needs DROP and SECCOMP: see env())."""
+        return ["unshare", "-m", "--propagation", "private", "sh", "-c", INNER, "sh",
+                *[str(f / "cgroup.procs") for f in self.folders], "--", *map(str, argv)]
+
+    def env(self, env):
+        return dict(env, DROP=self.drop, SECCOMP=str(HERE / "docker_seccomp.py"))
+
+    @property
+    def peak_mb(self):
+        memory = self.folders[0]
+        name = "memory.peak" if self.v2 else "memory.max_usage_in_bytes"
+        return int((memory / name).read_text()) / MiB
+
+    @property
+    def oom_kills(self):
+        memory = self.folders[0]
+        text = (memory / ("memory.events" if self.v2 else "memory.oom_control")).read_text()
+        return int(dict(line.split() for line in text.splitlines()).get("oom_kill", 0))
+
+    def processes(self):
+        return [int(pid) for folder in self.folders for pid in (folder / "cgroup.procs").read_text().split()]
+
+    def close(self):
+        """Kill whatever is left in the box, then remove its cgroups."""
+        for _ in range(100):
+            pids = self.processes()
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            try:
+                for folder in self.folders:
+                    if folder.exists():
+                        folder.rmdir()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the test container's cgroups could not be removed: %s" % self.folders)
