@@ -340,7 +340,10 @@ def test_container_holds_against_a_snooping_submission(image, open_root, contain
 
 
 @pytest.mark.slow
-def test_container_fork_flood_and_memory_bomb_cost_their_units(image, open_root, container, tmp_path):
+def test_container_hostile_submission_costs_its_units_only(image, open_root, container, tmp_path):
+    """A fork flood, a memory bomb past the box's 768 MB and endless loops in two more units: those four
+    units lose their points, the grader survives (the kernel kills sandboxed processes first) and
+    writes results.json well inside Gradescope's 10 minutes (about a minute here)."""
     override = """
 def rnn_step_forward(*args):
     import os, time
@@ -354,10 +357,19 @@ def rnn_backward(*args):
     hoard = []
     while len(hoard) < 400:  # 3.2 GB at most, far past the container's 768 MB
         hoard.append(np.ones(1 << 20))
+
+def lstm_step_forward(*args):
+    while True:
+        pass
 """
-    document, scores, proc = graded_in(container, image, open_root, make(tmp_path, "bombs", override=override))
-    assert lost(scores) == {"rnn_step_forward", "rnn_backward"}, scores
+    submission = make(tmp_path, "hostile", override=override)
+    layers = submission / "captioning" / "transformer_layers.py"
+    layers.write_text(layers.read_text() + "\n\ndef multihead_attention_forward(*args, **kwargs):\n    while True:\n"
+                      "        pass\n")
+    document, scores, proc = graded_in(container, image, open_root, submission)
+    assert lost(scores) == {"rnn_step_forward", "rnn_backward", "lstm_step_forward", "multihead_attention_forward"}
     assert container.peak_mb <= 768 and container.oom_kills >= 1, proc.stderr[-2000:]
+    assert document["execution_time"] < 420
 
 
 @pytest.mark.slow
