@@ -1,5 +1,6 @@
 """python -m autograder SUBMISSION [--results results.json] [--public] [--min-isolation container] [...]
    python -m autograder batch SUBMISSIONS_DIR --out GRADES_DIR [--workers N] [--force]
+   python -m autograder cluster scheduler|worker ...   (a Dask cluster for batch --scheduler)
 
 The --results file gets the ordinary mode of a new file (0666 minus the umask; its folder decides
 who can reach it), unlike batch outputs, which are private (see report.py).
@@ -20,6 +21,9 @@ def main(argv=None):
     if argv[:1] == ["batch"]:  # a submission folder literally named batch: pass ./batch
         from .batch import main as batch_main
         return batch_main(argv[1:])
+    if argv[:1] == ["cluster"]:
+        from .cluster import serve
+        return serve(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.split("\n")[0],
                                      epilog="grade a whole class: python -m autograder batch --help")
     parser.add_argument("submission", help="a folder laid out like release/image_captioning/, or a zip of it")

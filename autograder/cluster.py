@@ -12,11 +12,20 @@ Before anything is sent, every worker reports its kit version (kit_version(): a 
 without a working sandbox, stops the run (ClusterError, SandboxError). A task checks the version
 again, for workers that join later. A worker that dies mid-task loses nothing: the scheduler runs the
 task elsewhere (up to distributed.scheduler.allowed-failures deaths, then KilledWorker, recorded as a
-grader error: run again); a task that raises is retried once elsewhere (retries=1).
+grader error: run again); a task that raises is retried once elsewhere (retries=1). The scheduler
+unpickles the tasks, so it needs the kit too, and its version is checked first.
+
+`python -m autograder cluster scheduler|worker` (serve()) starts Dask's own scheduler or worker with
+the kit importable (PYTHONPATH), without dashboard, listening on 127.0.0.1 unless --host names an
+address (a worker: the address it reaches the scheduler from); an address for all interfaces is
+refused. Dask's TLS configuration (distributed.comm.tls.*) applies to them as to any Dask process.
 """
+import argparse
 import asyncio
 import functools
 import hashlib
+import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -82,11 +91,20 @@ def connect(address, limits=None, log=None):
     except (OSError, TimeoutError) as exc:
         raise ClusterError("cannot reach the Dask scheduler at %s: %s" % (address, exc))
     try:
+        mine = kit_version()
+        try:
+            version = client.run_on_scheduler(worker_version)
+        except Exception as exc:  # it cannot unpickle the kit's functions: nor could it the tasks
+            raise ClusterError("the Dask scheduler at %s cannot run the kit's code (%s: %s): start it with `python -m "
+                               "autograder cluster scheduler` from the kit's folder"
+                               % (address, type(exc).__name__, str(exc)[:200]))
+        if version != mine:
+            raise ClusterError("the Dask scheduler at %s runs kit version %s, this client %s: install the same kit "
+                               "on every machine" % (address, version, mine))
         try:
             client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
         except (TimeoutError, OSError):
             raise ClusterError("no worker joined the Dask scheduler at %s within %d s" % (address, WORKER_WAIT_SECONDS))
-        mine = kit_version()
         statuses = client.run(worker_status, limits)
         for worker, status in sorted(statuses.items()):
             if status["version"] != mine:
@@ -148,3 +166,39 @@ def grades(client, todo, units=None, limits=None, public_only=False):
                 client.cancel(list(futures))
             except Exception:
                 pass
+
+
+ALL_INTERFACES = ("", "0.0.0.0", "::", "[::]", "*")
+
+
+def serve(argv):
+    """python -m autograder cluster scheduler|worker: run Dask's scheduler or worker for this kit (exec)."""
+    parser = argparse.ArgumentParser(prog="python -m autograder cluster",
+                                     description="start a Dask scheduler or worker that can grade with this kit")
+    parser.add_argument("role", choices=("scheduler", "worker"))
+    parser.add_argument("address", nargs="?", help="worker: the scheduler's address, e.g. tcp://10.0.0.5:8786")
+    parser.add_argument("--host", help="address to listen on, e.g. 10.0.0.5 or tls://10.0.0.5 (default: 127.0.0.1; "
+                                       "a worker: the address it reaches the scheduler from)")
+    parser.add_argument("--port", default="8786", help="scheduler: port to listen on (default 8786)")
+    parser.add_argument("--nthreads", default="2", help="worker: submissions graded at once (default 2)")
+    args = parser.parse_args(argv)
+    if (args.role == "worker") != bool(args.address):
+        parser.error("a worker needs the scheduler's address, a scheduler none")
+    if args.host is None and args.role == "worker":  # the scheduler's protocol (tcp, tls) on the route to it
+        from distributed.comm import get_address_host, parse_address
+        from distributed.utils import get_ip
+        args.host = "%s://%s" % (parse_address(args.address)[0], get_ip(get_address_host(args.address)))
+    host = args.host or "127.0.0.1"
+    bare = host.split("://")[-1]
+    if bare in ALL_INTERFACES:
+        parser.error("--host %s would listen on every interface, and whoever reaches Dask's port runs code here: "
+                     "give this machine's address on a private network" % host)
+    command = [sys.executable, "-m", "distributed.cli.dask_" + args.role, "--host", host, "--no-dashboard",
+               "--dashboard-address", bare + ":0"]  # its HTTP routes listen even without the dashboard
+    if args.role == "scheduler":
+        command += ["--port", args.port]
+    else:
+        command += [args.address, "--nthreads", args.nthreads]
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONPATH=path, OPENBLAS_NUM_THREADS=os.environ.get("OPENBLAS_NUM_THREADS", "1"))
+    os.execve(sys.executable, command, env)

@@ -331,10 +331,10 @@ def test_a_zip_grades_like_the_folder(graded, workdir, top):
 
 
 def test_pytest_front_end_reports_each_check_of_a_submission():
-    """`pytest autograder --submission DIR --public`: one test per public check, failing with the grader's message."""
+    """`pytest autograder --submission=DIR --public`: one test per public check, failing with the grader's message."""
     stub = RELEASE_DIR
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "autograder"),
-                           "--submission", str(stub), "--public", "-k", "not overfit"],
+                           "--submission=%s" % stub, "--public", "-k", "not overfit"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     public = [c for c in CHECKS if c.public and not BY_NAME[c.unit].training]
     assert proc.returncode == 1

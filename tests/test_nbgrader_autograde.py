@@ -3,9 +3,10 @@ keeps the student's package, never executes the submitted notebooks (student cod
 kit's sandbox), and its feedback shows each unit's report but no hidden test and no solution code.
 
 Runs the real nbgrader commands on a copy of the course (release regenerated there, so the copy has
-its own gradebook) with three students: the answer key, a half-done submission (LSTM not written),
-and an attacker: the untouched release whose notebook's first editable code cell loads the
-reference into the package, writes a file as root and patches what the test cells call.
+its own gradebook) with four students: the answer key, a half-done submission (LSTM not written),
+an attacker: the untouched release whose notebook's first editable code cell loads the
+reference into the package, writes a file as root and patches what the test cells call, and a
+linker: the answer key whose files are symbolic links to the course's reference and to a secret.
 """
 import os
 import re
@@ -23,7 +24,7 @@ from nbgrader.api import Gradebook
 from autograder.grade import grade
 from autograder.intake import STUDENT_FILES
 from autograder.report import unit_scores
-from autograder.units import UNITS
+from autograder.units import BY_NAME as UNITS_BY_NAME, UNITS
 from autograder.course import ASSIGNMENT, RELEASE_DIR, SOLUTIONS_DIR, notebooks
 from autograder.units import RNN_NB, LSTM_NB, TOTAL
 
@@ -77,6 +78,25 @@ def plant_attack(folder, reference, marker):
     nbformat.write(nb, path)
 
 
+SECRET = "secret-of-the-grading-machine-5f1c"
+LINKS = {"captioning/rnn_layers.py": "reference", "captioning/classifiers/rnn.py": "secret",
+         "notes.txt": "secret", LSTM_NB: "source notebook"}
+
+
+def plant_links(folder, course, secret):
+    """Replace the linker's files by links: to the course's reference, a root-only secret file and
+    the source notebook (its solutions); returns the answer key as it would be without them."""
+    targets = {"reference": course / "source" / ASSIGNMENT / "captioning" / "rnn_layers.py", "secret": secret,
+               "source notebook": course / "source" / ASSIGNMENT / LSTM_NB}
+    missing = folder.parent / "without-the-links"
+    shutil.copytree(folder, missing)
+    for rel, target in LINKS.items():
+        (folder / rel).unlink(missing_ok=True)
+        os.symlink(targets[target], folder / rel)
+        (missing / rel).unlink(missing_ok=True)
+    return missing
+
+
 def run(command, cwd):
     env = dict(os.environ, PATH="%s:%s" % (BIN, os.environ["PATH"]))
     proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=1500)
@@ -89,13 +109,16 @@ def course(tmp_path_factory):
     unit scores}, marker path the attack writes to, seconds autograde took)."""
     course = tmp_path_factory.mktemp("course")
     marker = tmp_path_factory.mktemp("attack") / "written-as-root"
+    secret = tmp_path_factory.mktemp("root-only") / "secret.py"
+    secret.write_text("# %s\n" % SECRET)
+    secret.chmod(0o600)
     for name in ("source", "release", "tools", "autograder", "nbgrader_config.py"):
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copyfile
         copy(ROOT / name, course / name)
     os.symlink(ROOT / "datasets", course / "datasets")
     run([sys.executable, "-m", "tools.release"], course)
     students = {}
-    for student in ("key", "halfway", "attacker"):
+    for student in ("key", "halfway", "attacker", "linker"):
         folder = course / "submitted" / student / ASSIGNMENT
         shutil.copytree(course / "release" / ASSIGNMENT, folder)
         if student != "attacker":
@@ -104,9 +127,10 @@ def course(tmp_path_factory):
         students[student] = folder
     half_done(students["halfway"] / "captioning")
     plant_attack(students["attacker"], course / "source/image_captioning/captioning/rnn_layers.py", marker)
+    missing = plant_links(students["linker"], course, secret)
     with ThreadPoolExecutor(1) as pool:  # the kit's grades while nbgrader works
-        graded = ("key", "halfway")
-        kit = pool.map(lambda s: unit_scores(grade(students[s], jobs=1)), graded)
+        graded = ("key", "halfway", "linker")
+        kit = pool.map(lambda s: unit_scores(grade(missing if s == "linker" else students[s], jobs=1)), graded)
         started = time.monotonic()
         run([str(BIN / "nbgrader"), "autograde", ASSIGNMENT, "--force"], course)
         seconds = time.monotonic() - started
@@ -131,6 +155,26 @@ def test_autograde_gives_the_points_of_the_command_line_grader(course, student):
         assert all(by_kit[u.name] == pytest.approx(u.points) for u in UNITS if u.notebook == RNN_NB)
     else:
         assert sum(by_kit.values()) == pytest.approx(TOTAL)
+
+
+def test_links_are_not_followed_and_cost_what_missing_files_cost(course):
+    """The linker gets what the same folder without the linked files gets from the kit (a linked
+    notebook: 0, as nbgrader gives a missing one), is told "not followed", and nothing the links
+    point to (reference, secret, solutions) is in what autograde and feedback wrote for them."""
+    course, kit, _, _ = course
+    feedback = course / "feedback" / "linker" / ASSIGNMENT
+    assert "links are not followed" in (feedback / RNN_NB).with_suffix(".html").read_text()
+    assert "%s is a symbolic link, and links are not followed" % LSTM_NB in (feedback / LSTM_NB).with_suffix(
+        ".html").read_text()
+    for folder in (feedback, course / "autograded" / "linker" / ASSIGNMENT):  # the reference and notebook: markers
+        for path in folder.rglob("*"):
+            if path.is_file():
+                text = path.read_text(errors="replace")
+                assert SECRET not in text and "BEGIN SOLUTION" not in text, path
+    expected = {unit: 0.0 if UNITS_BY_NAME[unit].notebook == LSTM_NB else got
+                for unit, (got, _) in kit["linker"].items()}
+    assert 0 < sum(expected.values()) < TOTAL
+    assert nbgrader_unit_scores(course, "linker") == pytest.approx(expected, abs=1e-3)
 
 
 def test_autograde_keeps_the_students_package(course):
@@ -173,7 +217,7 @@ def test_student_code_in_the_notebook_never_runs_at_autograde(course, capsys):
     """The attack: nothing written as root, every code unit 0, and no notebook cell executed."""
     course, _, marker, seconds = course
     with capsys.disabled():
-        print("\nnbgrader autograde of 3 submissions: %.1f s (when it executed the notebooks: about "
+        print("\nnbgrader autograde of 4 submissions: %.1f s (when it executed the notebooks: about "
               "73 s for one submission, README)" % seconds)
     assert not marker.exists(), "student code ran during nbgrader autograde"
     assert nbgrader_unit_scores(course, "attacker") == {u.name: 0 for u in UNITS}

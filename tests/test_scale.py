@@ -1,9 +1,10 @@
 """Grading a class at scale: batch on a Dask cluster (same bytes as a local run, a worker killed,
-the client killed, another kit refused), the progress bar's ETA, the similarity report, and what
-summary.html tells staff (grouped failures, integer histogram, the plots as a browser shows them).
+the client killed, another kit refused, the README's cluster lines as pasted), the progress bar's
+ETA, the similarity report, and what summary.html tells staff (grouped failures, integer
+histogram, the plots as a browser shows them).
 
-Every cluster here is a LocalCluster on 127.0.0.1 closed by its fixture; every process a test starts
-is killed by it.
+Every cluster here listens on 127.0.0.1 only (a LocalCluster closed by its fixture, or processes
+started from the README's lines); every process a test starts is killed by it.
 """
 import json
 import os
@@ -24,6 +25,7 @@ from autograder.batch import run_batch
 from autograder.course import RELEASE_DIR, SOLUTIONS_DIR
 from autograder.grade import TestResult as Result
 from autograder.sandbox import GiB, Limits
+from autograder.units import BY_NAME, TOTAL
 from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, kill_batch_once_written, make, zip_folder
 
 UNIT = ["rnn_step_forward"]
@@ -172,6 +174,93 @@ def test_a_worker_with_another_kit_is_refused_in_one_line(tmp_path):
     assert len(lines) == 1 and re.match(r"cannot grade: worker tcp://127\.0\.0\.1:\d+ runs kit version [0-9a-f]{16}, "
                                         r"this client [0-9a-f]{16}: install the same kit", lines[0]), proc.stderr
     assert not (tmp_path / "grades" / "alice").exists()
+
+
+def readme_cluster_lines(port, subs, out):
+    """{"scheduler"|"worker"|"batch": the README's line starting it}, placeholders filled in for 127.0.0.1:port."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"To start a cluster.*?```\n(.*?)```", readme, re.S).group(1)
+    lines = [re.sub(r"(^|\s+)#.*", "", line).strip() for line in block.splitlines()]  # comments dropped
+    filled = [line.replace("SCHEDULER_HOST", "127.0.0.1").replace("8786", str(port))
+              .replace("SUBMISSIONS_DIR", str(subs)).replace("GRADES_DIR", str(out)) for line in lines if line]
+    return {next(role for role in ("batch", "scheduler", "worker") if role in line): line for line in filled}
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(line, cwd=ROOT, env=None):
+    return subprocess.Popen(["bash", "-c", line], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop(procs):
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+
+
+def listening(procs):
+    """The addresses every process started (with their children) listens on."""
+    import psutil
+    found = set()
+    for proc in procs:
+        top = psutil.Process(proc.pid)
+        for p in [top, *top.children(recursive=True)]:
+            found |= {c.laddr.ip for c in p.net_connections() if c.status == psutil.CONN_LISTEN}
+    return found
+
+
+@pytest.mark.slow
+def test_the_readme_cluster_lines_grade_a_class_on_127_0_0_1(tmp_path):
+    subs, out = tmp_path / "subs", tmp_path / "grades"
+    shutil.copytree(SOLUTIONS_DIR, subs / "key")
+    make(subs, "buggy", override=BUGGY_STEP)
+    lines = readme_cluster_lines(free_port(), subs, out)
+    assert sorted(lines) == ["batch", "scheduler", "worker"], lines
+    servers = [start(lines["scheduler"]), start(lines["worker"])]
+    try:
+        proc = subprocess.run(["bash", "-c", lines["batch"]], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert listening(servers) == {"127.0.0.1"}
+    finally:
+        stop(servers)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scores = {p.parent.name: json.loads(p.read_text())["score"] for p in out.glob("*/results.json")}
+    assert scores == pytest.approx({"key": TOTAL, "buggy": TOTAL - BY_NAME["rnn_step_forward"].points})
+
+
+@pytest.mark.slow
+def test_a_scheduler_without_the_kit_is_refused_in_one_line(tmp_path):
+    """Dask's plain scheduler, started outside the kit, could not unpickle a single task."""
+    subs, port = tmp_path / "subs", free_port()
+    make(subs, "alice", override=CORRECT_STEP)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    scheduler = start("%s -m distributed.cli.dask_scheduler --host 127.0.0.1 --port %d --no-dashboard"
+                      % (sys.executable, port), cwd=tmp_path, env=env)
+    try:
+        command = [sys.executable, "-m", "autograder", "batch", str(subs), "--out", str(tmp_path / "grades"),
+                   "--units", UNIT[0], "--scheduler", "tcp://127.0.0.1:%d" % port]
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        stop([scheduler])
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot run the kit's code (ModuleNotFoundError: No module named 'autograder')" \
+        in lines[0] and "python -m autograder cluster scheduler" in lines[0], proc.stderr
+    assert not (tmp_path / "grades" / "alice").exists()
+
+
+def test_cluster_refuses_to_listen_on_every_interface():
+    proc = subprocess.run([sys.executable, "-m", "autograder", "cluster", "scheduler", "--host", "0.0.0.0"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "would listen on every interface" in proc.stderr
 
 
 # ------------------------------------------------------------------------------ without a cluster

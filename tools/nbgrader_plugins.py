@@ -6,14 +6,14 @@
 - RemoveSolutionMarkers: answer-key notebooks keep the solution code, without the marker lines.
 - GradeWithKit: autograde preprocessor standing in for nbgrader's Execute. The submitted notebook
   is never executed: the kit's sandboxed grader grades the notebook's units on the submitted
-  package, and each autograded test cell gets outputs from which nbgrader's SaveAutoGrades records
-  exactly the kit's points for its unit (a numeric execute_result is partial credit), plus the
-  unit's test report as a stream output, for the feedback.
+  package (in submitted/, no link followed), and each autograded test cell gets outputs from
+  which nbgrader's SaveAutoGrades records exactly the kit's points for its unit (a numeric
+  execute_result is partial credit), plus the unit's test report as a stream output, for the feedback.
 """
 import os
 from pathlib import Path
 
-from nbformat.v4 import new_code_cell, new_output
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_output
 from nbgrader import utils
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions, NbGraderPreprocessor
@@ -121,15 +121,27 @@ def unit_outputs(results, points):
             new_output("execute_result", data={"text/plain": repr(got)}, execution_count=None)]
 
 
+def drop_linked_copies(submitted, autograded):
+    """Delete from autograded/ every file nbgrader copied there through a symbolic link of the
+    submitted tree (nbgrader follows them), so that no link's target reaches the feedback."""
+    base = Path(submitted).resolve()
+    for path in Path(autograded).rglob("*"):
+        rel = path.relative_to(autograded)
+        if path.suffix != ".ipynb" and path.is_file() and (base / rel).resolve() != base / rel:
+            path.unlink()
+
+
 class GradeWithKit(NbGraderPreprocessor):
     """Autograde preprocessor in place of nbgrader's Execute: the notebook is not executed.
 
-    grade() (autograder/grade.py) grades the units of this notebook once, on the autograded
-    submission folder (the notebook's folder: the student's package files, the rest from source/),
-    running the student's code only in its sandbox. Each autograded test cell then gets the report
-    and the points of its unit as outputs, for SaveAutoGrades and the feedback. A grade cell that is
-    no unit of this notebook gets an error output, i.e. 0 points, never the full credit nbgrader
-    gives a test cell without output.
+    grade() (autograder/grade.py) grades the units of this notebook once, on the student's folder in
+    submitted/ through intake's reads (regular files only, no link followed: a linked file is
+    missing, "not followed"), never on nbgrader's autograded/ copy, which followed the links; the
+    copies made through links are deleted from it. A notebook that is a link is graded as a missing
+    one: 0 for its units, and only its test cells are kept. The student's code runs only in the
+    sandbox. Each autograded test cell then gets the report and the points of its unit as outputs,
+    for SaveAutoGrades and the feedback. A grade cell that is no unit of this notebook gets an error
+    output, i.e. 0 points, never the full credit nbgrader gives a test cell without output.
     """
 
     def preprocess(self, nb, resources):
@@ -137,11 +149,17 @@ class GradeWithKit(NbGraderPreprocessor):
         from autograder.intake import SubmissionError
 
         notebook = resources["nbgrader"]["notebook"] + ".ipynb"
-        folder = Path(resources["metadata"]["path"]).resolve()
+        coursedir = CourseDirectory(config=self.config)
+        folder = Path(coursedir.format_path(coursedir.submitted_directory, resources["nbgrader"]["student"],
+                                            resources["nbgrader"]["assignment"]))
+        drop_linked_copies(folder, resources["metadata"]["path"])
         units = [u.name for u in UNITS if u.notebook == notebook]
         by_unit = {name: [] for name in units}
         problem = None
-        if units:
+        if (folder / notebook).is_symlink():
+            problem = "%s is a symbolic link, and links are not followed: 0 points, as if it were missing" % notebook
+            nb.cells = [new_markdown_cell(problem)] + [c for c in nb.cells if utils.is_grade(c) and utils.is_locked(c)]
+        elif units:
             self.log.info("Grading %s of %s with the kit's grader: %s", notebook, folder, ", ".join(units))
             try:
                 for result in grade(folder, units=units):
