@@ -39,7 +39,7 @@ from autograder.course import REFERENCE_PACKAGE
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIRS = ("autograder", REFERENCE_PACKAGE.relative_to(ROOT).as_posix())
-PYTEST_FRONT_END = ("conftest.py", "test_*.py")  # pytest autograder --submission: not used by run_autograder
+PYTEST_FRONT_END = ("conftest.py", "test_*.py")  # pytest autograder --submission=DIR: not used by run_autograder
 # Staff-machine features of `batch` (a Dask cluster, the similarity report): Gradescope grades one
 # submission, so they and what they import (dask, copydetect) stay out of the bundle.
 STAFF_ONLY = ("autograder/cluster.py", "autograder/similarity.py")
