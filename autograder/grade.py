@@ -14,6 +14,8 @@ The rules (README, "How grading works"):
    the trained parameters have the reference's shapes.
 5. A unit function that ran past its limit is never waited for again: later checks that call it
    fail at once (then are retried with it swapped). Limits come from the reference's own time.
+6. A unit earns nothing when its gate check fails: large inputs, where a backward pass by
+   numerical gradients cannot finish in the time an analytic one takes (run after the fast checks).
 
 Expected values and comparisons stay in this process; the submission runs only in the sandbox.
 """
@@ -120,7 +122,8 @@ def limit_for(title, limits):
     check = all_checks()[title]
     if BY_NAME[check.unit].training:
         return limits.train_seconds
-    return max(limits.check_seconds, limits.check_factor * reference_seconds(title))
+    least = limits.gate_seconds if check.gate else limits.check_seconds
+    return max(least, limits.check_factor * reference_seconds(title))
 
 
 # ---------------------------------------------------------------- judging
@@ -211,11 +214,12 @@ class Grading:
         return [results[n] for n in range(len(titles))]
 
     def first_pass(self):
-        """Every check on the submission's own code: the fast ones, then the training ones (which
-        then skip any unit function that hung in a fast check)."""
-        fast = [t for t in self.titles if not BY_NAME[all_checks()[t].unit].training]
-        slow = [t for t in self.titles if BY_NAME[all_checks()[t].unit].training]
-        for titles in (fast, slow):
+        """Every check on the submission's own code: the fast ones with the gate checks last (a gate
+        that runs out of time marks no function hung for the fast ones), then the training ones
+        (which skip any unit function that hung before)."""
+        training = [t for t in self.titles if BY_NAME[all_checks()[t].unit].training]
+        fast = sorted((t for t in self.titles if t not in training), key=lambda t: all_checks()[t].gate)  # stable
+        for titles in (fast, training):
             self.verdicts.update({t: judge(t, r, self.session.seed) for t, r in zip(titles, self.run(titles))})
 
     def resolve(self):
@@ -327,6 +331,20 @@ class Grading:
                                                "either (%s)" % (first.message, unit.partner, why), first.warnings)
 
 
+def withheld(titles, verdicts):
+    """Why the passing checks of a unit earn nothing, or None: its gate check fails (a backward pass
+    must be analytic), or all its hidden checks fail (the public checks' answers are published)."""
+    checks = [all_checks()[t] for t in titles]
+    if any(c.gate and not verdicts[c.title].passed for c in checks):
+        return ("the check on large inputs fails, and this unit earns points only with it: a backward pass "
+                "must be analytic (numerical gradients take two forward passes per input element)")
+    hidden = [c for c in checks if not c.public]
+    if hidden and not any(verdicts[c.title].passed for c in hidden):
+        return ("every hidden check of this unit fails, and the public checks' answers are published: they "
+                "count only with a hidden one")
+    return None
+
+
 def split_points(points, count):
     """count per-test shares, rounded to 4 decimals, adding up exactly to points."""
     share = round(points / count, 4)
@@ -377,13 +395,11 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
     results = []
     for name in wanted:
         unit_titles = grading.by_unit.get(name, [])
-        hidden = [t for t in unit_titles if not all_checks()[t].public]
-        published_only = hidden and not any(grading.verdicts[t].passed for t in hidden)
+        reason = withheld(unit_titles, grading.verdicts)
         for title, share in zip(unit_titles, split_points(BY_NAME[name].points, len(unit_titles))):
             verdict, check = grading.verdicts[title], all_checks()[title]
-            if published_only and verdict.passed:  # public answers are printed: they alone earn nothing
-                verdict = Verdict(False, verdict.message + "; but every hidden check of this unit fails, and "
-                                  "the public checks' answers are published: they count only with a hidden one")
+            if reason and verdict.passed:
+                verdict = Verdict(False, verdict.message + "; but " + reason)
             output = ("PASS: " if verdict.passed else "FAIL: ") + verdict.message
             output += "".join("\nwarning: " + w for w in verdict.warnings)
             results.append(TestResult(name, title, share if verdict.passed else 0.0, share, output, check.public))

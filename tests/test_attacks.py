@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder.grade import checks_module, grade, reference_impl
+from autograder.grade import all_checks, checks_module, grade, reference_impl
 from autograder.sandbox import GiB, Limits
 from tests import hostile
+from tests import mutants as M
 from tests.hostile import CORRECT_STEP, KEY, ROOT, make, mine, throwaway_processes, clear_user_keyring, key_users, total
 
 LIMITS = Limits(check_seconds=2, import_seconds=5, train_seconds=10, memory_bytes=1 * GiB, processes=32,
@@ -179,6 +180,21 @@ def test_forged_own_forward_gradients_of_zero_forwards_earn_nothing(tmp_path):
                      prelude=ZERO_FORWARDS_FORGED_PROBE, override=ZERO_FORWARDS)
     assert total(results) == 0, [(r.name, r.output) for r in results if r.score]
     assert any("far from this layer's" in r.output for r in results), [r.output for r in results]
+
+
+def test_numerical_gradients_in_place_of_backward_passes_earn_nothing(tmp_path):
+    """tests/mutants.py FINITE_DIFFERENCES: right on every small input; each unit's gate (README
+    rule 7) gives it no time for two forward passes per input element, and takes the unit's other
+    checks along. (Its slow checks' time-outs also cost units it did not cheat on: not asserted.)"""
+    sub = M.FINITE_DIFFERENCES
+    limits = Limits(check_seconds=2, import_seconds=5, memory_bytes=2 * GiB, submission_seconds=300)
+    results = grade(sub.build(tmp_path / "sub"), units=sorted(sub.lost), limits=limits, jobs=2)
+    assert {r.unit for r in results} == sub.lost
+    assert total(results) == 0, [(r.name, r.output) for r in results if r.score]
+    gates = [r for r in results if all_checks()[r.name].gate]
+    assert len(gates) == len(sub.lost) and not any(r.output.startswith("PASS") for r in gates)
+    withheld = [r for r in results if "but the check on large inputs fails" in r.output]
+    assert any(r.unit == "rnn_step_backward" for r in withheld), [r.output for r in results]
 
 
 def test_forged_subarray_dtype_crashes_the_grader(tmp_path):

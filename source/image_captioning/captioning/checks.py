@@ -37,6 +37,7 @@ class Check:
     public: bool = True
     backward_of: Optional[tuple] = None  # (layer, inputs, seed) of a layer's backward-pass check
     seeded: bool = False  # run and evaluate take a seed= (the grader picks a fresh one each grade)
+    gate: bool = False  # the unit earns nothing unless this check passes (large inputs, hidden)
 
     @property
     def title(self):
@@ -370,11 +371,12 @@ def model_batch(seed, vocab_size, N, T, D, pad=False, dtype=np.float64):
     return features, captions
 
 
-def model_grad_probe(cell, seed, vocab, N=2, T=3, pad=False, dtype=np.float64):
-    """run(): loss and gradients of the student's model on a small random model and batch."""
+def model_grad_probe(cell, seed, vocab, N=2, T=3, pad=False, dtype=np.float64, **dims):
+    """run(): loss and gradients of the student's model on a random model and batch (dims:
+    random_model's D, W, H and scale; a small model by default)."""
     def run(impl):
-        model = random_model(impl, cell, seed, vocab, dtype)
-        features, captions = model_batch(seed, len(vocab), N, T, 4, pad, dtype)
+        model = random_model(impl, cell, seed, vocab, dtype, **dims)
+        features, captions = model_batch(seed, len(vocab), N, T, dims.get("D", 4), pad, dtype)
         loss, grads = model.loss(features, captions)
         return dict({"loss": np.asarray(loss)}, **{"d" + k: np.asarray(g) for k, g in grads.items()})
     return run
