@@ -7,12 +7,15 @@ The rules (README, "How grading works"):
    unit whose own function raises NotImplementedError gets 0, "not implemented yet".
 2. Feedback names root causes only: the units that still fail on their own code.
 3. A backward unit that fails with the reference forward (cache layouts differ) is checked
-   against numerical gradients of the student's own forward on the same inputs.
+   against centred differences of the student's own forward on the same inputs, when that forward
+   is close to the reference's there: the grader asks for each moved point in a call of its own.
 4. A training unit's own code is the model's loss as written: it is retried with failing layers
    swapped, never with the loss swapped, and earns points only when the loss unit passes and
    the trained parameters have the reference's shapes.
 5. A unit function that ran past its limit is never waited for again: later checks that call it
    fail at once (then are retried with it swapped). Limits come from the reference's own time.
+6. A unit earns nothing when its gate check fails: large inputs, where a backward pass by
+   numerical gradients cannot finish in the time an analytic one takes (run after the fast checks).
 
 Expected values and comparisons stay in this process; the submission runs only in the sandbox.
 """
@@ -119,7 +122,8 @@ def limit_for(title, limits):
     check = all_checks()[title]
     if BY_NAME[check.unit].training:
         return limits.train_seconds
-    return max(limits.check_seconds, limits.check_factor * reference_seconds(title))
+    least = limits.gate_seconds if check.gate else limits.check_seconds
+    return max(least, limits.check_factor * reference_seconds(title))
 
 
 # ---------------------------------------------------------------- judging
@@ -127,17 +131,15 @@ def limit_for(title, limits):
 _expected_cache = {}
 
 
-def judge(title, result, seed, own_gradient=False):
-    """Verdict of one child result, compared here against trusted expected values."""
+def judge(title, result, seed, compare=None):
+    """Verdict of one child result, compared here against trusted expected values (or by
+    compare(outputs) -> (passed, message))."""
     C, check = checks_module(), all_checks()[title]
     if result.error:
         return Verdict(False, result.error["message"], result.warnings, result.error["kind"], result.error["function"])
     try:
-        if own_gradient:
-            key = (title, "own_gradient")
-            if key not in _expected_cache:  # the reference layer's own outputs at the same points
-                _expected_cache[key] = C.own_gradient_probe(*check.backward_of)(reference_impl())
-            passed, message = C.own_gradient_compare(check, result.outputs, _expected_cache[key])
+        if compare:
+            passed, message = compare(result.outputs)
         else:
             if title not in _expected_cache:
                 _expected_cache[title] = C.expected_values(check, reference_impl())
@@ -147,6 +149,24 @@ def judge(title, result, seed, own_gradient=False):
     if not check.public and not passed:
         message = message.split("\n")[0]  # never show hidden expected values
     return Verdict(passed, message[:MAX_MESSAGE], result.warnings)
+
+
+@functools.lru_cache(maxsize=None)
+def reference_forward(title):
+    """The reference forward's outputs on the (float64) inputs of a backward check."""
+    C = checks_module()
+    layer, inputs, _ = all_checks()[title].backward_of
+    return C.forward_outputs(layer, reference_impl(), {k: v.astype("float64") for k, v in inputs.items()})
+
+
+def moved_points(title, per_input=24):
+    """The points (name, index, sign) at which the own-forward check moves a backward check's
+    inputs: every element of an input of up to per_input elements, else per_input chosen at random."""
+    layer, inputs, _ = all_checks()[title].backward_of
+    pick = secrets.SystemRandom().sample
+    return [(name, index, sign) for name in checks_module().grad_names(layer, inputs)
+            for index in sorted(pick(range(inputs[name].size), min(per_input, inputs[name].size)))
+            for sign in (1, -1)]
 
 
 def short(function):
@@ -180,25 +200,27 @@ class Grading:
             self.by_unit.setdefault(all_checks()[title].unit, []).append(title)
         self.verdicts = {}
 
-    def run(self, titles, swaps=(), mode="run"):
-        """{title: ChildResult}, spread over up to `jobs` children."""
+    def run(self, titles, swaps=(), modes=None):
+        """[ChildResult] of each title run in its mode (default "run"), spread over up to `jobs` children."""
+        modes = modes or ["run"] * len(titles)
         units = [all_checks()[title].unit for title in titles]
         entries = [(n, title, mode, limit_for(title, self.limits), BY_NAME[unit].function, [unit] + closure(unit))
-                   for n, (title, unit) in enumerate(zip(titles, units))]
+                   for n, (title, mode, unit) in enumerate(zip(titles, modes, units))]
         groups = [entries[k::self.jobs] for k in range(self.jobs) if entries[k::self.jobs]]
         reference = oracle_sources() if swaps else None
         with ThreadPoolExecutor(max(1, len(groups))) as pool:
             parts = pool.map(lambda g: self.session.run(g, FUNCTIONS, swaps, reference), groups)
-            return {titles[n]: result for part in parts for n, result in part.items()}
+            results = {n: result for part in parts for n, result in part.items()}
+        return [results[n] for n in range(len(titles))]
 
     def first_pass(self):
-        """Every check on the submission's own code: the fast ones, then the training ones (which
-        then skip any unit function that hung in a fast check)."""
-        fast = [t for t in self.titles if not BY_NAME[all_checks()[t].unit].training]
-        slow = [t for t in self.titles if BY_NAME[all_checks()[t].unit].training]
-        for titles in (fast, slow):
-            results = self.run(titles)
-            self.verdicts.update({t: judge(t, results[t], self.session.seed) for t in titles})
+        """Every check on the submission's own code: the fast ones with the gate checks last (a gate
+        that runs out of time marks no function hung for the fast ones), then the training ones
+        (which skip any unit function that hung before)."""
+        training = [t for t in self.titles if BY_NAME[all_checks()[t].unit].training]
+        fast = sorted((t for t in self.titles if t not in training), key=lambda t: all_checks()[t].gate)  # stable
+        for titles in (fast, training):
+            self.verdicts.update({t: judge(t, r, self.session.seed) for t, r in zip(titles, self.run(titles))})
 
     def resolve(self):
         """Final verdicts, unit by unit in dependency order: {unit: 'pass' | reason it fails}."""
@@ -241,23 +263,25 @@ class Grading:
             return "is wrong"
         why = "; ".join("%s %s" % (d, "fails its own tests" if state[d] == "is wrong" else state[d]) for d in roots)
         results = self.run(failing, tuple(sorted(swaps)))
-        retried = {title: judge(title, results[title], self.session.seed) for title in failing}
+        retried = {title: judge(title, result, self.session.seed) for title, result in zip(failing, results)}
         own = [v for v in retried.values() if v.function == unit.function]
         if any(v.kind == "not_implemented" for v in own):
             for title in failing:
                 self.verdicts[title] = self.not_written(unit)
             return "is not written yet"
+        own_forward = []
         for title, verdict in retried.items():
             if verdict.passed:
                 self.verdicts[title] = Verdict(True, "right with the reference %s in place of yours (%s)"
                                                % (", ".join(roots), why), self.verdicts[title].warnings)
             elif unit.is_backward and state.get(unit.partner) == "is wrong" and self.ran(unit.partner):
-                self.verdicts[title] = self.own_forward_fallback(unit, title, why)
+                own_forward.append(title)
             else:  # what a retry says is never shown: student code there could call the oracle
                 first = self.verdicts[title]
                 self.verdicts[title] = Verdict(False, "%s; it fails with the reference %s too"
                                                % (first.message, ", ".join(roots)), first.warnings,
                                                first.kind, first.function)
+        self.own_forward_fallback(unit, own_forward, why)
         if any(v.kind in ("timeout", "skipped") for v in own):
             return "did not finish in time"
         return "pass" if all(self.verdicts[t].passed for t in failing) else "is wrong"
@@ -273,17 +297,52 @@ class Grading:
         rather than an error: only a forward that computes something can be differentiated."""
         return all(self.verdicts[t].kind is None for t in self.by_unit[unit])
 
-    def own_forward_fallback(self, unit, title, why):
-        """A backward pass the reference forward's cache does not fit: numerical gradients of the
-        student's own forward on the same inputs."""
-        if all_checks()[title].backward_of is None:
-            return Verdict(False, self.verdicts[title].message + " (" + why + ")", self.verdicts[title].warnings)
-        verdict = judge(title, self.run([title], mode="own_gradient")[title], self.session.seed, own_gradient=True)
-        if verdict.passed:
-            return Verdict(True, "agrees with numerical gradients of your own %s (%s): %s"
-                           % (unit.partner, why, verdict.message), self.verdicts[title].warnings)
-        return Verdict(False, "%s; it does not match numerical gradients of your own %s either (%s)"
-                       % (self.verdicts[title].message, unit.partner, why), self.verdicts[title].warnings)
+    def own_forward_fallback(self, unit, titles, why):
+        """Backward passes the reference forward's cache does not fit: each checked against centred
+        differences of the student's own forward, when that forward is close to the reference's on
+        the check's inputs. One call gives the forward outputs and gradients, then one call per moved
+        point: nothing in the student's process knows the points before it has answered."""
+        C, seed = checks_module(), self.session.seed
+        for title in [t for t in titles if all_checks()[t].backward_of is None]:
+            first = self.verdicts[title]
+            self.verdicts[title] = Verdict(False, "%s (%s)" % (first.message, why), first.warnings)
+        titles = [t for t in titles if all_checks()[t].backward_of]
+        bases = dict(zip(titles, self.run(titles, modes=[["own_gradient"]] * len(titles))))
+        near = {t: judge(t, bases[t], seed, functools.partial(C.own_forward_distance, reference=reference_forward(t)))
+                for t in titles}
+        entries = [(t, point) for t in titles if near[t].passed for point in moved_points(t)]
+        moved = self.run([t for t, _ in entries], modes=[["own_gradient", *point] for _, point in entries])
+        for title in titles:
+            first = self.verdicts[title]
+            if not near[title].passed:
+                self.verdicts[title] = Verdict(False, "%s; %s (%s)" % (first.message, near[title].message, why),
+                                               first.warnings)
+                continue
+            at = {point: r for (t, point), r in zip(entries, moved) if t == title}
+            failed = next((r for r in at.values() if r.error), None)
+            verdict = judge(title, failed or bases[title], seed, functools.partial(
+                C.own_gradient_compare, all_checks()[title], moved={p: r.outputs for p, r in at.items()},
+                reference=reference_forward(title)))
+            if verdict.passed:
+                self.verdicts[title] = Verdict(True, "agrees with numerical gradients of your own %s (%s): %s"
+                                               % (unit.partner, why, verdict.message), first.warnings)
+            else:
+                self.verdicts[title] = Verdict(False, "%s; it does not match numerical gradients of your own %s "
+                                               "either (%s)" % (first.message, unit.partner, why), first.warnings)
+
+
+def withheld(titles, verdicts):
+    """Why the passing checks of a unit earn nothing, or None: its gate check fails (a backward pass
+    must be analytic), or all its hidden checks fail (the public checks' answers are published)."""
+    checks = [all_checks()[t] for t in titles]
+    if any(c.gate and not verdicts[c.title].passed for c in checks):
+        return ("the check on large inputs fails, and this unit earns points only with it: a backward pass "
+                "must be analytic (numerical gradients take two forward passes per input element)")
+    hidden = [c for c in checks if not c.public]
+    if hidden and not any(verdicts[c.title].passed for c in hidden):
+        return ("every hidden check of this unit fails, and the public checks' answers are published: they "
+                "count only with a hidden one")
+    return None
 
 
 def split_points(points, count):
@@ -335,13 +394,11 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
     results = []
     for name in wanted:
         unit_titles = grading.by_unit.get(name, [])
-        hidden = [t for t in unit_titles if not all_checks()[t].public]
-        published_only = hidden and not any(grading.verdicts[t].passed for t in hidden)
+        reason = withheld(unit_titles, grading.verdicts)
         for title, share in zip(unit_titles, split_points(BY_NAME[name].points, len(unit_titles))):
             verdict, check = grading.verdicts[title], all_checks()[title]
-            if published_only and verdict.passed:  # public answers are printed: they alone earn nothing
-                verdict = Verdict(False, verdict.message + "; but every hidden check of this unit fails, and "
-                                  "the public checks' answers are published: they count only with a hidden one")
+            if reason and verdict.passed:
+                verdict = Verdict(False, verdict.message + "; but " + reason)
             output = ("PASS: " if verdict.passed else "FAIL: ") + verdict.message
             output += "".join("\nwarning: " + w for w in verdict.warnings)
             results.append(TestResult(name, title, share if verdict.passed else 0.0, share, output, check.public))

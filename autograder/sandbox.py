@@ -69,6 +69,7 @@ class SandboxError(Exception):
 class Limits:
     check_seconds: float = 5.0        # the least a check gets; else check_factor x the reference's time
     check_factor: float = 50.0
+    gate_seconds: float = 2.0         # the least a gate check gets (large inputs: README rule 7)
     train_seconds: float = 90.0       # training checks
     import_seconds: float = 30.0
     memory_bytes: int = 4 * GiB       # address space of each process

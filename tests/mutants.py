@@ -3,7 +3,8 @@
 A submission is a copy of source/image_captioning/captioning with some edits applied:
 - Patch(file, old, new): replace a snippet that must occur exactly once (so an edit of the
   source cannot silently turn a mutant into the answer key);
-- Body(file, function, new): replace the whole solution region of one function or method.
+- Body(file, function, new): replace the whole solution region of one function or method;
+- Append(file, code): add code at the end of a file.
 
 MUTANTS are typical student mistakes with the units they must lose points on; ALTERNATIVES are
 correct implementations written differently, which must get full marks.
@@ -14,6 +15,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from autograder.course import RELEASE_DIR, SOLUTIONS_DIR, SOURCE_DIR
+from autograder.units import UNITS
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = SOURCE_DIR
@@ -54,6 +56,16 @@ class Body:
         end = text.index("\n", text.index(END, begin)) + 1
         body = textwrap.indent(textwrap.dedent(self.new).strip("\n") + "\n", indent)
         return text[:line_start] + body + text[end:]
+
+
+@dataclass(frozen=True)
+class Append:
+    """Code added at the end of a file."""
+    file: str
+    code: str
+
+    def apply(self, text):
+        return text + textwrap.dedent(self.code)
 
 
 @dataclass(frozen=True)
@@ -656,3 +668,114 @@ ALTERNATIVES += [
             captions[n, :len(prefixes[n][0]) - 1] = prefixes[n][0][1:]
     """),)),
 ]
+
+# ---------------------------------------------------------------- a cheat: no backward code at all
+
+# The answer key's forward passes; every backward pass, and the models' gradients, one generic
+# routine taking centred differences (in float64) of its own forward pass. It passes every check on
+# small inputs; the gates (large inputs, README rule 7) take its backward and loss units.
+FINITE_DIFFERENCES = Submission("finite_differences", (
+    Append(LAYERS, """
+
+        from .gradient_check import eval_numerical_gradient
+
+
+        def remember_inputs(forward):
+            def remembered(*args, forward=forward):  # no closure: the grader can switch and restore it
+                return (*forward(*args)[:-1], (forward, args))
+            return remembered
+
+
+        def differences(cache, *upstream):  # every float argument's gradient (a dict's: a dict)
+            forward, args = cache
+            wide = [{k: v.astype(np.float64) for k, v in a.items()} if isinstance(a, dict) else
+                    a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in args]
+
+            def value(_):
+                return sum(np.sum(out * up) for out, up in zip(forward(*wide), upstream))
+            grads = []
+            for a, w in zip(args, wide):
+                if isinstance(a, dict):
+                    grads.append({k: eval_numerical_gradient(value, v, verbose=False).astype(a[k].dtype)
+                                  for k, v in w.items()})
+                elif w is not a:
+                    grads.append(eval_numerical_gradient(value, w, verbose=False).astype(a.dtype))
+            return tuple(grads) if len(grads) > 1 else grads[0]
+
+
+        def model_differences(model, value):  # value() and its gradient, parameter by parameter
+            saved, model.params = model.params, {k: v.astype(np.float64) for k, v in model.params.items()}
+            try:
+                return value(), {k: eval_numerical_gradient(lambda _: value(), v, verbose=False).astype(saved[k].dtype)
+                                 for k, v in model.params.items()}
+            finally:
+                model.params = saved
+
+
+        rnn_step_forward, rnn_forward, word_embedding_forward, lstm_step_forward, lstm_forward = map(
+            remember_inputs, (rnn_step_forward, rnn_forward, word_embedding_forward, lstm_step_forward, lstm_forward))
+
+
+        def rnn_step_backward(dnext_h, cache):
+            return differences(cache, dnext_h)
+
+
+        def rnn_backward(dh, cache):
+            return differences(cache, dh)
+
+
+        def word_embedding_backward(dout, cache):
+            return differences(cache, dout)
+
+
+        def lstm_step_backward(dnext_h, dnext_c, cache):
+            return differences(cache, dnext_h, dnext_c)
+
+
+        def lstm_backward(dh, cache):
+            return differences(cache, dh)
+    """),
+    Append(T_LAYERS, """
+
+        from .rnn_layers import differences, remember_inputs
+
+        multihead_attention_forward, decoder_layer_forward = map(
+            remember_inputs, (multihead_attention_forward, decoder_layer_forward))
+
+
+        def multihead_attention_backward(dout, cache):
+            return differences(cache, dout)
+
+
+        def decoder_layer_backward(dout, cache):
+            return differences(cache, dout)
+    """),
+    Body(MODEL, "loss", """
+        from ..rnn_layers import model_differences
+
+        def value():
+            p = self.params
+            h0, _ = affine_forward(features, p["W_proj"], p["b_proj"])
+            x, _ = word_embedding_forward(captions_in, p["W_embed"])
+            h, _ = {"rnn": rnn_forward, "lstm": lstm_forward}[self.cell_type](x, h0, p["Wx"], p["Wh"], p["b"])
+            scores, _ = temporal_affine_forward(h, p["W_vocab"], p["b_vocab"])
+            return temporal_softmax_loss(scores, captions_out, mask)[0]
+        loss, grads = model_differences(self, value)
+    """),
+    Body(T_MODEL, "loss", """
+        from ..rnn_layers import model_differences
+
+        def value():
+            p = self.params
+            memory = affine_forward(features, p["W_proj"], p["b_proj"])[0][:, None, :]
+            x = word_embedding_forward(captions_in, p["W_embed"])[0] + positional_encoding(T, self.embed_dim)
+            causal = np.tril(np.ones((T, T), dtype=bool))
+            for layer in range(self.num_layers):
+                x = decoder_layer_forward(x, memory, self.layer_params(layer), self.num_heads, causal)[0]
+            scores, _ = temporal_affine_forward(x, p["W_vocab"], p["b_vocab"])
+            return temporal_softmax_loss(scores, captions_out, mask)[0]
+        loss, grads = model_differences(self, value)
+    """)),
+    frozenset(u.name for u in UNITS if u.is_backward or u.name in (RNN_LOSS, LSTM_LOSS, T_LOSS)),
+    tuple(u.name for u in UNITS if not u.training),
+    "numerical gradients in place of every backward pass")

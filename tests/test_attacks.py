@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder.grade import checks_module, grade, reference_impl
+from autograder.grade import all_checks, checks_module, grade, reference_impl
 from autograder.sandbox import GiB, Limits
 from tests import hostile
+from tests import mutants as M
 from tests.hostile import CORRECT_STEP, KEY, ROOT, make, mine, throwaway_processes, clear_user_keyring, key_users, total
 
 LIMITS = Limits(check_seconds=2, import_seconds=5, train_seconds=10, memory_bytes=1 * GiB, processes=32,
@@ -107,6 +108,93 @@ def test_forged_own_gradient_probe_with_stubs(tmp_path):
     results = graded(tmp_path, "forged-own-gradient", ["rnn_step_backward", "rnn_backward"],
                      prelude=OWN_GRADIENT_FORGERY, override=STUBS)
     assert total(results) == 0, [r.output for r in results]
+
+
+# Forward passes returning zeros, backward passes returning None, and the grader's probe replaced in
+# the student's process by one reporting "forward outputs" whose centred differences are all ones,
+# moving only outputs the layer's own do move. The own-forward check (README rule 3) needs a forward
+# close to the layer's on the check's inputs: zeros never are.
+ZERO_FORWARDS_FORGED_PROBE = '''
+import sys as _sys, numpy as _np
+_C = _sys.modules.get("_grader.checks")
+
+
+def _moved(name, shape, index, out):
+    """Outputs (of shape out) the layer's own move when element index of input name moves: its batch
+    row for x and h (at its time step, or the first), its element for c, its column for weights."""
+    m, i = _np.zeros(out, bool), _np.unravel_index(index, shape)
+    if name == "c":
+        m[i] = True
+    elif name in ("x", "h"):
+        m[(i[0], i[1] if name == "x" else 0) if len(out) == 3 else i[0]] = True
+    else:
+        m[(slice(None),) + ((0,) if len(out) == 3 else ()) + (i[-1] % out[-1],)] = True
+    return m
+
+
+def _forged(layer, inputs, seed, point=(), h=1e-5):    # either protocol: all points at once, or one
+    def run(impl):
+        args = {k: v.astype(_np.float64) for k, v in inputs.items()}
+        up = _C.upstream_order(_C.upstream(layer, args, seed))
+        d = _np.concatenate([u.ravel() for u in up])
+        outs = _C.forward_outputs(layer, impl, args)      # the student's own forward: zeros
+
+        def half_difference(name, index):
+            m = _np.zeros(d.size)
+            m[:up[0].size] = _moved(name, args[name].shape, index, up[0].shape).ravel()
+            return h * m * d / (m * d @ d)
+        if point:
+            flat = point[2] * half_difference(*point[:2])
+            parts = _np.split(flat, _np.cumsum([o.size for o in outs.values()])[:-1])
+            return {k: o + part.reshape(o.shape) for (k, o), part in zip(outs.items(), parts)}
+        result = dict(outs)
+        for name in _C.GRAD_NAMES[layer]:
+            rows = _np.array([half_difference(name, i) for i in range(args[name].size)])
+            result.update({"d" + name: _np.ones(args[name].shape), "+" + name: rows, "-" + name: -rows})
+        return result
+    return run
+
+
+if _C is not None:
+    _C.own_gradient_probe = _forged
+'''
+ZERO_FORWARDS = """
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    return np.zeros((x.shape[0], Wx.shape[1])), None
+
+def rnn_forward(x, h0, Wx, Wh, b):
+    return np.zeros(x.shape[:2] + h0.shape[1:]), None
+
+def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
+    return np.zeros(prev_h.shape), np.zeros(prev_c.shape), None
+
+def lstm_forward(x, h0, Wx, Wh, b):
+    return np.zeros(x.shape[:2] + h0.shape[1:]), None
+""" + "".join("\ndef %s(*args):\n    return None\n" % f for f in (
+    "rnn_step_backward", "rnn_backward", "lstm_step_backward", "lstm_backward"))
+
+
+def test_forged_own_forward_gradients_of_zero_forwards_earn_nothing(tmp_path):
+    results = graded(tmp_path, "forged-zero-forwards", ["rnn_step_backward", "rnn_backward", "lstm_step_backward",
+                                                        "lstm_backward"],
+                     prelude=ZERO_FORWARDS_FORGED_PROBE, override=ZERO_FORWARDS)
+    assert total(results) == 0, [(r.name, r.output) for r in results if r.score]
+    assert any("far from this layer's" in r.output for r in results), [r.output for r in results]
+
+
+def test_numerical_gradients_in_place_of_backward_passes_earn_nothing(tmp_path):
+    """tests/mutants.py FINITE_DIFFERENCES: right on every small input; each unit's gate (README
+    rule 7) gives it no time for two forward passes per input element, and takes the unit's other
+    checks along. (Its slow checks' time-outs also cost units it did not cheat on: not asserted.)"""
+    sub = M.FINITE_DIFFERENCES
+    limits = Limits(check_seconds=2, import_seconds=5, memory_bytes=2 * GiB, submission_seconds=300)
+    results = grade(sub.build(tmp_path / "sub"), units=sorted(sub.lost), limits=limits, jobs=2)
+    assert {r.unit for r in results} == sub.lost
+    assert total(results) == 0, [(r.name, r.output) for r in results if r.score]
+    gates = [r for r in results if all_checks()[r.name].gate]
+    assert len(gates) == len(sub.lost) and not any(r.output.startswith("PASS") for r in gates)
+    withheld = [r for r in results if "but the check on large inputs fails" in r.output]
+    assert any(r.unit == "rnn_step_backward" for r in withheld), [r.output for r in results]
 
 
 def test_forged_subarray_dtype_crashes_the_grader(tmp_path):

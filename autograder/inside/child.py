@@ -392,7 +392,7 @@ def main():
         watchdog.arm(check_id, seconds)
         impl.warnings = []
         check = by_title[title]
-        run = C.own_gradient_probe(*check.backward_of) if mode == "own_gradient" else check.run
+        run = check.run if mode == "run" else C.own_gradient_probe(*check.backward_of, tuple(mode[1:]))
         if check.seeded:
             run = functools.partial(run, seed=request["seed"])
         try:
