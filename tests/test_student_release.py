@@ -16,7 +16,7 @@ import pytest
 
 from autograder.course import PACKAGE, RELEASE_DIR, SOLUTIONS_DIR, notebooks
 from autograder.intake import STUDENT_FILES
-from autograder.units import TOTAL, UNITS
+from autograder.units import TOTAL, UNITS, WRITTEN
 from tests import test_bundle, test_datasets
 from tests.test_bundle import clean_env, run_autograder
 
@@ -35,19 +35,23 @@ def readme_commands(section):
 
 
 def written_points():
-    """The points of the hand-graded answer cells of the released notebooks."""
-    return sum(cell.metadata.nbgrader["points"] for name in notebooks()
-               for cell in nbformat.read(RELEASE_DIR / name, as_version=4).cells
-               if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("grade"))
+    """{grade_id: points} of the hand-graded answer cells of the released notebooks."""
+    return {cell.metadata.nbgrader["grade_id"]: cell.metadata.nbgrader["points"] for name in notebooks()
+            for cell in nbformat.read(RELEASE_DIR / name, as_version=4).cells
+            if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("grade")}
 
 
 def test_readme_points_are_the_kits():
     text = " ".join(README.read_text().split())
-    written = written_points()
+    assert written_points() == WRITTEN
+    written = sum(WRITTEN.values())
     assert "%d points: %d autograded and %d for the four written questions" % (TOTAL + written, TOTAL, written) in text
     by_notebook = {name: sum(u.points for u in UNITS if u.notebook == name) for name in notebooks()}
     assert "RNN %d, LSTM %d, Transformer %d" % (by_notebook["RNN_Captioning.ipynb"], by_notebook[
         "LSTM_Captioning.ipynb"], by_notebook["Transformer_Captioning.ipynb"]) in text
+    staff = " ".join((RELEASE_DIR.parents[1] / "README.md").read_text().split())
+    assert "written questions add %d points graded by hand (2 each, `WRITTEN` in `units.py`): %d in all" % (
+        written, TOTAL + written) in staff and "answer key's score (%d/%d)" % (TOTAL, TOTAL) in staff
     for name in notebooks():
         assert "worth %d points: %d autograded" % (TOTAL + written, TOTAL) in " ".join(
             nbformat.read(RELEASE_DIR / name, as_version=4).cells[0].source.split())
@@ -132,6 +136,8 @@ def test_the_release_alone_sets_up_runs_and_submits_for_full_marks(tmp_path, ima
         assert sorted(archive.namelist()) == sorted(["%s/%s" % (PACKAGE, r) for r in STUDENT_FILES] + notebooks())
     document, _, proc = run_autograder(image, fresh, upload)
     assert document["score"] == pytest.approx(TOTAL), (document.get("output"), proc.stderr[-2000:])
+    assert ("The autograder grades %d points; the 4 written questions (8 points, %d in all) are graded by hand in the "
+            "written-answers assignment" % (TOTAL, TOTAL + 8)) in document["output"]
 
     server.files["/coco.zip"] = real_zip  # the real COCO download, from a stand-in server
     run(real, folder, dict(env, COCO_URL=server.url("/coco.zip")))
