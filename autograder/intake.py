@@ -130,10 +130,11 @@ def _scan(root, depth=3):
                     entries.append((here + (entry.name,), is_dir))
                     if is_dir and len(here) + 1 < depth:
                         todo.append(here + (entry.name,))
+                    if len(entries) > MAX_MEMBERS:
+                        raise SubmissionError("the submission holds more than %d files: %s"
+                                              % (MAX_MEMBERS, WHAT_TO_UPLOAD))
         except OSError as exc:
             raise SubmissionError("the submission folder cannot be read: %s" % exc.strerror)
-        if len(entries) > MAX_MEMBERS:
-            raise SubmissionError("the submission holds more than %d files: %s" % (MAX_MEMBERS, WHAT_TO_UPLOAD))
     return entries
 
 

@@ -153,6 +153,19 @@ def test_flat_uploads_refuse_links_and_duplicates(tmp_path):
         unpack(folder, tmp_path / "w")
 
 
+def test_a_flat_upload_of_too_many_files_is_refused_fast(tmp_path):
+    upload = flat_files(tmp_path / "upload")
+    for i in range(12_000):
+        os.close(os.open(upload / ("j%05d" % i), os.O_CREAT | os.O_WRONLY, 0o644))
+    (upload / "captioning").mkdir()  # an (empty) package wins: nothing is listed
+    assert refused(staged(tmp_path / "ok", upload)[LAYERS], "missing file captioning/rnn_layers.py")
+    (upload / "captioning").rmdir()
+    started = time.monotonic()
+    with pytest.raises(SubmissionError, match="holds more than 10000 files: upload the zip"):
+        unpack(upload, tmp_path / "w")
+    assert time.monotonic() - started < 1
+
+
 def test_an_upload_of_nothing_gradable_says_what_to_upload(tmp_path):
     upload = tmp_path / "upload"
     (upload / "deep" / "er" / "still").mkdir(parents=True)
