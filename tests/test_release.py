@@ -18,7 +18,7 @@ import pytest
 
 from autograder.units import UNITS
 from tools.nbgrader_plugins import SyncUnitPoints, student_modules
-from tools.release import ASSIGNMENT, MARKERS, STAGED, STUDENT_INPUTS
+from tools.release import ASSIGNMENT, MARKERS, STAGED, copy_student_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,12 +34,12 @@ def tree(directory):
 
 def repo_copy(dest):
     """Copy what the release needs, plus the committed release/ and solutions/, into dest."""
-    for name in STAGED + STUDENT_INPUTS + ("release", "solutions"):
+    for name in STAGED + ("release", "solutions"):
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(ROOT / name, dest / name)
+    copy_student_inputs(dest)
     return dest
 
 

@@ -100,6 +100,14 @@ def check_output(source, generated):
             raise ReleaseError(f"broken {shown}: {err}".splitlines()[0]) from err
 
 
+def copy_student_inputs(course):
+    """Copy the STUDENT_INPUTS a course copy lacks from this kit (for a release made in the copy)."""
+    for rel in STUDENT_INPUTS:
+        if not (course / rel).exists():
+            (course / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ROOT / rel, course / rel)
+
+
 def python_of(path):
     """The Python of a .py file, or of a notebook's code cells (IPython magics left out)."""
     text = path.read_text(encoding="utf-8")
