@@ -41,6 +41,17 @@ def written_points():
             if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("grade")}
 
 
+def test_readme_python_is_the_oldest_the_pinned_packages_accept():
+    from importlib import metadata
+
+    from packaging.specifiers import SpecifierSet
+    pins = [line.split("==")[0] for line in (RELEASE_DIR / "requirements.txt").read_text().split()
+            if "==" in line and not line.startswith("#")]
+    accepted = [SpecifierSet(metadata.metadata(name).get("Requires-Python") or "") for name in pins]
+    oldest = next(minor for minor in range(8, 20) if all("3.%d.0" % minor in spec for spec in accepted))
+    assert "- Python 3.%d to 3.13 with its `venv` module" % oldest in README.read_text()
+
+
 def test_readme_points_are_the_kits():
     text = " ".join(README.read_text().split())
     assert written_points() == WRITTEN
