@@ -146,8 +146,8 @@ def write_written_pdf(notebooks, browser):
 
     def write(tmp):
         with tempfile.TemporaryDirectory(prefix="submit-browser-") as profile:
-            argv = [browser, "--headless", "--disable-gpu", "--no-pdf-header-footer", "--user-data-dir=" + profile,
-                    "--print-to-pdf=" + str(tmp), html.as_uri()]
+            argv = [browser, "--headless", "--disable-gpu", "--no-pdf-header-footer", "--print-to-pdf-no-header",
+                    "--user-data-dir=" + profile, "--print-to-pdf=" + str(tmp), html.as_uri()]  # (2 flags: old, new)
             if hasattr(os, "geteuid") and os.geteuid() == 0:
                 argv.insert(1, "--no-sandbox")  # Chromium refuses to run as root otherwise
             try:
