@@ -4,8 +4,8 @@
 #                              into datasets/coco_captioning/; an interrupted download resumes on rerun
 #   ./get_datasets.sh --mini   build the small offline dataset datasets/coco_mini/ (seconds)
 # Options: --url URL (default $COCO_URL, else the CS231n URL), --dest DIR (default $DATASETS_DIR,
-# else datasets/ next to this script). Runs on $PYTHON if set, else the repository's .venv (made by
-# make), else the first python3 on PATH; it needs numpy, h5py, pillow and tqdm.
+# else datasets/ next to this script). Runs on $PYTHON if set, else the .venv next to this script,
+# else the first python3 on PATH; it needs numpy, h5py, pillow and tqdm.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -32,7 +32,8 @@ else
 fi
 if [ -z "$python" ] || ! "$python" -c "import numpy, h5py, PIL, tqdm" 2>/dev/null; then
     echo "get_datasets.sh: ${python:-python3} lacks numpy, h5py, pillow or tqdm;" \
-         "run 'make data' (builds the repository's .venv) or set PYTHON to a python3 that has them" >&2
+         "activate the environment you installed requirements.txt into (see README.md; staff: make data)" \
+         "or set PYTHON to a python3 that has them" >&2
     exit 1
 fi
 

@@ -11,9 +11,15 @@ student handed in is ever read, listed in full, copied or extracted:
   student sees it and only the units that need that file lose points. Junk files next to the
   package cost nothing: find_package() looks for captioning/ directly, and scans the top folder
   (without a stat per entry) only when it is not there.
+- Other uploads (Gradescope's students drag files, or upload the submit zip): with no
+  captioning/ at the top or one folder down, the student files are found by their (unique) names
+  at most two folders down (at most MAX_MEMBERS entries listed, links not followed) and read as
+  stage() reads them; failing that, a single zip at the top is unpacked as below. Anything else
+  is a SubmissionError saying exactly what to upload (WHAT_TO_UPLOAD).
 - Zips: the central directory is size-checked from its end record before it is parsed (at most
   MAX_MEMBERS members, a directory of at most MAX_DIRECTORY_BYTES), then only the members named
-  captioning/<student file>, at the zip root or one folder down, are read, at most
+  captioning/<student file>, at the zip root or one folder down (else the student files found by
+  their names, as in a folder), are read, at most
   MAX_FILE_BYTES + 1 bytes each, into a layout of our own (workdir/captioning/...); no member
   name is ever used as a path. Every problem of the archive (not a zip, too many members, a name
   longer than MAX_NAME_CHARS, a student file twice or as both a file and a folder, an encrypted
@@ -37,6 +43,11 @@ MAX_MEMBERS = 10_000              # members a zip may list
 MAX_DIRECTORY_BYTES = 4 << 20     # size of a zip's central directory (names included)
 MAX_NAME_CHARS = 1024             # length of one member name
 IGNORED_TOP_FOLDERS = {"__MACOSX"}
+STUDENT_NAMES_OF = {rel: rel.rsplit("/", 1)[-1] for rel in STUDENT_FILES}
+STUDENT_NAMES = {name: rel for rel, name in STUDENT_NAMES_OF.items()}  # the names are unique
+assert len(STUDENT_NAMES) == len(STUDENT_FILES), "student files need unique names: %s" % STUDENT_FILES
+WHAT_TO_UPLOAD = ("upload the zip that `python -m captioning.submit` writes (as it is or unzipped), your "
+                  "assignment folder, or just the files you edited: %s" % ", ".join(STUDENT_NAMES))
 
 
 class SubmissionError(Exception):
@@ -49,17 +60,8 @@ def shown(name, limit=80):
     return text if len(text) <= limit else text[:limit - 5] + "...'"
 
 
-def find_package(root):
-    """The folder holding the submission's captioning/ package (possibly one level down).
-
-    captioning/ itself may be a symbolic link (stage() then tells the student it is refused); a
-    top folder that is a symbolic link is never entered.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise SubmissionError("no %s/ package found in the submission" % PACKAGE)
-    if os.path.lexists(root / PACKAGE):
-        return root
+def _top_entries(root):
+    """(folders, links) directly in root, sorted, without a stat per entry."""
     folders, links = [], []
     try:
         with os.scandir(root) as entries:
@@ -70,11 +72,94 @@ def find_package(root):
                     links.append(entry.name)
     except OSError as exc:
         raise SubmissionError("the submission folder cannot be read: %s" % exc.strerror)
-    for name in sorted(folders):
+    return sorted(folders), sorted(links)
+
+
+def _package_folder(root):
+    """root or the first folder one level down holding captioning/ (maybe a link), else None."""
+    if os.path.lexists(root / PACKAGE):
+        return root
+    for name in _top_entries(root)[0]:
         if os.path.lexists(root / name / PACKAGE):
             return root / name
-    hint = " (symbolic links are not followed: %s)" % ", ".join(map(shown, sorted(links)[:3])) if links else ""
-    raise SubmissionError("no %s/ package found in the submission%s" % (PACKAGE, hint))
+    return None
+
+
+def find_package(root):
+    """The folder holding the submission's captioning/ package (possibly one level down).
+
+    captioning/ itself may be a symbolic link (stage() then tells the student it is refused); a
+    top folder that is a symbolic link is never entered.
+    """
+    root = Path(root)
+    folder = _package_folder(root) if root.is_dir() else None
+    if folder is None:
+        links = _top_entries(root)[1] if root.is_dir() else []
+        hint = " (symbolic links are not followed: %s)" % ", ".join(map(shown, links[:3])) if links else ""
+        raise SubmissionError("no %s/ package or edited files found in the submission%s: %s"
+                              % (PACKAGE, hint, WHAT_TO_UPLOAD))
+    return folder
+
+
+def _flat_files(entries):
+    """{student file: parts} of the student files found by their names, at most two folders down
+    (the edited files uploaded on their own); a SubmissionError when one is there twice."""
+    found = {}
+    for parts, is_dir in entries:
+        rel = STUDENT_NAMES.get(parts[-1])
+        if rel and not is_dir and len(parts) <= 3 and parts[0] not in IGNORED_TOP_FOLDERS:
+            found.setdefault(rel, []).append(parts)
+    for rel, places in sorted(found.items()):
+        places.sort()
+        if len(places) > 1:
+            raise SubmissionError("the submission holds %s more than once (%s): upload each file once"
+                                  % (shown(STUDENT_NAMES_OF[rel]), ", ".join(shown("/".join(p)) for p in places[:3])))
+    return {rel: places[0] for rel, places in found.items()}
+
+
+def _scan(root, depth=3):
+    """[(parts, is a folder)] of everything at most depth levels down, links not followed; a
+    SubmissionError past MAX_MEMBERS entries."""
+    entries, todo = [], [()]
+    while todo:
+        here = todo.pop()
+        try:
+            with os.scandir(root.joinpath(*here)) as listing:
+                for entry in listing:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                    entries.append((here + (entry.name,), is_dir))
+                    if is_dir and len(here) + 1 < depth:
+                        todo.append(here + (entry.name,))
+                    if len(entries) > MAX_MEMBERS:
+                        raise SubmissionError("the submission holds more than %d files: %s"
+                                              % (MAX_MEMBERS, WHAT_TO_UPLOAD))
+        except OSError as exc:
+            raise SubmissionError("the submission folder cannot be read: %s" % exc.strerror)
+    return entries
+
+
+def _unpack_folder(root, workdir):
+    """root if it holds a package; else its flat student files copied into workdir/captioning/
+    (read as stage() reads them); else the zip it holds, unpacked; else root."""
+    if _package_folder(root):
+        return root
+    entries = _scan(root)
+    flat = _flat_files(entries)
+    if flat:
+        for rel, parts in flat.items():
+            data, problem = _read(root, parts)
+            target = workdir / PACKAGE / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(refused_module(problem) if problem else data)
+        return workdir
+    zips = sorted(parts[0] for parts, is_dir in entries
+                  if len(parts) == 1 and not is_dir and parts[0].lower().endswith(".zip"))
+    if len(zips) > 1:
+        raise SubmissionError("the submission holds several zips (%s): upload only the one `python -m "
+                              "captioning.submit` wrote" % ", ".join(map(shown, zips[:3])))
+    if zips and not (root / zips[0]).is_symlink():
+        return unpack(root / zips[0], workdir)
+    return root
 
 
 # ---------------------------------------------------------------------------------------- zips
@@ -157,14 +242,15 @@ def _select(entries, prefix):
 
 
 def unpack(submission, workdir):
-    """A folder with the submission's files: the folder itself, or the student files of a zip.
+    """A folder with the submission's files: the folder itself, or its student files in workdir.
 
-    From a zip, only the student files are extracted, into workdir/captioning/ (see the module
-    docstring); the folder returned is workdir.
+    From a zip (also one alone in the folder), or when the student files were uploaded on their
+    own, only the student files are copied, into workdir/captioning/ (see the module docstring);
+    the folder returned is then workdir.
     """
     submission, workdir = Path(submission), Path(workdir)
     if submission.is_dir():
-        return submission
+        return _unpack_folder(submission, workdir)
     if not submission.exists():
         raise SubmissionError("%s does not exist" % submission)
     if not submission.is_file():  # a FIFO would block the end-record read
@@ -197,10 +283,14 @@ def unpack(submission, workdir):
                 if parts:
                     entries.append((parts, member))
             prefix = _choose_prefix(entries)
-            if prefix is None:
-                return workdir  # no package: find_package says so
-            (workdir / PACKAGE).mkdir(parents=True, exist_ok=True)
-            for rel, member in _select(entries, prefix).items():
+            if prefix is not None:
+                chosen = _select(entries, prefix)
+                (workdir / PACKAGE).mkdir(parents=True, exist_ok=True)
+            else:  # the edited files on their own, or nothing: find_package says so
+                members = {tuple(parts): member for parts, member in entries}
+                chosen = {rel: members[parts] for rel, parts in
+                          _flat_files([(tuple(parts), member.is_dir()) for parts, member in entries]).items()}
+            for rel, member in chosen.items():
                 _extract(archive, member, workdir / PACKAGE / rel)
     except SubmissionError:
         raise
@@ -233,13 +323,22 @@ def _extract(archive, member, target):
 
 # ------------------------------------------------------------------------------------- staging
 
+def refused_module(problem):
+    """The module staged in place of a refused student file: importing it says why."""
+    return ("raise ImportError(%r)\n" % problem).encode("utf-8")
+
+
 def _read_student_file(folder, rel):
-    """(bytes, None) of folder/captioning/rel, or (None, why it is refused).
+    """(bytes, None) of folder/captioning/rel, or (None, why it is refused)."""
+    return _read(folder, [PACKAGE] + rel.split("/"))
+
+
+def _read(folder, parts):
+    """(bytes, None) of folder/parts..., or (None, why it is refused).
 
     Each folder on the way and the file are opened relative to the previous one with O_NOFOLLOW:
     no symbolic link is ever followed below `folder`.
     """
-    parts = [PACKAGE] + rel.split("/")
     shown_path = "/".join(parts)
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
@@ -309,10 +408,7 @@ def stage(folder, scratch):
                 data.decode("utf-8")
             except UnicodeDecodeError:
                 problem = "%s/%s is not UTF-8 text" % (PACKAGE, rel)
-        if problem:
-            (package / rel).write_text("raise ImportError(%r)\n" % problem)
-        else:
-            (package / rel).write_bytes(data)
+        (package / rel).write_bytes(refused_module(problem) if problem else data)
 
 
 def pack(submission):
@@ -331,7 +427,7 @@ def pack(submission):
             for rel in STUDENT_FILES:
                 data, problem = _read_student_file(folder, rel)
                 if problem:
-                    data = ("raise ImportError(%r)\n" % problem).encode("utf-8")
+                    data = refused_module(problem)
                 archive.writestr(zipfile.ZipInfo("%s/%s" % (PACKAGE, rel), (1980, 1, 1, 0, 0, 0)), data,
                                  zipfile.ZIP_DEFLATED)
     return buffer.getvalue()

@@ -29,7 +29,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from .units import UNITS
+from .units import TOTAL, UNITS, WRITTEN
 
 PRIVATE_FILE, PRIVATE_FOLDER = 0o600, 0o700
 CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -108,8 +108,11 @@ def gradescope(results, seconds, isolation=None):
                    "tags": [r.unit]}
                   for r in results],
     }
-    if isolation:
-        document["output"] = clean_text("Your code ran in a sandbox: " + "; ".join(isolation) + ".")
+    notes = ["Your code ran in a sandbox: " + "; ".join(isolation) + "."] if isolation else []
+    notes.append("The autograder grades %g points; the %d written questions (%g points, %g in all) are graded by "
+                 "hand in the written-answers assignment, from the PDF that python -m captioning.submit writes."
+                 % (TOTAL, len(WRITTEN), sum(WRITTEN.values()), TOTAL + sum(WRITTEN.values())))
+    document["output"] = clean_text("\n".join(notes))
     return document
 
 

@@ -6,7 +6,8 @@ renaming variables changes nothing), each pair of students is compared on the fi
 fingerprints are removed first, so stubs and given code never count. A pair's similarity is the
 larger of the two students' shares of their own (non-starter) code found in the other's file of the
 same name, over all their files. similarity.html lists the most similar pairs and shows every pair
-at or above the threshold side by side, copied regions highlighted. It is a report for staff to
+at or above the threshold side by side, shared code highlighted except the lines that are the
+starter file's own (its docstrings, TODO lines, imports, given code). It is a report for staff to
 read, never a grade.
 
 Files are read as grading reads them (intake: a zip's student members only, no link followed); a
@@ -62,14 +63,15 @@ def _fingerprint(rel, text, boilerplate=(), window=GUARANTEE_TOKENS - NOISE_TOKE
     return fingerprint
 
 
+def starter_texts(starter=RELEASE_DIR / PACKAGE):
+    """{relative path: text of the released starter file ("" when there is none)}."""
+    return {rel: (Path(starter) / rel).read_text(encoding="utf-8") if (Path(starter) / rel).is_file() else ""
+            for rel in STUDENT_FILES}
+
+
 def starter_hashes(starter=RELEASE_DIR / PACKAGE):
     """{relative path: fingerprints of the released starter file} (every k-gram, as copydetect's boilerplate)."""
-    hashes = {}
-    for rel in STUDENT_FILES:
-        path = Path(starter) / rel
-        text = path.read_text(encoding="utf-8") if path.is_file() else ""
-        hashes[rel] = frozenset(_fingerprint(rel, text, window=1).hashes)
-    return hashes
+    return {rel: frozenset(_fingerprint(rel, text, window=1).hashes) for rel, text in starter_texts(starter).items()}
 
 
 def _overlap_tokens(a, b):
@@ -114,19 +116,40 @@ def compare_class(students, starter=RELEASE_DIR / PACKAGE):
     return pairs
 
 
-def _side_by_side(fa, fb):
-    """Two <pre> blocks of a file pair, shared code highlighted (copydetect's own highlighting, HTML-escaped)."""
+def _own_slices(text, slices, starter):
+    """The parts of copydetect's slices (2xN raw-text offsets) on lines that are not a line of the
+    starter file (compared stripped), leading indentation left out: a copied region stretches over
+    the starter code between two shared pieces, which is no one's own."""
+    import numpy as np
+    starter_lines = {line.strip() for line in starter.split("\n")}
+    own, at = np.zeros(len(text) + 1, bool), 0
+    for line in text.split("\n"):
+        if line.strip() not in starter_lines:
+            own[at + len(line) - len(line.lstrip()):at + len(line.rstrip())] = True
+        at += len(line) + 1
+    copied = np.zeros_like(own)
+    for start, end in slices.T:
+        copied[start:end] = True
+    marked = np.diff(np.concatenate([[0], (own & copied).astype(np.int8)]))
+    return np.array([np.flatnonzero(marked == 1), np.flatnonzero(marked == -1)])
+
+
+def _side_by_side(fa, fb, starter):
+    """Two <pre> blocks of a file pair (HTML-escaped), the shared code that is not the starter
+    file's highlighted; None when nothing is."""
     from copydetect import compare_files
     from copydetect.utils import highlight_overlap
-    _, _, (slices_a, slices_b) = compare_files(fa, fb)
-    if len(slices_a) == 0 or slices_a.shape[-1] == 0:
+    _, _, slices = compare_files(fa, fb)
+    if any(len(s) == 0 or s.shape[-1] == 0 for s in slices):
         return None
-    left, _ = highlight_overlap(fa.raw_code, slices_a, "<mark>", "</mark>", escape_html=True)
-    right, _ = highlight_overlap(fb.raw_code, slices_b, "<mark>", "</mark>", escape_html=True)
-    return left, right
+    own = [_own_slices(f.raw_code, s, starter) for f, s in zip((fa, fb), slices)]
+    if any(s.shape[-1] == 0 for s in own):
+        return None
+    return tuple(highlight_overlap(f.raw_code, s, "<mark>", "</mark>", escape_html=True)[0]
+                 for f, s in zip((fa, fb), own))
 
 
-def similarity_html(pairs, threshold, n_students):
+def similarity_html(pairs, threshold, n_students, starter=RELEASE_DIR / PACKAGE):
     flagged = [p for p in pairs if p["similarity"] >= threshold]
     name = lambda s: html.escape(clean_line(s))  # noqa: E731 (a one-line helper)
     parts = ["<!doctype html><meta charset='utf-8'><title>Code similarity</title>",
@@ -148,11 +171,12 @@ def similarity_html(pairs, threshold, n_students):
         parts.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%.0f%%</td><td>%.0f%%</td><td>%s</td></tr>" % (
             name(p["a"]), name(p["b"]), anchor, 100 * p["share_a"], 100 * p["share_b"], per_file))
     parts.append("</table>")
+    starters = starter_texts(starter)
     for n, p in enumerate(flagged):
         parts.append("<h2 id='pair%d'>%s and %s: %.0f%%</h2>" % (n, name(p["a"]), name(p["b"]), 100 * p["similarity"]))
         prints_a, prints_b = p["prints"]
         for rel in p["files"]:
-            shown = _side_by_side(prints_a[rel], prints_b[rel])
+            shown = _side_by_side(prints_a[rel], prints_b[rel], starters[rel])
             if shown:
                 parts.append("<h3>%s</h3><div class='cols'><div><b>%s</b><pre>%s</pre></div>"
                              "<div><b>%s</b><pre>%s</pre></div></div>"
@@ -163,5 +187,5 @@ def similarity_html(pairs, threshold, n_students):
 def write_similarity_report(path, students, threshold=DEFAULT_THRESHOLD, starter=RELEASE_DIR / PACKAGE):
     """Write similarity.html (privately, like every class output); the flagged pairs."""
     pairs = compare_class(students, starter)
-    write_atomically(path, similarity_html(pairs, threshold, len(students)))
+    write_atomically(path, similarity_html(pairs, threshold, len(students), starter))
     return [p for p in pairs if p["similarity"] >= threshold]

@@ -202,6 +202,32 @@ def rnn_forward(*args):
 def test_empty_submission(image, fresh):
     document, _, _ = run_autograder(image, fresh, None)
     assert document["score"] == 0 and "no captioning/ package" in document["output"]
+    assert ("upload the zip that `python -m captioning.submit` writes (as it is or unzipped), your assignment "
+            "folder, or just the files you edited: rnn.py, transformer.py, rnn_layers.py, "
+            "transformer_layers.py") in document["output"]
+
+
+def answer_key_upload(folder, layout):
+    """The answer key's edited files as Gradescope lays out an upload in /autograder/submission:
+    the files dragged on their own (flat, or in a folder) or the zip kept as a zip."""
+    folder.mkdir()
+    if layout == "zip kept":
+        with zipfile.ZipFile(folder / "submission.zip", "w") as archive:
+            for path in (SOLUTIONS_DIR / "captioning").rglob("*.py"):
+                archive.write(path, path.relative_to(SOLUTIONS_DIR).as_posix())
+        return folder
+    inner = folder / ("image_captioning" if layout == "files in a folder" else "")
+    inner.mkdir(exist_ok=True)
+    for name in ("rnn_layers.py", "transformer_layers.py", "classifiers/rnn.py", "classifiers/transformer.py"):
+        shutil.copy(SOLUTIONS_DIR / "captioning" / name, inner)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["files dragged", "files in a folder", "zip kept"])
+def test_every_reasonable_upload_of_the_answer_key_gets_full_marks(image, fresh, tmp_path, layout):
+    document, _, proc = run_autograder(image, fresh, answer_key_upload(tmp_path / "upload", layout))
+    assert document["score"] == pytest.approx(TOTAL), (document.get("output"), proc.stderr[-2000:])
 
 
 @pytest.mark.slow

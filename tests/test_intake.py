@@ -82,8 +82,10 @@ def test_zip_root_package_wins_and_missing_files_are_reported(tmp_path):
 
 
 def test_zip_without_package_and_garbage(tmp_path):
-    with pytest.raises(SubmissionError, match="no captioning/ package"):
-        staged(tmp_path, write_zip(tmp_path / "s.zip", {"rnn_layers.py": b"", "__MACOSX/captioning/x": b""}))
+    with pytest.raises(SubmissionError, match="no captioning/ package .*: upload the zip that `python -m "
+                       "captioning.submit` writes .* rnn.py, transformer.py, rnn_layers.py, transformer_layers.py"):
+        staged(tmp_path, write_zip(tmp_path / "s.zip", {"notes.txt": b"", "__MACOSX/captioning/x": b"",
+                                                        "__MACOSX/rnn_layers.py": b""}))
     (tmp_path / "g.zip").write_bytes(b"not a zip at all")
     with pytest.raises(SubmissionError, match="not a readable zip"):
         unpack(tmp_path / "g.zip", tmp_path)
@@ -99,6 +101,79 @@ def test_zip_members_that_climb_are_never_extracted(tmp_path):
     work.mkdir(parents=True)
     unpack(archive, work)
     assert not list(tmp_path.rglob("evil")) and b"evil" not in (work / "captioning" / LAYERS).read_bytes()
+
+
+def flat_files(folder, prefix=""):
+    """The key's student files written on their own (as a student drags them) into folder/prefix."""
+    for rel in STUDENT_FILES:
+        path = folder / prefix / rel.rsplit("/", 1)[-1]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes((KEY / rel).read_bytes())
+    return folder
+
+
+@pytest.mark.parametrize("prefix", ["", "my files/"])
+def test_edited_files_on_their_own_are_found_by_name(tmp_path, prefix):
+    key = {rel: (KEY / rel).read_text() for rel in STUDENT_FILES}
+    folder = flat_files(tmp_path / "upload", prefix)
+    (folder / "notes.txt").write_text("junk")
+    assert staged(tmp_path / "folder", folder) == key
+    archive = write_zip(tmp_path / "s.zip", {prefix + Path(rel).name: (KEY / rel).read_bytes()
+                                            for rel in STUDENT_FILES})
+    assert staged(tmp_path / "zip", archive) == key
+    # the package's contents one folder down (captioning/ itself not uploaded), one file missing
+    inner = tmp_path / "contents" / "captioning copy"
+    for rel in STUDENT_FILES[1:]:
+        (inner / rel).parent.mkdir(parents=True, exist_ok=True)
+        (inner / rel).write_bytes((KEY / rel).read_bytes())
+    texts = staged(tmp_path / "contents-staged", tmp_path / "contents")
+    assert refused(texts[STUDENT_FILES[0]], "missing file captioning/" + STUDENT_FILES[0])
+    assert {rel: texts[rel] for rel in STUDENT_FILES[1:]} == {rel: key[rel] for rel in STUDENT_FILES[1:]}
+
+
+def test_a_zip_left_as_a_zip_in_the_upload_is_unpacked(tmp_path):
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    write_zip(upload / "image_captioning_submission.zip", key_files())
+    assert staged(tmp_path, upload) == {rel: (KEY / rel).read_text() for rel in STUDENT_FILES}
+    write_zip(upload / "older.zip", key_files())
+    with pytest.raises(SubmissionError, match="several zips .*: upload only the one `python -m captioning.submit`"):
+        unpack(upload, tmp_path / "again")
+
+
+def test_flat_uploads_refuse_links_and_duplicates(tmp_path):
+    folder = flat_files(tmp_path / "upload")
+    (folder / LAYERS).unlink()
+    (folder / LAYERS).symlink_to(KEY / LAYERS)
+    texts = staged(tmp_path / "s", folder)
+    assert refused(texts[LAYERS], "rnn_layers.py is a symbolic link")
+    assert texts[MODEL] == (KEY / MODEL).read_text()
+    flat_files(folder, "again/")
+    with pytest.raises(SubmissionError, match="holds 'rnn.py' more than once .*: upload each file once"):
+        unpack(folder, tmp_path / "w")
+
+
+def test_a_flat_upload_of_too_many_files_is_refused_fast(tmp_path):
+    upload = flat_files(tmp_path / "upload")
+    for i in range(12_000):
+        os.close(os.open(upload / ("j%05d" % i), os.O_CREAT | os.O_WRONLY, 0o644))
+    (upload / "captioning").mkdir()  # an (empty) package wins: nothing is listed
+    assert refused(staged(tmp_path / "ok", upload)[LAYERS], "missing file captioning/rnn_layers.py")
+    (upload / "captioning").rmdir()
+    started = time.monotonic()
+    with pytest.raises(SubmissionError, match="holds more than 10000 files: upload the zip"):
+        unpack(upload, tmp_path / "w")
+    assert time.monotonic() - started < 1
+
+
+def test_an_upload_of_nothing_gradable_says_what_to_upload(tmp_path):
+    upload = tmp_path / "upload"
+    (upload / "deep" / "er" / "still").mkdir(parents=True)
+    (upload / "deep" / "er" / "still" / LAYERS).write_text("too deep")
+    (upload / "RNN_Captioning.ipynb").write_text("{}")
+    with pytest.raises(SubmissionError, match="no captioning/ package or edited files found in the submission: "
+                       "upload the zip"):
+        find_package(unpack(upload, tmp_path / "w"))
 
 
 # ------------------------------------------------------------------------------------ symlinks

@@ -27,6 +27,7 @@ from autograder.report import unit_scores
 from autograder.units import BY_NAME as UNITS_BY_NAME, UNITS
 from autograder.course import ASSIGNMENT, RELEASE_DIR, SOLUTIONS_DIR, notebooks
 from autograder.units import RNN_NB, LSTM_NB, TOTAL
+from tools.release import copy_student_inputs
 
 pytestmark = pytest.mark.slow  # real nbgrader commands: about 90 s on 2 cores
 
@@ -116,6 +117,7 @@ def course(tmp_path_factory):
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copyfile
         copy(ROOT / name, course / name)
     os.symlink(ROOT / "datasets", course / "datasets")
+    copy_student_inputs(course)
     run([sys.executable, "-m", "tools.release"], course)
     students = {}
     for student in ("key", "halfway", "attacker", "linker"):

@@ -15,6 +15,7 @@ import pytest
 
 from autograder.course import ASSIGNMENT, ROOT
 from autograder.units import UNITS, check_dependency_order
+from tools.release import copy_student_inputs
 
 TOY_FUNCTION = '''
 
@@ -61,6 +62,7 @@ def test_a_toy_unit_is_picked_up_everywhere(tmp_path):
     for name in ("autograder", "source", "tools", "nbgrader_config.py"):
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copyfile
         copy(ROOT / name, course / name)
+    copy_student_inputs(course)
     package = course / "source" / ASSIGNMENT / "captioning"
     edit(course / "autograder" / "units.py", '    *model_units("lstm", LSTM_NB, ("lstm_forward", "lstm_backward"), '
          '"lstm_step_forward"),\n', '    *model_units("lstm", LSTM_NB, ("lstm_forward", "lstm_backward"), '

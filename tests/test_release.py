@@ -18,7 +18,7 @@ import pytest
 
 from autograder.units import UNITS
 from tools.nbgrader_plugins import SyncUnitPoints, student_modules
-from tools.release import ASSIGNMENT, MARKERS, STAGED
+from tools.release import ASSIGNMENT, MARKERS, STAGED, copy_student_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +39,7 @@ def repo_copy(dest):
             shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(ROOT / name, dest / name)
+    copy_student_inputs(dest)
     return dest
 
 

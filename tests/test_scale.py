@@ -6,6 +6,7 @@ histogram, the plots as a browser shows them).
 Every cluster here listens on 127.0.0.1 only (a LocalCluster closed by its fixture, or processes
 started from the README's lines); every process a test starts is killed by it.
 """
+import html
 import json
 import os
 import re
@@ -308,6 +309,22 @@ def test_similarity_flags_a_renamed_copy_not_the_starter_code(tmp_path):
     row = re.search(r"<tr><td>dave</td><td>erin</td><td>(\d+)%", text)
     assert row and int(row.group(1)) == 0
     assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_similarity_highlights_only_code_not_in_the_starter_files(tmp_path):
+    from autograder.similarity import write_similarity_report
+    from autograder.batch import discover
+    key = (SOLUTIONS_DIR / "captioning" / "rnn_layers.py").read_text()
+    for name in ("alice", "bob"):  # the same work: everything but the starter code is shared
+        write_submission(tmp_path / "subs", name, key)
+    out = tmp_path / "similarity.html"
+    write_similarity_report(out, discover(tmp_path / "subs"), threshold=0.5)
+    pieces = [html.unescape(m) for m in re.findall(r"<mark>(.*?)</mark>", out.read_text(), re.S)]
+    assert pieces and "np.tanh(" in "".join(pieces)
+    starter_lines = {line.strip() for line in starter("rnn_layers.py").split("\n")}
+    for piece in pieces:
+        assert not [line for line in piece.split("\n") if line.strip() in starter_lines], piece
+    assert "import numpy" not in "".join(pieces) and '"""One timestep' not in "".join(pieces)
 
 
 def made_up_class():

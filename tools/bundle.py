@@ -43,9 +43,10 @@ PYTEST_FRONT_END = ("conftest.py", "test_*.py")  # pytest autograder --submissio
 # Staff-machine features of `batch` (a Dask cluster, the similarity report): Gradescope grades one
 # submission, so they and what they import (dask, copydetect) stay out of the bundle.
 STAFF_ONLY = ("autograder/cluster.py", "autograder/similarity.py")
-# Given code only the notebooks import (the caption metrics): bundled, as the release has it, but the
-# grader never imports it, so what it imports (pycocoevalcap, ~100 MB) is not installed.
-NOTEBOOK_ONLY = (REFERENCE_PACKAGE.relative_to(ROOT).as_posix() + "/evaluate.py",)
+# Given code only students run (the caption metrics, the submit command): bundled, as the release has
+# it, but the grader never imports it, so what it imports (pycocoevalcap, ~100 MB; nbconvert) is not installed.
+NOTEBOOK_ONLY = tuple(REFERENCE_PACKAGE.relative_to(ROOT).as_posix() + "/" + name
+                      for name in ("evaluate.py", "submit.py"))
 
 
 SETUP_SH = """#!/usr/bin/env bash
@@ -113,32 +114,38 @@ def bundled_files():
             if "__pycache__" not in path.parts and path.relative_to(ROOT).as_posix() not in STAFF_ONLY]
 
 
-def third_party_imports(files):
-    """Top-level names imported anywhere in files (function bodies too) that are neither standard
-    library nor one of the bundle's own packages or modules."""
-    local = {Path(folder).name for folder in PACKAGE_DIRS} | {Path(f).stem for f in files}
+def third_party_imports(sources, local):
+    """Top-level names imported anywhere in the source texts (function bodies too) that are neither
+    standard library nor in local."""
     names = set()
-    for file in files:
-        for node in ast.walk(ast.parse((ROOT / file).read_text(), str(file))):
+    for source in sources:
+        for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.Import):
                 names |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
-    return sorted(names - local - set(sys.stdlib_module_names))
+    return sorted(names - set(local) - set(sys.stdlib_module_names))
 
 
 def grader_distributions():
     """Canonical names of the distributions providing the third-party imports of the bundled files
     (the pytest front end aside), with their dependencies, as installed in this venv."""
-    from packaging.requirements import Requirement  # packaging is pinned in requirements.txt
-
     files = [f for f in bundled_files() if not any(f.match(pattern) for pattern in PYTEST_FRONT_END)
              and f.as_posix() not in NOTEBOOK_ONLY]
-    owners, imports = metadata.packages_distributions(), third_party_imports(files)
+    local = {Path(folder).name for folder in PACKAGE_DIRS} | {f.stem for f in files}
+    return distributions("the grader", third_party_imports([(ROOT / f).read_text() for f in files], local))
+
+
+def distributions(who, imports, extra=()):
+    """Canonical names of the distributions providing the imports, plus extra, with their
+    dependencies, as installed in this venv."""
+    from packaging.requirements import Requirement  # packaging is pinned in requirements.txt
+
+    owners = metadata.packages_distributions()
     unknown = [name for name in imports if name not in owners]
     if unknown:
-        raise SystemExit("the grader imports %s, which no installed distribution provides" % ", ".join(unknown))
-    todo = {canonical(d) for name in imports for d in owners[name]}
+        raise SystemExit("%s imports %s, which no installed distribution provides" % (who, ", ".join(unknown)))
+    todo = {canonical(d) for name in imports for d in owners[name]} | {canonical(d) for d in extra}
     found = set()
     while todo:
         dist = todo.pop()
@@ -150,15 +157,14 @@ def grader_distributions():
     return sorted(found)
 
 
-def pinned_requirements():
-    """requirements-grader.txt: the requirements.txt lines of the grader's distributions, pins kept."""
-    wanted = set(grader_distributions())
+def pinned_requirements(wanted=None, who="the grader"):
+    """The requirements.txt lines of the wanted distributions (default: the grader's), pins kept."""
+    wanted = set(grader_distributions() if wanted is None else wanted)
     lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
              if canonical(re.split(r"[=<>~! \[;]", line.strip(), 1)[0]) in wanted]
     pinned = {canonical(line.split("==", 1)[0]) for line in lines if "==" in line}
     if wanted - pinned:
-        raise SystemExit("requirements.txt does not pin %s (==) for the grader"
-                         % ", ".join(sorted(wanted - pinned)))
+        raise SystemExit("requirements.txt does not pin %s (==) for %s" % (", ".join(sorted(wanted - pinned)), who))
     return "\n".join(lines) + "\n"
 
 

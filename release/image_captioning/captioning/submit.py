@@ -1,0 +1,191 @@
+"""Check your work and write the two files you hand in: `python -m captioning.submit`.
+
+Run it in the assignment folder (the one holding the notebooks and captioning/), in the environment
+you work in. It
+
+1. runs the public checks of every graded unit on your `captioning` package and prints a summary
+   (the autograder runs these and hidden ones);
+2. writes image_captioning_code.zip: the four files you edit, exactly the files the autograder
+   reads, and the three notebooks. Upload it to the programming assignment as it is;
+3. writes image_captioning_written.pdf: the written questions with your answers, for the graders.
+   Upload it to the written-answers assignment. nbconvert makes an HTML page of them (kept next
+   to the PDF), which Chrome, Chromium or Edge prints (the first found, or --browser PATH).
+
+Failing checks do not stop it (you may hand in partial work; the summary says what is left). Any
+other problem stops it with one line saying what to do, and exit status 1.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+import zipfile
+from pathlib import Path
+
+FOLDER = Path(__file__).resolve().parent.parent  # the assignment folder
+EDITED = ("captioning/rnn_layers.py", "captioning/transformer_layers.py", "captioning/classifiers/rnn.py",
+          "captioning/classifiers/transformer.py")
+NOTEBOOKS = ("RNN_Captioning.ipynb", "LSTM_Captioning.ipynb", "Transformer_Captioning.ipynb")
+CODE_ZIP = "image_captioning_code.zip"
+WRITTEN_PDF = "image_captioning_written.pdf"
+UNANSWERED = "YOUR ANSWER HERE"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "microsoft-edge",
+            "msedge", "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+            "/Applications/Chromium.app/Contents/MacOS/Chromium",
+            "/Applications/Microsoft Edge.app/Contents/MacOS/Microsoft Edge",
+            r"C:\Program Files\Google\Chrome\Application\chrome.exe",
+            r"C:\Program Files (x86)\Microsoft\Edge\Application\msedge.exe")
+
+
+class SubmitError(Exception):
+    """What stops the submission, in one line that says what to do."""
+
+
+def run_checks():
+    """{unit: passed} for every unit with public checks, each unit's report printed."""
+    from .checks import PUBLIC_CHECKS, check
+    passed = {}
+    for unit in dict.fromkeys(c.unit for c in PUBLIC_CHECKS):
+        print("--- " + unit)
+        try:
+            check(unit)
+            passed[unit] = True
+        except AssertionError:
+            passed[unit] = False
+        except Exception as e:  # your package does not import, ...: that unit fails, the rest goes on
+            print("FAIL  " + "".join(traceback.format_exception_only(type(e), e)).strip())
+            passed[unit] = False
+    return passed
+
+
+def read_notebooks():
+    """[(name, notebook)] of the three notebooks, each checked to be a readable notebook."""
+    import nbformat
+    notebooks = []
+    for name in NOTEBOOKS:
+        try:
+            notebooks.append((name, nbformat.read(FOLDER / name, as_version=4)))
+        except FileNotFoundError:
+            raise SubmitError("%s is missing from %s: it must stay next to captioning/" % (name, FOLDER)) from None
+        except Exception as e:
+            raise SubmitError("%s is not a readable notebook (%s): open it in Jupyter, save it and run this "
+                              "again" % (name, str(e).splitlines()[0][:200])) from None
+    return notebooks
+
+
+def write_atomically(path, write):
+    """Call write(temporary path), then rename it to path: never a half-written file."""
+    tmp = path.with_name("." + path.name + ".part")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_code_zip():
+    """The code zip: the edited files and the notebooks, as they are on disk."""
+    missing = [rel for rel in EDITED if not (FOLDER / rel).is_file()]
+    if missing:
+        raise SubmitError("%s missing from %s: the zip needs the four files you edit" % (", ".join(missing), FOLDER))
+
+    def write(tmp):
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+            for rel in EDITED + NOTEBOOKS:
+                archive.write(FOLDER / rel, rel)
+    write_atomically(FOLDER / CODE_ZIP, write)
+    return FOLDER / CODE_ZIP
+
+
+def written_answers(notebooks):
+    """(a notebook of every written question and its answer, [answers left empty])."""
+    from nbformat.v4 import new_markdown_cell, new_notebook
+    out, empty = new_notebook(cells=[new_markdown_cell("# Image captioning: written answers")]), []
+    for name, notebook in notebooks:
+        out.cells.append(new_markdown_cell("## " + name))
+        cells = notebook.cells
+        answers = [i for i, c in enumerate(cells) if c.cell_type == "markdown"
+                   and c.metadata.get("nbgrader", {}).get("grade") and c.metadata.get("nbgrader", {}).get("solution")]
+        if not answers:
+            raise SubmitError("%s has no written-answer cell left (its cell metadata is gone): copy your answers "
+                              "into a fresh copy of the notebook" % name)
+        for i in answers:
+            if i and cells[i - 1].cell_type == "markdown":
+                out.cells.append(new_markdown_cell(cells[i - 1].source))  # the question
+            out.cells.append(new_markdown_cell(cells[i].source))
+            if UNANSWERED in cells[i].source:
+                empty.append("%s (%s)" % (name, cells[i].metadata.nbgrader.get("grade_id", "cell %d" % i)))
+    return out, empty
+
+
+def find_browser(given):
+    """The browser that prints the PDF: given, else the first of BROWSERS found."""
+    if given:
+        found = shutil.which(given)
+        if not found:
+            raise SubmitError("--browser %s: no such program" % given)
+        return found
+    for name in BROWSERS:
+        found = shutil.which(name) or (name if os.path.isfile(name) else None)
+        if found:
+            return found
+    raise SubmitError("no Chrome, Chromium or Edge found to print the PDF: install one, or pass --browser PATH "
+                      "(or print %s to PDF from any browser yourself)" % (FOLDER / WRITTEN_PDF).with_suffix(".html"))
+
+
+def write_written_pdf(notebooks, browser):
+    """The written answers as HTML (nbconvert) and PDF (the browser's print); [answers left empty]."""
+    from nbconvert import HTMLExporter
+    answers, empty = written_answers(notebooks)
+    html = (FOLDER / WRITTEN_PDF).with_suffix(".html")
+    html.write_text(HTMLExporter().from_notebook_node(answers)[0], encoding="utf-8")
+    browser = find_browser(browser)
+
+    def write(tmp):
+        with tempfile.TemporaryDirectory(prefix="submit-browser-") as profile:
+            argv = [browser, "--headless", "--disable-gpu", "--no-pdf-header-footer", "--print-to-pdf-no-header",
+                    "--user-data-dir=" + profile, "--print-to-pdf=" + str(tmp), html.as_uri()]  # (2 flags: old, new)
+            if hasattr(os, "geteuid") and os.geteuid() == 0:
+                argv.insert(1, "--no-sandbox")  # Chromium refuses to run as root otherwise
+            try:
+                proc = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                raise SubmitError("%s could not print the PDF (%s): pass another browser with --browser PATH"
+                                  % (browser, e)) from None
+        if not tmp.is_file() or tmp.read_bytes()[:5] != b"%PDF-":
+            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            raise SubmitError("%s wrote no PDF (exit status %d: %s): pass another browser with --browser PATH"
+                              % (browser, proc.returncode, last[:200]))
+    write_atomically(FOLDER / WRITTEN_PDF, write)
+    return empty
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m captioning.submit", description=__doc__.splitlines()[0])
+    parser.add_argument("--browser", help="Chrome, Chromium or Edge to print the PDF with (default: the first found)")
+    args = parser.parse_args(argv)
+    try:
+        notebooks = read_notebooks()
+        passed = run_checks()
+        code = write_code_zip()
+        empty = write_written_pdf(notebooks, args.browser)
+    except SubmitError as e:
+        print("submit: %s" % e, file=sys.stderr)
+        return 1
+    failing = [unit for unit, ok in passed.items() if not ok]
+    print("\n=== Summary")
+    print("Public checks: %d of %d units pass (the autograder also runs hidden checks)."
+          % (len(passed) - len(failing), len(passed)))
+    if failing:
+        print("  not passing yet: " + ", ".join(failing))
+    print("Written answers: " + ("all answered" if not empty else "left empty: " + ", ".join(empty)))
+    print("Wrote %s (%d files): upload it to the programming assignment." % (code, len(EDITED + NOTEBOOKS)))
+    print("Wrote %s: upload it to the written-answers assignment." % (FOLDER / WRITTEN_PDF))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

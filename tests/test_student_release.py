@@ -1,0 +1,156 @@
+"""The release on its own, as a student gets it: copied into an empty folder, its README followed
+as pasted (its own Python environment from PyPI, its own data), the notebooks run to their first
+TODO, then the answer key's work submitted with the README's command and the zip graded through
+the Gradescope bundle. The README's numbers are the kit's."""
+import json
+import os
+import re
+import runpy
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.course import PACKAGE, RELEASE_DIR, SOLUTIONS_DIR, notebooks
+from autograder.intake import STUDENT_FILES
+from autograder.units import TOTAL, UNITS, WRITTEN
+from tests import test_bundle, test_datasets
+from tests.test_bundle import clean_env, run_autograder
+
+# Their fixtures, used here: the bundle's built image and a fresh root for one grade; the COCO stand-in.
+bundle, roots, image, fresh = test_bundle.bundle, test_bundle.roots, test_bundle.image, test_bundle.fresh
+server, real_zip = test_datasets.server, test_datasets.real_zip
+
+README = RELEASE_DIR / "README.md"
+SYSTEM_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else shutil.which("python3")
+
+
+def readme_commands(section):
+    """The ```sh blocks of one '## section' of the student README, in order."""
+    part = README.read_text().split("\n## " + section + "\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^```sh\n(.*?)^```$", part, re.M | re.S)
+
+
+def written_points():
+    """{grade_id: points} of the hand-graded answer cells of the released notebooks."""
+    return {cell.metadata.nbgrader["grade_id"]: cell.metadata.nbgrader["points"] for name in notebooks()
+            for cell in nbformat.read(RELEASE_DIR / name, as_version=4).cells
+            if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("grade")}
+
+
+def test_readme_python_is_the_oldest_the_pinned_packages_accept():
+    from importlib import metadata
+
+    from packaging.specifiers import SpecifierSet
+    pins = [line.split("==")[0] for line in (RELEASE_DIR / "requirements.txt").read_text().split()
+            if "==" in line and not line.startswith("#")]
+    accepted = [SpecifierSet(metadata.metadata(name).get("Requires-Python") or "") for name in pins]
+    oldest = next(minor for minor in range(8, 20) if all("3.%d.0" % minor in spec for spec in accepted))
+    assert "- Python 3.%d to 3.13 with its `venv` module" % oldest in README.read_text()
+
+
+def test_readme_points_are_the_kits():
+    text = " ".join(README.read_text().split())
+    assert written_points() == WRITTEN
+    written = sum(WRITTEN.values())
+    assert "%d points: %d autograded and %d for the four written questions" % (TOTAL + written, TOTAL, written) in text
+    by_notebook = {name: sum(u.points for u in UNITS if u.notebook == name) for name in notebooks()}
+    assert "RNN %d, LSTM %d, Transformer %d" % (by_notebook["RNN_Captioning.ipynb"], by_notebook[
+        "LSTM_Captioning.ipynb"], by_notebook["Transformer_Captioning.ipynb"]) in text
+    staff = " ".join((RELEASE_DIR.parents[1] / "README.md").read_text().split())
+    assert "written questions add %d points graded by hand (2 each, `WRITTEN` in `units.py`): %d in all" % (
+        written, TOTAL + written) in staff and "answer key's score (%d/%d)" % (TOTAL, TOTAL) in staff
+    for name in notebooks():
+        assert "worth %d points: %d autograded" % (TOTAL + written, TOTAL) in " ".join(
+            nbformat.read(RELEASE_DIR / name, as_version=4).cells[0].source.split())
+    submit = runpy.run_path(str(RELEASE_DIR / PACKAGE / "submit.py"))  # what it packs: what the grader reads
+    assert sorted(submit["EDITED"]) == sorted("%s/%s" % (PACKAGE, rel) for rel in STUDENT_FILES)
+    assert sorted(submit["NOTEBOOKS"]) == notebooks()
+
+
+RUN_TO_FIRST_TODO = r"""
+import json, sys
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+report = {}
+for name in sys.argv[1:]:
+    notebook = nbformat.read(name, as_version=4)
+    try:
+        NotebookClient(notebook, timeout=600, kernel_name="python3").execute()
+    except CellExecutionError:
+        pass
+    cells = [c for c in notebook.cells if c.cell_type == "code"]
+    report[name] = [{"source": c.source, "errors": [o.ename for o in c.get("outputs", []) if o.output_type == "error"],
+                     "text": "".join(o.get("text", "") for o in c.get("outputs", []))} for c in cells]
+print(json.dumps(report))
+"""
+
+
+def student_env(home, venv=None):
+    """A student's shell: a fresh home, nothing of the kit's environment; the venv activated when given."""
+    env = clean_env(home)
+    env.pop("AUTOGRADER_ROOT")
+    env.pop("CAPTIONING_DATASETS", None)
+    env.update(HOME=str(home), PIP_CACHE_DIR=os.path.expanduser("~/.cache/pip"), PIP_DISABLE_PIP_VERSION_CHECK="1")
+    if venv:
+        env.update(VIRTUAL_ENV=str(venv), PATH=str(venv / "bin") + os.pathsep + env["PATH"])
+    return env
+
+
+def run(block, folder, env):
+    """One README block, pasted into bash in the assignment folder."""
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=1200)
+    assert proc.returncode == 0, (block, proc.stdout[-3000:], proc.stderr[-3000:])
+    return proc
+
+
+@pytest.mark.slow
+def test_the_release_alone_sets_up_runs_and_submits_for_full_marks(tmp_path, image, fresh, server, real_zip):
+    folder, home = tmp_path / "image_captioning", tmp_path / "home"
+    home.mkdir()
+    shutil.copytree(RELEASE_DIR, folder)  # all a student gets
+    assert shutil.which("python3", path=student_env(home)["PATH"]) and SYSTEM_PYTHON
+    (setup,) = readme_commands("Set up (once)")
+    run(setup, folder, student_env(home))
+    env = student_env(home, folder / ".venv")
+    mini, real = readme_commands("Get the data")
+    run(mini, folder, env)
+
+    report = json.loads(run("python - " + " ".join(notebooks()) + " <<'EOF'\n" + RUN_TO_FIRST_TODO + "\nEOF",
+                            folder, env).stdout)
+    for name, cells in report.items():
+        stopped = [i for i, c in enumerate(cells) if c["errors"]]
+        assert stopped and cells[stopped[0]]["errors"] == ["NotImplementedError"], (name, cells)
+        data = [c["text"] for c in cells[:stopped[0]] if "load_coco_data(" in c["source"]]
+        assert data and "Using the embedded mini dataset in %s" % (folder / "datasets" / "coco_mini") in data[0]
+
+    for rel in STUDENT_FILES:  # the student finishes the assignment: the answer key's work
+        shutil.copy(SOLUTIONS_DIR / PACKAGE / rel, folder / PACKAGE / rel)
+    for name in notebooks():
+        shutil.copy(SOLUTIONS_DIR / name, folder / name)
+    (submit,) = readme_commands("Submit")
+    summary = run(submit, folder, env).stdout.split("=== Summary")[1]
+    assert "Public checks: %d of %d units pass" % (len(UNITS), len(UNITS)) in summary
+    assert "Written answers: all answered" in summary
+    assert (folder / "image_captioning_written.pdf").read_bytes()[:5] == b"%PDF-"
+    assert "A ReLU output is not bounded above" in (folder / "image_captioning_written.html").read_text()
+    upload = tmp_path / "upload"  # Gradescope keeps an uploaded zip as it is
+    upload.mkdir()
+    shutil.copy(folder / "image_captioning_code.zip", upload)
+    with zipfile.ZipFile(upload / "image_captioning_code.zip") as archive:
+        assert sorted(archive.namelist()) == sorted(["%s/%s" % (PACKAGE, r) for r in STUDENT_FILES] + notebooks())
+    document, _, proc = run_autograder(image, fresh, upload)
+    assert document["score"] == pytest.approx(TOTAL), (document.get("output"), proc.stderr[-2000:])
+    assert ("The autograder grades %d points; the 4 written questions (8 points, %d in all) are graded by hand in the "
+            "written-answers assignment" % (TOTAL, TOTAL + 8)) in document["output"]
+
+    server.files["/coco.zip"] = real_zip  # the real COCO download, from a stand-in server
+    run(real, folder, dict(env, COCO_URL=server.url("/coco.zip")))
+    loaded = run("python -c 'from captioning.coco_utils import load_coco_data; load_coco_data()'", folder, env)
+    assert "Using the COCO captioning dataset in %s" % (folder / "datasets" / "coco_captioning") in loaded.stdout

@@ -1,0 +1,69 @@
+"""`python -m captioning.submit`, run by a student in a copy of the release: checks, summary, the
+code zip with exactly the files the grader reads plus the notebooks, the written answers as PDF;
+loud and leaving no half-made file when it cannot finish."""
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from autograder.course import PACKAGE, RELEASE_DIR, SOLUTIONS_DIR, notebooks
+from autograder.intake import STUDENT_FILES
+from autograder.units import UNITS
+
+CODE, PDF = "image_captioning_code.zip", "image_captioning_written.pdf"
+SUBMITTED = sorted(["%s/%s" % (PACKAGE, rel) for rel in STUDENT_FILES] + notebooks())
+
+
+def submit(folder, *args):
+    """The student's command, run in their assignment folder."""
+    return subprocess.run([sys.executable, "-m", "captioning.submit", *args], cwd=folder, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture
+def half_done(tmp_path):
+    """The release with the RNN layers written (the answer key's rnn_layers.py), nothing else."""
+    folder = tmp_path / "image_captioning"
+    shutil.copytree(RELEASE_DIR, folder)
+    shutil.copy(SOLUTIONS_DIR / PACKAGE / "rnn_layers.py", folder / PACKAGE / "rnn_layers.py")
+    return folder
+
+
+def test_half_done_release_is_checked_summarised_and_packed(half_done):
+    proc = submit(half_done)
+    assert proc.returncode == 0, proc.stderr
+    summary = proc.stdout.split("=== Summary")[1]
+    passing = [u.name for u in UNITS if u.name.startswith(("rnn_", "lstm_", "word_embedding"))]
+    assert "Public checks: %d of %d units pass" % (len(passing), len(UNITS)) in summary, proc.stdout
+    failing = summary.split("not passing yet: ")[1].split("\n")[0].split(", ")
+    assert set(failing) == {u.name for u in UNITS} - set(passing)
+    assert "Written answers: left empty: RNN_Captioning.ipynb (char_vs_word)" in summary
+    with zipfile.ZipFile(half_done / CODE) as archive:
+        assert sorted(archive.namelist()) == SUBMITTED
+        for name in SUBMITTED:
+            assert archive.read(name) == (half_done / name).read_bytes()
+    assert (half_done / PDF).read_bytes()[:5] == b"%PDF-"
+    html = (half_done / PDF).with_suffix(".html").read_text()
+    assert "Why a sigmoid?" in html and "YOUR ANSWER HERE" in html  # the questions and the (empty) answers
+
+
+def test_a_missing_notebook_stops_it_with_one_line_and_no_zip(half_done):
+    (half_done / "LSTM_Captioning.ipynb").unlink()
+    proc = submit(half_done)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("submit: LSTM_Captioning.ipynb is missing from %s: it must stay next to "
+                                   "captioning/" % half_done)
+    assert not (half_done / CODE).exists() and not (half_done / PDF).exists()
+
+
+def test_a_broken_notebook_or_browser_stops_it(half_done):
+    (half_done / "RNN_Captioning.ipynb").write_text("{ not json")
+    proc = submit(half_done)
+    assert proc.returncode == 1 and "RNN_Captioning.ipynb is not a readable notebook" in proc.stderr
+    shutil.copy(RELEASE_DIR / "RNN_Captioning.ipynb", half_done)
+    proc = submit(half_done, "--browser", "/bin/false")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("submit: /bin/false wrote no PDF (exit status 1") and proc.stderr.count("\n") == 1
+    assert not (half_done / PDF).exists() and not list(half_done.glob(".*.part"))
