@@ -14,11 +14,15 @@ The rules (README, "How grading works"):
 5. A unit function that ran past its limit is never waited for again: later checks that call it
    fail at once (then are retried with it swapped). Limits come from the reference's own time.
 
-Expected values and comparisons stay in this process; the submission runs only in the sandbox.
+Expected values, comparisons and the hidden checks (built from each grade's own seed) stay in
+this process; the submission runs only in the sandbox, which gets a hidden check as a public
+probe's name and arguments. Each answer is judged as it arrives and dropped; it may take at most
+CAP_FACTOR times the bytes of the reference's.
 """
 import ast
 import functools
 import importlib.util
+import os
 import secrets
 import sys
 import tempfile
@@ -27,13 +31,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .course import PACKAGE, REFERENCE_PACKAGE
+from .hidden import hidden_checks
+from .inside import frames
 from .intake import find_package, stage, unpack
-from .sandbox import Limits, SandboxError, Session, preflight
+from .sandbox import Limits, SandboxError, Session, preflight, remove_stale_temp
 from .units import BY_NAME, UNITS, closure
 
 FUNCTIONS = sorted({u.function for u in UNITS})
 MAX_MESSAGE = 2000  # characters of one check's feedback
+CAP_FACTOR, MIN_CAP = 4, 64 * 1024  # an answer's bytes: at most CAP_FACTOR x the reference's, or MIN_CAP
+TRAINED_CAP = 4 << 20               # a training check's answer (the trained parameters, < 1 MB as float64)
 
 
 @functools.lru_cache(maxsize=None)
@@ -58,24 +68,31 @@ def reference_impl():
     return checks_module().load_impl(reference())
 
 
-@functools.lru_cache(maxsize=None)
-def all_checks():
-    """{title: Check}: the public checks, then the hidden ones, in that order."""
-    from .hidden import hidden_checks
+def checks_for(seed):
+    """{title: Check}: the public checks, then the hidden ones built from seed, in that order (the
+    titles, units and shapes are the same for every seed)."""
     C = checks_module()
-    checks = C.PUBLIC_CHECKS + hidden_checks(C)
+    checks = C.PUBLIC_CHECKS + hidden_checks(C, seed)
     by_title = {c.title: c for c in checks}
     assert len(by_title) == len(checks), "two checks share a title"
     return by_title
 
 
-def child_sources(public_only):
-    """The trusted source texts every child needs (no expected values, no reference code)."""
-    sources = {"gradient_check": (REFERENCE_PACKAGE / "gradient_check.py").read_text(),
-               "checks": (REFERENCE_PACKAGE / "checks.py").read_text()}
-    if not public_only:
-        sources["hidden"] = Path(__file__).with_name("hidden.py").read_text()
-    return sources
+@functools.lru_cache(maxsize=None)
+def all_checks():
+    """checks_for(0): what every seed's checks have in common (titles, units, limits, sizes)."""
+    return checks_for(0)
+
+
+def child_sources():
+    """The trusted source texts every child needs: the public checks (no expected values, no
+    reference code, no hidden checks)."""
+    return {name: (REFERENCE_PACKAGE / (name + ".py")).read_text() for name in ("gradient_check", "checks")}
+
+
+def child_probes(checks, titles):
+    """{title: probe} of the hidden checks among titles, packed as a frame for the child's request."""
+    return frames.pack({t: checks[t].probe for t in titles if not checks[t].public})
 
 
 def oracle_sources():
@@ -86,7 +103,7 @@ def oracle_sources():
 
 @dataclass
 class Verdict:
-    """One check's outcome: passed or not, why, and the child's warnings."""
+    """One check's outcome: passed or not, why, and the child's warnings (sandbox.child_warnings)."""
     passed: bool
     message: str
     warnings: list = field(default_factory=list)
@@ -107,46 +124,36 @@ class TestResult:
 
 # ---------------------------------------------------------------- time limits
 
+def nbytes(outputs):
+    return sum(np.asarray(v).nbytes for v in outputs.values())
+
+
 @functools.lru_cache(maxsize=None)
-def reference_seconds(title):
-    """Wall time of a check's run on the reference, measured once in this process."""
+def reference_profile(title):
+    """(seconds, bytes of outputs) of a check's run on the reference, measured once in this process."""
     started = time.perf_counter()
-    all_checks()[title].run(reference_impl())
-    return time.perf_counter() - started
+    outputs = all_checks()[title].run(reference_impl())
+    return time.perf_counter() - started, nbytes(outputs)
 
 
 def limit_for(title, limits):
     check = all_checks()[title]
     if BY_NAME[check.unit].training:
         return limits.train_seconds
-    return max(limits.check_seconds, limits.check_factor * reference_seconds(title))
+    return max(limits.check_seconds, limits.check_factor * reference_profile(title)[0])
+
+
+def cap_for(title, reference_bytes=None):
+    """The most bytes a check's answer may take: CAP_FACTOR x the reference's (reference_bytes, by
+    default its run's), at least MIN_CAP; TRAINED_CAP for a training check (not run here)."""
+    if BY_NAME[all_checks()[title].unit].training:
+        return TRAINED_CAP
+    return max(MIN_CAP, CAP_FACTOR * (reference_profile(title)[1] if reference_bytes is None else reference_bytes))
 
 
 # ---------------------------------------------------------------- judging
 
-_expected_cache = {}
-
-
-def judge(title, result, seed, own_gradient=False):
-    """Verdict of one child result, compared here against trusted expected values."""
-    C, check = checks_module(), all_checks()[title]
-    if result.error:
-        return Verdict(False, result.error["message"], result.warnings, result.error["kind"], result.error["function"])
-    try:
-        if own_gradient:
-            key = (title, "own_gradient")
-            if key not in _expected_cache:  # the reference layer's own outputs at the same points
-                _expected_cache[key] = C.own_gradient_probe(*check.backward_of)(reference_impl())
-            passed, message = C.own_gradient_compare(check, result.outputs, _expected_cache[key])
-        else:
-            if title not in _expected_cache:
-                _expected_cache[title] = C.expected_values(check, reference_impl())
-            passed, message = C.judge_outputs(check, result.outputs, reference_impl(), _expected_cache[title], seed)
-    except Exception as exc:  # outputs the trusted side cannot even evaluate
-        passed, message = False, "your outputs could not be evaluated: %s: %s" % (type(exc).__name__, str(exc)[:200])
-    if not check.public and not passed:
-        message = message.split("\n")[0]  # never show hidden expected values
-    return Verdict(passed, message[:MAX_MESSAGE], result.warnings)
+_public_expected = {}  # (title, own_gradient): the same for every grade
 
 
 def short(function):
@@ -172,33 +179,70 @@ def stub_location(scratch, unit):
 class Grading:
     """The checks of one submission, run in its sandbox Session and resolved unit by unit."""
 
-    def __init__(self, session, titles, limits, jobs):
-        self.session, self.limits, self.jobs = session, limits, jobs
+    def __init__(self, session, checks, titles, limits, jobs):
+        self.session, self.checks, self.limits, self.jobs = session, checks, limits, jobs
         self.titles = titles
         self.by_unit = {}
         for title in titles:
-            self.by_unit.setdefault(all_checks()[title].unit, []).append(title)
-        self.verdicts = {}
+            self.by_unit.setdefault(checks[title].unit, []).append(title)
+        self.verdicts, self.expected_cache = {}, {}
+
+    def expected(self, title, own_gradient=False):
+        """A check's expected values (own_gradient: the reference's own-gradient probe outputs),
+        computed with the reference once per grade (hidden checks) or per process (public ones)."""
+        C, check, key = checks_module(), self.checks[title], (title, own_gradient)
+        cache = _public_expected if check.public else self.expected_cache
+        if key not in cache:
+            cache[key] = (C.own_gradient_probe(*check.backward_of)(reference_impl()) if own_gradient
+                          else C.expected_values(check, reference_impl()))
+        return cache[key]
+
+    def judge(self, title, result, own_gradient=False):
+        """Verdict of one child result, compared here against trusted expected values."""
+        C, check = checks_module(), self.checks[title]
+        if result.error:
+            return Verdict(False, result.error["message"], result.warnings, result.error["kind"],
+                           result.error["function"])
+        try:
+            if own_gradient:  # against the reference layer's own outputs at the same points
+                passed, message = C.own_gradient_compare(check, result.outputs, self.expected(title, True))
+            else:
+                passed, message = C.judge_outputs(check, result.outputs, reference_impl(), self.expected(title),
+                                                  self.session.seed)
+        except Exception as exc:  # outputs the trusted side cannot even evaluate
+            passed, message = False, "your outputs could not be evaluated: %s: %s" % (type(exc).__name__,
+                                                                                     str(exc)[:200])
+        if not check.public and not passed:
+            message = message.split("\n")[0]  # never show hidden expected values
+        return Verdict(passed, message[:MAX_MESSAGE], result.warnings)
 
     def run(self, titles, swaps=(), mode="run"):
-        """{title: ChildResult}, spread over up to `jobs` children."""
-        units = [all_checks()[title].unit for title in titles]
-        entries = [(n, title, mode, limit_for(title, self.limits), BY_NAME[unit].function, [unit] + closure(unit))
-                   for n, (title, unit) in enumerate(zip(titles, units))]
+        """{title: Verdict}, spread over up to `jobs` children, each answer judged as it arrives."""
+        own_gradient = mode == "own_gradient"
+        entries = []
+        for n, title in enumerate(titles):
+            unit = self.checks[title].unit
+            cap = cap_for(title, nbytes(self.expected(title, True)) if own_gradient else None)
+            entries.append((n, title, mode, limit_for(title, self.limits), cap, BY_NAME[unit].function,
+                            [unit] + closure(unit)))
         groups = [entries[k::self.jobs] for k in range(self.jobs) if entries[k::self.jobs]]
         reference = oracle_sources() if swaps else None
+        probes = child_probes(self.checks, titles)
+        verdicts = {}
+
+        def judged(n, result):
+            verdicts[titles[n]] = self.judge(titles[n], result, own_gradient)
         with ThreadPoolExecutor(max(1, len(groups))) as pool:
-            parts = pool.map(lambda g: self.session.run(g, FUNCTIONS, swaps, reference), groups)
-            return {titles[n]: result for part in parts for n, result in part.items()}
+            list(pool.map(lambda g: self.session.run(g, FUNCTIONS, judged, probes, swaps, reference), groups))
+        return verdicts
 
     def first_pass(self):
         """Every check on the submission's own code: the fast ones, then the training ones (which
         then skip any unit function that hung in a fast check)."""
-        fast = [t for t in self.titles if not BY_NAME[all_checks()[t].unit].training]
-        slow = [t for t in self.titles if BY_NAME[all_checks()[t].unit].training]
+        fast = [t for t in self.titles if not BY_NAME[self.checks[t].unit].training]
+        slow = [t for t in self.titles if BY_NAME[self.checks[t].unit].training]
         for titles in (fast, slow):
-            results = self.run(titles)
-            self.verdicts.update({t: judge(t, results[t], self.session.seed) for t in titles})
+            self.verdicts.update(self.run(titles))
 
     def resolve(self):
         """Final verdicts, unit by unit in dependency order: {unit: 'pass' | reason it fails}."""
@@ -240,8 +284,7 @@ class Grading:
         if not swaps:
             return "is wrong"
         why = "; ".join("%s %s" % (d, "fails its own tests" if state[d] == "is wrong" else state[d]) for d in roots)
-        results = self.run(failing, tuple(sorted(swaps)))
-        retried = {title: judge(title, results[title], self.session.seed) for title in failing}
+        retried = self.run(failing, tuple(sorted(swaps)))
         own = [v for v in retried.values() if v.function == unit.function]
         if any(v.kind == "not_implemented" for v in own):
             for title in failing:
@@ -276,9 +319,9 @@ class Grading:
     def own_forward_fallback(self, unit, title, why):
         """A backward pass the reference forward's cache does not fit: numerical gradients of the
         student's own forward on the same inputs."""
-        if all_checks()[title].backward_of is None:
+        if self.checks[title].backward_of is None:
             return Verdict(False, self.verdicts[title].message + " (" + why + ")", self.verdicts[title].warnings)
-        verdict = judge(title, self.run([title], mode="own_gradient")[title], self.session.seed, own_gradient=True)
+        verdict = self.run([title], mode="own_gradient")[title]
         if verdict.passed:
             return Verdict(True, "agrees with numerical gradients of your own %s (%s): %s"
                            % (unit.partner, why, verdict.message), self.verdicts[title].warnings)
@@ -294,7 +337,9 @@ def split_points(points, count):
 
 @functools.lru_cache(maxsize=None)
 def sandbox_layers(require_cgroups=False):
-    """The isolation layers in force, once the sandbox has been seen to work (else SandboxError)."""
+    """The isolation layers in force, once the sandbox has been seen to work (else SandboxError).
+    First, what killed graders left in the temporary folder goes."""
+    remove_stale_temp()
     return tuple(preflight(Limits(require_cgroups=require_cgroups)))
 
 
@@ -317,7 +362,7 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
     wanted = [u.name for u in UNITS if units is None or u.name in units]
     needed = set(wanted).union(*(closure(u) for u in wanted))
     titles = [t for t, c in all_checks().items() if c.unit in needed and (c.public or not public_only)]
-    with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="grade-%d-" % os.getpid()) as tmp:
         tmp = Path(tmp)
         (tmp / "unpacked").mkdir()
         folder = find_package(unpack(submission, tmp / "unpacked"))
@@ -325,10 +370,11 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
         scratch.mkdir()
         stage(folder, scratch)
         readable_by_the_sandbox(scratch)
-        # A fresh seed for the seeded (training) checks: a model memorising a fixture gains nothing.
-        session = Session(scratch, limits, child_sources(public_only), secrets.randbelow(1 << 30))
+        # A fresh seed for the hidden and the seeded (training) checks: what one grade reveals of
+        # them (its inputs, its fixture) is of no use to the next.
+        session = Session(scratch, limits, child_sources(), secrets.randbelow(1 << 30))
         try:
-            grading = Grading(session, titles, limits, jobs)
+            grading = Grading(session, checks_for(session.seed), titles, limits, jobs)
             grading.first_pass()
             grading.resolve()
         finally:
