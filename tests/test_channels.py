@@ -155,3 +155,13 @@ def test_an_honest_answer_over_its_cap_costs_only_its_check(tmp_path):
     assert total(results) == 0
     outputs = [r.output for r in results]
     assert "has shape (2, 4096)" in outputs[0] and all("this check allows" in o for o in outputs[1:]), outputs
+
+
+def test_the_fixed_warning_still_reaches_the_student(tmp_path):
+    """The one warning a child may send (an input changed in place) is shown; it costs nothing."""
+    override = ("\ndef rnn_step_forward(x, prev_h, Wx, Wh, b):\n    next_h = np.tanh(x @ Wx + prev_h @ Wh + b)\n"
+                "    x[...] = 0\n    return next_h, None\n")
+    results = grade(make(tmp_path, "in-place", override=override), units=["rnn_step_forward"], jobs=1)
+    assert total(results) == 5
+    assert all(r.output.endswith("\nwarning: rnn_step_forward changed its input argument 1 in place")
+               for r in results), [r.output for r in results]
