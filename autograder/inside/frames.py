@@ -67,7 +67,8 @@ def encode(value):
 
 
 def decode(skeleton, payload):
-    """The tree a skeleton and its payload stand for; FrameError when they do not fit together."""
+    """The tree a skeleton and its payload (a bytearray: the arrays are writable views of it) stand
+    for; FrameError when they do not fit together."""
     count, offset = [0], [0]
 
     def array(spec):
@@ -87,7 +88,7 @@ def decode(skeleton, payload):
         end = offset[0] + size * dtype.itemsize
         if end > len(payload):
             raise FrameError("arrays larger than the payload")
-        data = np.frombuffer(payload, dtype, size, offset[0]).reshape(tuple(spec[1])).copy()
+        data = np.frombuffer(payload, dtype, size, offset[0]).reshape(tuple(spec[1]))
         offset[0] = end
         return data
 
@@ -141,7 +142,7 @@ def pack(value):
 
 def unpack(packed):
     """The value of a pack()ed frame."""
-    return decode(packed["tree"], base64.b64decode(packed["payload"]))
+    return decode(packed["tree"], bytearray(base64.b64decode(packed["payload"])))
 
 
 # ---------------------------------------------------------------- reading
@@ -179,12 +180,15 @@ class FrameReader:
         size, cap = header.get("size"), self.max_payload if limit is None else min(limit, self.max_payload)
         if type(size) is not int or not 0 <= size <= cap:
             raise FrameError("payload size %r outside 0..%d" % (size, cap))
-        self.buffer = bytearray(rest)
-        while len(self.buffer) < size:
-            self._fill(deadline, wait)
-        with memoryview(self.buffer) as view:
-            payload = bytes(view[:size])
-        del self.buffer[:size]
+        payload, got = bytearray(size), min(size, len(rest))  # the one copy of the payload, filled in place
+        payload[:got], self.buffer = rest[:got], bytearray(rest[got:])
+        while got < size:
+            chunk = memoryview(wait(self.fd, deadline))
+            if not chunk:
+                raise EOFError
+            take = min(size - got, len(chunk))
+            payload[got:got + take], self.buffer = chunk[:take], bytearray(chunk[take:])
+            got += take
         if "tree" not in header:
             return header, None
         return header, decode(header["tree"], payload)
