@@ -596,9 +596,17 @@ def transformer_gradient_check(unit, layer, seed, shapes, tol, public=True, name
 
 # ---------------------------------------------------------------- checks sent as plain data
 
+def call_probe(function, *args):
+    """run(): {"out": the (first) output} of a layer function called by name on args."""
+    def run(impl):
+        out = impl.call(function, *args)
+        return {"out": out[0] if isinstance(out, tuple) else out}
+    return run
+
+
 PROBES = {f.__name__: f for f in (forward_probe, backward_probe, embedding_forward_probe, embedding_backward_probe,
                                   model_grad_probe, sample_probe, positional_encoding_probe, transformer_grad_probe,
-                                  transformer_sample_probe)}
+                                  transformer_sample_probe, call_probe)}
 
 
 def probe_check(unit, name, probe, expected=None, **options):
