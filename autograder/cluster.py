@@ -75,7 +75,7 @@ def grade_packed(packed, units, limits, public_only, expected_version):
     if worker_version() != expected_version:
         raise ClusterError("a worker runs kit version %s, the client %s: install the same kit on every worker"
                            % (worker_version(), expected_version))
-    with tempfile.TemporaryDirectory(prefix="packed-") as tmp:  # 0700
+    with tempfile.TemporaryDirectory(prefix="packed-%d-" % os.getpid()) as tmp:  # 0700
         path = Path(tmp) / "submission.zip"
         path.write_bytes(packed)
         return grade_student(path, units, limits, public_only)

@@ -17,11 +17,15 @@ The rules (README, "How grading works"):
 6. A unit earns nothing when its gate check fails: large inputs, where a backward pass by
    numerical gradients cannot finish in the time an analytic one takes (run after the fast checks).
 
-Expected values and comparisons stay in this process; the submission runs only in the sandbox.
+Expected values, comparisons and the hidden checks (built from each grade's own seed) stay in
+this process; the submission runs only in the sandbox, which gets a hidden check as a public
+probe's name and arguments. Each answer is judged as it arrives and dropped; it may take at most
+CAP_FACTOR times the bytes of the reference's.
 """
 import ast
 import functools
 import importlib.util
+import os
 import secrets
 import sys
 import tempfile
@@ -30,13 +34,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .course import PACKAGE, REFERENCE_PACKAGE
+from .hidden import hidden_checks
+from .inside import frames
 from .intake import find_package, stage, unpack
-from .sandbox import Limits, SandboxError, Session, preflight
+from .sandbox import Limits, SandboxError, Session, preflight, remove_stale_temp
 from .units import BY_NAME, UNITS, closure
 
 FUNCTIONS = sorted({u.function for u in UNITS})
 MAX_MESSAGE = 2000  # characters of one check's feedback
+CAP_FACTOR, MIN_CAP = 4, 64 * 1024  # an answer's bytes: at most CAP_FACTOR x the reference's, or MIN_CAP
+TRAINED_CAP = 4 << 20               # a training check's answer (the trained parameters, < 1 MB as float64)
 
 
 @functools.lru_cache(maxsize=None)
@@ -61,24 +71,31 @@ def reference_impl():
     return checks_module().load_impl(reference())
 
 
-@functools.lru_cache(maxsize=None)
-def all_checks():
-    """{title: Check}: the public checks, then the hidden ones, in that order."""
-    from .hidden import hidden_checks
+def checks_for(seed):
+    """{title: Check}: the public checks, then the hidden ones built from seed, in that order (the
+    titles, units and shapes are the same for every seed)."""
     C = checks_module()
-    checks = C.PUBLIC_CHECKS + hidden_checks(C)
+    checks = C.PUBLIC_CHECKS + hidden_checks(C, seed)
     by_title = {c.title: c for c in checks}
     assert len(by_title) == len(checks), "two checks share a title"
     return by_title
 
 
-def child_sources(public_only):
-    """The trusted source texts every child needs (no expected values, no reference code)."""
-    sources = {"gradient_check": (REFERENCE_PACKAGE / "gradient_check.py").read_text(),
-               "checks": (REFERENCE_PACKAGE / "checks.py").read_text()}
-    if not public_only:
-        sources["hidden"] = Path(__file__).with_name("hidden.py").read_text()
-    return sources
+@functools.lru_cache(maxsize=None)
+def all_checks():
+    """checks_for(0): what every seed's checks have in common (titles, units, limits, sizes)."""
+    return checks_for(0)
+
+
+def child_sources():
+    """The trusted source texts every child needs: the public checks (no expected values, no
+    reference code, no hidden checks)."""
+    return {name: (REFERENCE_PACKAGE / (name + ".py")).read_text() for name in ("gradient_check", "checks")}
+
+
+def child_probes(checks, titles):
+    """{title: probe} of the hidden checks among titles, packed as a frame for the child's request."""
+    return frames.pack({t: checks[t].probe for t in titles if not checks[t].public})
 
 
 def oracle_sources():
@@ -89,7 +106,7 @@ def oracle_sources():
 
 @dataclass
 class Verdict:
-    """One check's outcome: passed or not, why, and the child's warnings."""
+    """One check's outcome: passed or not, why, and the child's warnings (sandbox.child_warnings)."""
     passed: bool
     message: str
     warnings: list = field(default_factory=list)
@@ -108,14 +125,18 @@ class TestResult:
     public: bool
 
 
-# ---------------------------------------------------------------- time limits
+# ---------------------------------------------------------------- time limits and sizes
+
+def nbytes(outputs):
+    return sum(np.asarray(v).nbytes for v in outputs.values())
+
 
 @functools.lru_cache(maxsize=None)
-def reference_seconds(title):
-    """Wall time of a check's run on the reference, measured once in this process."""
+def reference_profile(title):
+    """(seconds, bytes of outputs) of a check's run on the reference, measured once in this process."""
     started = time.perf_counter()
-    all_checks()[title].run(reference_impl())
-    return time.perf_counter() - started
+    outputs = all_checks()[title].run(reference_impl())
+    return time.perf_counter() - started, nbytes(outputs)
 
 
 def limit_for(title, limits):
@@ -123,32 +144,20 @@ def limit_for(title, limits):
     if BY_NAME[check.unit].training:
         return limits.train_seconds
     least = limits.gate_seconds if check.gate else limits.check_seconds
-    return max(least, limits.check_factor * reference_seconds(title))
+    return max(least, limits.check_factor * reference_profile(title)[0])
+
+
+def cap_for(title, reference_bytes=None):
+    """The most bytes a check's answer may take: CAP_FACTOR x the reference's (reference_bytes, by
+    default its run's), at least MIN_CAP; TRAINED_CAP for a training check (not run here)."""
+    if BY_NAME[all_checks()[title].unit].training:
+        return TRAINED_CAP
+    return max(MIN_CAP, CAP_FACTOR * (reference_profile(title)[1] if reference_bytes is None else reference_bytes))
 
 
 # ---------------------------------------------------------------- judging
 
-_expected_cache = {}
-
-
-def judge(title, result, seed, compare=None):
-    """Verdict of one child result, compared here against trusted expected values (or by
-    compare(outputs) -> (passed, message))."""
-    C, check = checks_module(), all_checks()[title]
-    if result.error:
-        return Verdict(False, result.error["message"], result.warnings, result.error["kind"], result.error["function"])
-    try:
-        if compare:
-            passed, message = compare(result.outputs)
-        else:
-            if title not in _expected_cache:
-                _expected_cache[title] = C.expected_values(check, reference_impl())
-            passed, message = C.judge_outputs(check, result.outputs, reference_impl(), _expected_cache[title], seed)
-    except Exception as exc:  # outputs the trusted side cannot even evaluate
-        passed, message = False, "your outputs could not be evaluated: %s: %s" % (type(exc).__name__, str(exc)[:200])
-    if not check.public and not passed:
-        message = message.split("\n")[0]  # never show hidden expected values
-    return Verdict(passed, message[:MAX_MESSAGE], result.warnings)
+_public_expected = {}  # title: the same for every grade
 
 
 @functools.lru_cache(maxsize=None)
@@ -157,6 +166,13 @@ def reference_forward(title):
     C = checks_module()
     layer, inputs, _ = all_checks()[title].backward_of
     return C.forward_outputs(layer, reference_impl(), {k: v.astype("float64") for k, v in inputs.items()})
+
+
+@functools.lru_cache(maxsize=None)
+def own_gradient_bytes(title):
+    """Bytes of the reference's answer to the own-gradient probe of a backward check (forward
+    outputs and gradients): what the own-forward fallback's answers are capped by."""
+    return nbytes(checks_module().own_gradient_probe(*all_checks()[title].backward_of)(reference_impl()))
 
 
 def moved_points(title, per_input=24):
@@ -192,35 +208,85 @@ def stub_location(scratch, unit):
 class Grading:
     """The checks of one submission, run in its sandbox Session and resolved unit by unit."""
 
-    def __init__(self, session, titles, limits, jobs):
-        self.session, self.limits, self.jobs = session, limits, jobs
+    def __init__(self, session, checks, titles, limits, jobs):
+        self.session, self.checks, self.limits, self.jobs = session, checks, limits, jobs
         self.titles = titles
         self.by_unit = {}
         for title in titles:
-            self.by_unit.setdefault(all_checks()[title].unit, []).append(title)
-        self.verdicts = {}
+            self.by_unit.setdefault(checks[title].unit, []).append(title)
+        self.verdicts, self.expected_cache = {}, {}
 
-    def run(self, titles, swaps=(), modes=None):
-        """[ChildResult] of each title run in its mode (default "run"), spread over up to `jobs` children."""
+    def expected(self, title):
+        """A check's expected values, computed with the reference once per grade (hidden checks,
+        built from the grade's seed) or once per process (public ones)."""
+        check = self.checks[title]
+        cache = _public_expected if check.public else self.expected_cache
+        if title not in cache:
+            cache[title] = checks_module().expected_values(check, reference_impl())
+        return cache[title]
+
+    def judge(self, title, result, compare=None):
+        """Verdict of one child result, compared here against trusted expected values (or by
+        compare(outputs) -> (passed, message))."""
+        C, check = checks_module(), self.checks[title]
+        if result.error:
+            return Verdict(False, result.error["message"], result.warnings, result.error["kind"],
+                           result.error["function"])
+        try:
+            if compare:
+                passed, message = compare(result.outputs)
+            else:
+                passed, message = C.judge_outputs(check, result.outputs, reference_impl(), self.expected(title),
+                                                  self.session.seed)
+        except Exception as exc:  # outputs the trusted side cannot even evaluate
+            passed, message = False, "your outputs could not be evaluated: %s: %s" % (type(exc).__name__,
+                                                                                     str(exc)[:200])
+        if not check.public and not passed:
+            message = message.split("\n")[0]  # never show hidden expected values
+        return Verdict(passed, message[:MAX_MESSAGE], result.warnings)
+
+    def run(self, titles, swaps=(), modes=None, collect=None):
+        """{title: Verdict} of each title run in its mode, spread over up to `jobs` children, each
+        answer judged as it arrives (or handed to collect(n, result) instead). Modes: "run" (this
+        grade's check), or ["own_gradient", *point] (the own-forward fallback's calls, on
+        all_checks()'s inputs: the same every grade, and no expected value depends on them)."""
         modes = modes or ["run"] * len(titles)
-        units = [all_checks()[title].unit for title in titles]
-        entries = [(n, title, mode, limit_for(title, self.limits), BY_NAME[unit].function, [unit] + closure(unit))
-                   for n, (title, mode, unit) in enumerate(zip(titles, modes, units))]
+        own_gradient = any(mode != "run" for mode in modes)
+        entries = []
+        for n, (title, mode) in enumerate(zip(titles, modes)):
+            unit = self.checks[title].unit
+            cap = cap_for(title, own_gradient_bytes(title) if own_gradient else None)
+            entries.append((n, title, mode, limit_for(title, self.limits), cap, BY_NAME[unit].function,
+                            [unit] + closure(unit)))
         groups = [entries[k::self.jobs] for k in range(self.jobs) if entries[k::self.jobs]]
         reference = oracle_sources() if swaps else None
+        probes = child_probes(all_checks() if own_gradient else self.checks, titles)
+        verdicts = {}
+
+        def judged(n, result):
+            verdicts[titles[n]] = self.judge(titles[n], result)
         with ThreadPoolExecutor(max(1, len(groups))) as pool:
-            parts = pool.map(lambda g: self.session.run(g, FUNCTIONS, swaps, reference), groups)
-            results = {n: result for part in parts for n, result in part.items()}
-        return [results[n] for n in range(len(titles))]
+            list(pool.map(lambda g: self.session.run(g, FUNCTIONS, collect or judged, probes, swaps, reference),
+                          groups))
+        return verdicts
+
+    def results(self, titles, modes):
+        """[ChildResult] of each title run in its mode, kept (the own-forward fallback compares them)."""
+        results = [None] * len(titles)
+
+        def keep(n, result):
+            results[n] = result
+        self.run(titles, modes=modes, collect=keep)
+        return results
 
     def first_pass(self):
         """Every check on the submission's own code: the fast ones with the gate checks last (a gate
         that runs out of time marks no function hung for the fast ones), then the training ones
         (which skip any unit function that hung before)."""
-        training = [t for t in self.titles if BY_NAME[all_checks()[t].unit].training]
-        fast = sorted((t for t in self.titles if t not in training), key=lambda t: all_checks()[t].gate)  # stable
+        training = [t for t in self.titles if BY_NAME[self.checks[t].unit].training]
+        fast = sorted((t for t in self.titles if t not in training), key=lambda t: self.checks[t].gate)  # stable
         for titles in (fast, training):
-            self.verdicts.update({t: judge(t, r, self.session.seed) for t, r in zip(titles, self.run(titles))})
+            self.verdicts.update(self.run(titles))
 
     def resolve(self):
         """Final verdicts, unit by unit in dependency order: {unit: 'pass' | reason it fails}."""
@@ -262,8 +328,7 @@ class Grading:
         if not swaps:
             return "is wrong"
         why = "; ".join("%s %s" % (d, "fails its own tests" if state[d] == "is wrong" else state[d]) for d in roots)
-        results = self.run(failing, tuple(sorted(swaps)))
-        retried = {title: judge(title, result, self.session.seed) for title, result in zip(failing, results)}
+        retried = self.run(failing, tuple(sorted(swaps)))
         own = [v for v in retried.values() if v.function == unit.function]
         if any(v.kind == "not_implemented" for v in own):
             for title in failing:
@@ -302,16 +367,16 @@ class Grading:
         differences of the student's own forward, when that forward is close to the reference's on
         the check's inputs. One call gives the forward outputs and gradients, then one call per moved
         point: nothing in the student's process knows the points before it has answered."""
-        C, seed = checks_module(), self.session.seed
+        C = checks_module()
         for title in [t for t in titles if all_checks()[t].backward_of is None]:
             first = self.verdicts[title]
             self.verdicts[title] = Verdict(False, "%s (%s)" % (first.message, why), first.warnings)
         titles = [t for t in titles if all_checks()[t].backward_of]
-        bases = dict(zip(titles, self.run(titles, modes=[["own_gradient"]] * len(titles))))
-        near = {t: judge(t, bases[t], seed, functools.partial(C.own_forward_distance, reference=reference_forward(t)))
+        bases = dict(zip(titles, self.results(titles, [["own_gradient"]] * len(titles))))
+        near = {t: self.judge(t, bases[t], functools.partial(C.own_forward_distance, reference=reference_forward(t)))
                 for t in titles}
         entries = [(t, point) for t in titles if near[t].passed for point in moved_points(t)]
-        moved = self.run([t for t, _ in entries], modes=[["own_gradient", *point] for _, point in entries])
+        moved = self.results([t for t, _ in entries], [["own_gradient", *point] for _, point in entries])
         for title in titles:
             first = self.verdicts[title]
             if not near[title].passed:
@@ -320,7 +385,7 @@ class Grading:
                 continue
             at = {point: r for (t, point), r in zip(entries, moved) if t == title}
             failed = next((r for r in at.values() if r.error), None)
-            verdict = judge(title, failed or bases[title], seed, functools.partial(
+            verdict = self.judge(title, failed or bases[title], functools.partial(
                 C.own_gradient_compare, all_checks()[title], moved={p: r.outputs for p, r in at.items()},
                 reference=reference_forward(title)))
             if verdict.passed:
@@ -352,7 +417,9 @@ def split_points(points, count):
 
 
 def sandbox_layers(limits=None):
-    """The isolation layers in force, once the sandbox has been seen to work (else SandboxError)."""
+    """The isolation layers in force, once the sandbox has been seen to work (else SandboxError).
+    First, what killed graders left in the temporary folder goes."""
+    remove_stale_temp()
     return preflight(limits).layers
 
 
@@ -371,11 +438,11 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
     SubmissionError when there is nothing to grade, SandboxError when the sandbox does not work
     (no grade may come from a broken sandbox)."""
     limits = limits or Limits()
-    preflight(limits)
+    sandbox_layers(limits)
     wanted = [u.name for u in UNITS if units is None or u.name in units]
     needed = set(wanted).union(*(closure(u) for u in wanted))
     titles = [t for t, c in all_checks().items() if c.unit in needed and (c.public or not public_only)]
-    with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="grade-%d-" % os.getpid()) as tmp:
         tmp = Path(tmp)
         (tmp / "unpacked").mkdir()
         folder = find_package(unpack(submission, tmp / "unpacked"))
@@ -383,10 +450,11 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
         scratch.mkdir()
         stage(folder, scratch)
         readable_by_the_sandbox(scratch)
-        # A fresh seed for the seeded (training) checks: a model memorising a fixture gains nothing.
-        session = Session(scratch, limits, child_sources(public_only), secrets.randbelow(1 << 30))
+        # A fresh seed for the hidden and the seeded (training) checks: what one grade reveals of
+        # them (its inputs, its fixture) is of no use to the next.
+        session = Session(scratch, limits, child_sources(), secrets.randbelow(1 << 30))
         try:
-            grading = Grading(session, titles, limits, jobs)
+            grading = Grading(session, checks_for(session.seed), titles, limits, jobs)
             grading.first_pass()
             grading.resolve()
         finally:

@@ -24,13 +24,18 @@ trivial sandboxed child and raises SandboxError when that fails, so a broken san
 produces a grade; it returns the mode and the layers in force, in words.
 
 A hang, crash or exit costs the check that was running: the child is killed (with every process
-it started) and a fresh one carries on. All processes of one graded submission share a
-wall-clock budget (Limits.submission_seconds).
+it started) and a fresh one carries on. A malformed answer costs its check too, but only
+MAX_BREAKS of them get a fresh child: honest code never writes on the grader's pipe. Each answer is
+handed on as it arrives (nothing is kept here), capped at its check's size and at the submission's
+total (Limits.submission_payload). What a child says besides arrays is the grader's own fixed
+vocabulary (error kind, exception type, place, function, warnings), its free text one cleaned line.
+All processes of one graded submission share a wall-clock budget (Limits.submission_seconds).
 """
 import atexit
 import functools
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -45,10 +50,16 @@ from typing import NamedTuple
 
 from .course import REFERENCE_PACKAGE
 from .inside import frames
+from .report import clean_line
 
 INSIDE = Path(__file__).resolve().parent / "inside"
 GiB, MiB = 1 << 30, 1 << 20
 THROWAWAY_UID_BASE = 1 << 24       # uids BASE + (pid mod 2^15) * 2^16 + n: unused by any account
+MAX_BREAKS = 2                     # malformed answers of a submission that get a fresh child
+MAX_DETAIL = 300                   # characters of a child's free text (an exception's message)
+IDENTIFIER = re.compile(r"[A-Za-z_][\w.]{0,99}\Z")
+SOURCE_FILE = re.compile(r"captioning/[\w/]{1,200}\.py\Z")
+WARNING = re.compile(r"(\w{1,60}) changed its input argument ([1-9]) in place\Z")
 _ids_lock, _counter = threading.Lock(), [0]
 
 
@@ -79,6 +90,7 @@ class Limits:
     file_bytes: int = 64 * MiB        # largest file a process may write
     tmpfs_bytes: int = 256 * MiB      # size of the private /tmp and of /dev/shm
     max_payload: int = 64 * MiB       # largest frame payload accepted from a sandboxed process
+    submission_payload: int = 256 * MiB  # all answers of one submission together (each check has its own cap)
     submission_seconds: float = 600.0  # wall clock for all children of one grade together
     require_cgroups: bool = False     # refuse to grade where per-submission cgroups are unavailable
     min_isolation: str = "bubblewrap"  # the weakest isolation accepted: "bubblewrap" or "container"
@@ -143,7 +155,7 @@ def interpreter_paths():
 def readable_inside():
     """A copy of inside/ that any uid may read, whatever the modes of the course folder: what the
     sandbox binds at /grader. Made once per grader process, removed at exit."""
-    folder = Path(tempfile.mkdtemp(prefix="grader-inside-"))
+    folder = Path(tempfile.mkdtemp(prefix="grader-inside-%d-" % os.getpid()))
     atexit.register(shutil.rmtree, folder, True)
     for path in INSIDE.glob("*.py"):
         shutil.copyfile(path, folder / path.name)
@@ -223,7 +235,7 @@ class Box:
         self.gid = throwaway_uid()
         self.folder = None
         if mode == "container":
-            self.folder = Path(tempfile.mkdtemp(prefix="grade-box-"))
+            self.folder = Path(tempfile.mkdtemp(prefix="grade-%d-box-" % os.getpid()))
             os.chown(self.folder, 0, self.gid)
             self.folder.chmod(0o710)
             if scratch is not None:
@@ -311,6 +323,25 @@ def remove_files_of(ids, folders=WORLD_WRITABLE):
                     todo.append(entry.path)
             except OSError:
                 pass
+
+
+# Temporary folders of a grader process, named PREFIX-PID-...: the staged submission (grade-), the
+# sandbox's code (grader-inside-), a Dask task's files (packed-).
+TEMP_FOLDER = re.compile(r"(grade|grader-inside|packed)-(\d+)-")
+
+
+def remove_stale_temp(folder=None):
+    """The temporary folders (in folder, by default the system's) of grader processes that are
+    gone: a grader killed before it could clean up (a Dask worker out of memory, a killed batch)."""
+    for path in Path(folder or tempfile.gettempdir()).iterdir():
+        match = TEMP_FOLDER.match(path.name)
+        try:
+            if match and path.is_dir() and path.lstat().st_uid == os.geteuid():
+                os.kill(int(match.group(2)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # alive (another user's) or gone already
+            pass
 
 
 # ---------------------------------------------------------------- cgroups
@@ -480,13 +511,15 @@ def wait_for_bytes(fd, deadline):
 
 class Session:
     """The sandboxed processes of one graded submission: its deadline, cgroup, the seed of its
-    seeded checks, and `hangs`: (function, unit) for each function that ran past its limit in a
-    check of that unit (later checks skip it: see skipped())."""
+    seeded checks, its answer budget, the malformed answers it sent (`breaks`) and `hangs`:
+    (function, unit) for each function that ran past its limit in a check of that unit (later
+    checks skip it: see skipped())."""
 
     def __init__(self, scratch, limits, sources, seed):
         self.scratch, self.limits, self.sources, self.seed = scratch, limits, sources, seed  # scratch: the staged copy
         self.deadline = time.monotonic() + limits.submission_seconds
         self.hangs = set()
+        self.breaks, self.payload_left = 0, limits.submission_payload
         self.lock = threading.Lock()
         self.cgroup = Cgroup(limits)
         if limits.require_cgroups and not self.cgroup.active:
@@ -509,29 +542,37 @@ class Session:
                 "message": "time limit: grading your whole submission took longer than %g s"
                            % self.limits.submission_seconds}
 
-    def run(self, checks, functions, swaps=(), reference=None):
-        """Run [(key, title, mode, seconds, unit function, [unit, units it calls])] on the submission:
-        {key: ChildResult}, one per check.
+    def not_run(self):
+        """The error of every check left once the submission has sent MAX_BREAKS malformed answers."""
+        return {"kind": "crash", "function": None,
+                "message": "not run: your code sent %d malformed answers on the grader's pipe" % self.breaks}
 
-        swaps: unit functions ('module:qualname') served by an oracle holding `reference`
-        ({name: source text}); functions: every unit function, for attributing errors."""
-        results, pending = {}, list(checks)
+    def run(self, checks, functions, on_result, probes, swaps=(), reference=None):
+        """Run [(key, title, mode, seconds, cap, unit function, [unit, units it calls])] on the
+        submission: on_result(key, ChildResult) for each check, as soon as its answer arrives.
+
+        cap: the most bytes of outputs the check may send. probes: the hidden checks among them, as
+        a packed frame (frames.pack) of {title: probe}. swaps: unit functions ('module:qualname')
+        served by an oracle holding `reference` ({name: source text}); functions: every unit
+        function, for attributing errors."""
+        pending = list(checks)
         while pending:
-            if time.monotonic() >= self.deadline:
-                results.update({c[0]: ChildResult(error=self.over_budget()) for c in pending})
-                break
-            done = self._one_child(pending, functions, swaps, reference)
-            results.update(done)
-            pending = [c for c in pending if c[0] not in results]
-        return results
+            error = (self.over_budget() if time.monotonic() >= self.deadline
+                     else self.not_run() if self.breaks >= MAX_BREAKS else None)
+            if error:
+                for c in pending:
+                    on_result(c[0], ChildResult(error=error))
+                return
+            done = self._one_child(pending, functions, probes, swaps, reference, on_result)
+            pending = [c for c in pending if c[0] not in done]
 
-    def _one_child(self, pending, functions, swaps, reference):
-        """Results of the checks one child got through before it finished or stopped."""
+    def _one_child(self, pending, functions, probes, swaps, reference, on_result):
+        """The keys of the checks one child got through before it finished or stopped."""
         with self.lock:
-            checks = [(n, title, mode, seconds, self.skipped(own, context))
-                      for n, title, mode, seconds, own, context in pending]
-        request = {"scratch": self.box.submission, "checks": checks, "sources": self.sources, "functions": functions,
-                   "swaps": list(swaps), "seed": self.seed}
+            checks = [(n, title, mode, seconds, cap, self.skipped(own, context))
+                      for n, title, mode, seconds, cap, own, context in pending]
+        request = {"scratch": self.box.submission, "checks": checks, "sources": self.sources, "probes": probes,
+                   "functions": functions, "swaps": list(swaps), "seed": self.seed}
         result_r, result_w = os.pipe()
         fds, oracle, extra = [result_w], None, []
         if swaps:
@@ -544,14 +585,17 @@ class Session:
         child = Sandboxed("child.py", request, fds, self.box, self.limits, self.cgroup)
         for fd in [result_w] + extra:
             os.close(fd)
-        reader, results = frames.FrameReader(result_r, self.limits.max_payload), {}
+        reader, done = frames.FrameReader(result_r, self.limits.max_payload), set()
         try:
             error = self._wait_ready(child, reader)
             if error:
-                return {c[0]: ChildResult(error=error) for c in pending}
-            for check_id, _, _, seconds, _, context in pending:
-                result = self._next_result(child, reader, check_id, seconds, functions)
-                results[check_id] = result
+                for c in pending:
+                    on_result(c[0], ChildResult(error=error))
+                return {c[0] for c in pending}
+            for check_id, _, _, seconds, cap, _, context in pending:
+                result = self._next_result(child, reader, check_id, seconds, cap, functions)
+                on_result(check_id, result)
+                done.add(check_id)
                 if result.error and result.error["kind"] in ("timeout", "crash"):
                     if result.error.get("function"):
                         with self.lock:
@@ -562,57 +606,106 @@ class Session:
             if oracle:
                 oracle.kill()
             os.close(result_r)
-        return results
+        return done
 
     def _wait_ready(self, child, reader):
         budget = self.deadline - time.monotonic()
         try:
-            header, _ = reader.read(time.monotonic() + min(self.limits.import_seconds, budget), wait_for_bytes)
+            header, _ = reader.read(time.monotonic() + min(self.limits.import_seconds, budget), wait_for_bytes, 0)
         except TimeoutError:
             if budget <= self.limits.import_seconds:
                 return self.over_budget()
             return {"kind": "timeout", "function": None,
                     "message": "time limit: importing your package took longer than %g s" % self.limits.import_seconds}
-        except (EOFError, frames.FrameError, OSError) as exc:
+        except frames.FrameError as exc:
+            return self.malformed(child, "while importing your package", exc)
+        except (EOFError, OSError) as exc:
             return crash(child, "while importing your package", exc)
-        return None if header.get("ready") is True else crash(child, "while importing your package", None)
+        return None if header.get("ready") is True else self.malformed(child, "while importing your package", None)
 
-    def _next_result(self, child, reader, check_id, seconds, functions):
+    def _next_result(self, child, reader, check_id, seconds, cap, functions):
         """The child's answer to check_id: it reports its own time-outs; a grace period later it
-        is killed."""
+        is killed. An answer larger than cap (or than what is left of the submission's budget) is
+        refused from its header."""
         budget = self.deadline - time.monotonic()
         try:
-            header, value = reader.read(time.monotonic() + min(seconds + 2.0, budget), wait_for_bytes)
+            with self.lock:
+                limit = min(cap, self.payload_left)
+            header, value = reader.read(time.monotonic() + min(seconds + 2.0, budget), wait_for_bytes, limit)
+            if frames.field(header, "id", int) != check_id:
+                raise frames.FrameError("an answer to another check")
         except TimeoutError:
             if budget <= seconds + 2.0:
                 return ChildResult(error=self.over_budget())
             return ChildResult(error={"kind": "timeout", "function": None,
                                       "message": "time limit: this check took longer than %.3g s" % seconds})
-        except Exception as exc:  # end of file, a broken or malformed frame: this check only
+        except frames.FrameError as exc:
+            return ChildResult(error=self.malformed(child, "during this check", exc))
+        except Exception as exc:  # end of file, a broken pipe: this check only
             return ChildResult(error=crash(child, "during this check", exc))
-        warnings = [w[:300] for w in frames.field(header, "warnings", list, [])[:5] if isinstance(w, str)]
-        if frames.field(header, "id", int) != check_id:
-            return ChildResult(error=crash(child, "during this check", None))
+        with self.lock:
+            self.payload_left -= header["size"]
+        warnings = child_warnings(header, functions)
         error = frames.field(header, "error", dict)
         if error is not None:
-            kind = frames.field(error, "kind", str)
-            function = frames.field(error, "function", str, limit=200)
-            function = function if function in functions else None  # a forged name blames nobody
-            return ChildResult(error={"kind": kind if kind in frames.ERROR_KINDS else "exception",
-                                      "function": function,
-                                      "message": frames.field(error, "message", str, "an error", 700)},
-                               warnings=warnings)
+            return ChildResult(error=child_error(error, functions, seconds), warnings=warnings)
         if not isinstance(value, dict):
             return ChildResult(error={"kind": "output", "function": None, "message": "no outputs were returned"})
         return ChildResult(outputs=value, warnings=warnings)
 
+    def malformed(self, child, when, exc):
+        """The error of an answer that breaks the frame protocol: the child is killed, and the
+        submission gets one break closer to MAX_BREAKS."""
+        child.kill()
+        with self.lock:
+            self.breaks += 1
+        return {"kind": "crash", "function": None, "message": "the grading process sent a malformed answer %s%s"
+                % (when, " (%s)" % clean_line(exc)[:MAX_DETAIL] if exc else "")}
+
+
+def child_error(error, functions, seconds):
+    """{kind, function, message} of an error a child reported, in the grader's own words: kind,
+    exception type, place and function must have their fixed forms; the exception's own message
+    is cut to one cleaned line."""
+    kind = frames.field(error, "kind", str)
+    kind = kind if kind in frames.ERROR_KINDS else "exception"
+    function = frames.field(error, "function", str, limit=200)
+    function = function if function in functions else None  # a forged name blames nobody
+    name = function.split(":")[1] if function else None
+    where = frames.field(error, "where", list, [])
+    place = ""
+    if (len(where) == 3 and isinstance(where[0], str) and SOURCE_FILE.match(where[0]) and type(where[1]) is int
+            and isinstance(where[2], str) and IDENTIFIER.match(where[2])):
+        place = " (%s, line %d, in %s)" % tuple(where)
+    detail = clean_line(frames.field(error, "detail", str, "", MAX_DETAIL)).strip()
+    exc_type = frames.field(error, "type", str, "Exception", 100)
+    exc_type = exc_type if IDENTIFIER.match(exc_type) else "Exception"
+    if kind == "not_implemented":
+        message = "not implemented yet: NotImplementedError" + place
+    elif kind == "skipped":
+        message = "skipped: %s did not finish in an earlier check" % (name or "a function")
+    elif kind == "timeout":
+        message = "time limit: this check took longer than %.3g s%s" % (seconds, " (in %s)" % name if name else "")
+    elif kind == "output":
+        message = detail or "your outputs cannot be used"
+    else:
+        message = exc_type + (": " + detail if detail else "") + place
+    return {"kind": kind, "function": function, "message": message}
+
+
+def child_warnings(header, functions):
+    """The warnings of an answer that have the one fixed form (an input changed in place by a unit
+    function), at most 5; anything else a child puts there is dropped."""
+    names, kept = {f.split(":")[1] for f in functions}, []
+    for text in frames.field(header, "warnings", list, [])[:5]:
+        match = WARNING.match(text) if isinstance(text, str) else None
+        if match and match.group(1) in names and text not in kept:
+            kept.append(text)
+    return kept
+
 
 def crash(child, when, exc):
-    """The error of a child that stopped answering or broke the protocol, with its output's tail."""
-    if isinstance(exc, frames.FrameError):
-        child.kill()
-        return {"kind": "crash", "function": None,
-                "message": "the grading process sent a malformed answer %s (%s)" % (when, exc)}
+    """The error of a child that stopped answering, with its output's tail."""
     try:
         child.proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
@@ -621,7 +714,7 @@ def crash(child, when, exc):
     reason = "the grading process %s %s" % (child.exit_reason(), when)
     if child.proc.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL):  # bubblewrap passes a kill on as 137
         reason += " (out of memory or a resource limit)"
-    tail = child.tail()
+    tail = clean_line(child.tail())[:MAX_DETAIL]
     return {"kind": "crash", "function": None, "message": reason + (": " + tail if tail else "")}
 
 

@@ -63,22 +63,27 @@ def test_cli_outputs_resume_and_force(tmp_path):
 
 
 def test_killed_midway_loses_nothing(tmp_path):
-    subs, out = tmp_path / "subs", tmp_path / "grades"
+    """Nor leaves anything behind: the next run removes the killed grader's temporary folders."""
+    subs, out, tmp = tmp_path / "subs", tmp_path / "grades", tmp_path / "tmp"
+    tmp.mkdir()
     for n in range(3):
         make(subs, "a%d" % n, override=CORRECT_STEP)
     for n in range(3):  # slow ones: each burns its whole 2 s check limits
         make(subs, "z%d" % n, override="\ndef rnn_step_forward(*args):\n    while True:\n        pass\n")
     command = [sys.executable, "-m", "autograder", "batch", str(subs), "--out", str(out),
                "--workers", "1", "--units", "rnn_step_forward", "--check-seconds", "2", "--submission-seconds", "5"]
-    kill_batch_once_written(command, out, "a*/results.json", 60)
+    kill_batch_once_written(command, out, "a*/results.json", 60, env=dict(os.environ, TMPDIR=str(tmp)))
+    assert list(tmp.glob("grader-inside-*")), "the killed grader left nothing: the test proves nothing"
     written = sorted(p.parent.name for p in out.glob("*/results.json"))
     assert written and len(written) < 6
     for student in written:
         json.loads((out / student / "results.json").read_text())  # whole files only
     time.sleep(0.5)  # the sandbox children die with the grader (PR_SET_PDEATHSIG)
-    assert subprocess.run(command, cwd=ROOT, capture_output=True, timeout=180).returncode == 0
+    assert subprocess.run(command, cwd=ROOT, capture_output=True, timeout=180,
+                          env=dict(os.environ, TMPDIR=str(tmp))).returncode == 0
     scores = {p.parent.name: json.loads(p.read_text())["score"] for p in out.glob("*/results.json")}
     assert scores == {"a0": 5.0, "a1": 5.0, "a2": 5.0, "z0": 0.0, "z1": 0.0, "z2": 0.0}
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith(("grade-", "grader-inside-"))]
 
 
 def fake_grading(monkeypatch, calls):

@@ -31,7 +31,7 @@ def test_a_tree_of_arrays_round_trips():
     os.close(r)
     assert header["id"] == 1 and back["scalar"].shape == () and back["cache"][0].dtype == np.float32
     assert np.array_equal(back["h"], value["h"]) and back["cache"][1][1:] == [None, 3, "x"]
-    back["h"][0, 0] = 1  # writable, not a view of the frame's bytes
+    back["h"][0, 0] = 1  # writable
 
 
 @pytest.mark.parametrize("data,reason", [

@@ -1,11 +1,12 @@
 """The sandboxed side of grading: imports the submission and runs checks on it.
 
 Started by autograder.sandbox inside bubblewrap as `python -I child.py RESULT_FD [TO_ORACLE FROM_ORACLE]`.
-It reads one JSON request on stdin (limits, the trusted check sources, the checks to run with their
-time limits, the functions to replace), applies the limits, drops to its throwaway uid, imports
-the submission from /submission and answers with frames (frames.py) on RESULT_FD. It never sees
-an expected value nor reference code: a function swapped for the reference is a proxy that asks
-the oracle process (oracle.py) over the two extra pipes.
+It reads one JSON request on stdin (limits, the public checks' sources, the hidden checks among
+the checks to run as probes with their arguments, time limits and output caps, the functions to
+replace), applies the limits, drops to its throwaway uid, imports the submission from
+/submission and answers with frames (frames.py) on RESULT_FD. It never sees an expected value,
+reference code nor the hidden checks' source: a function swapped for the reference is a proxy
+that asks the oracle process (oracle.py) over the two extra pipes.
 
 A check that runs past its limit is reported by a watchdog thread, naming the unit function the
 main thread was in (so later checks can skip it), before the child exits.
@@ -116,19 +117,17 @@ def apply_limits(limits):
     os.umask(0o077)
 
 
-def load_trusted(sources):
-    """The package `_grader` built from source texts (checks, gradient_check, hidden)."""
+def load_checks(sources):
+    """The public checks module, in a package `_grader` built from source texts (gradient_check, checks)."""
     package = types.ModuleType("_grader")
     package.__path__ = []
     sys.modules["_grader"] = package
-    modules = {}
-    for name in ("gradient_check", "checks", "hidden"):
-        if name in sources:
-            module = types.ModuleType("_grader." + name)
-            module.__package__ = "_grader"
-            sys.modules[module.__name__] = modules[name] = module
-            exec(compile(sources[name], "<grader %s>" % name, "exec"), module.__dict__)
-    return modules
+    for name in ("gradient_check", "checks"):
+        module = types.ModuleType("_grader." + name)
+        module.__package__ = "_grader"
+        sys.modules[module.__name__] = module
+        exec(compile(sources[name], "<grader %s>" % name, "exec"), module.__dict__)
+    return module
 
 
 class Attribution:
@@ -151,27 +150,28 @@ class Attribution:
         return None
 
     def where(self, tb_frames):
-        """' (captioning/file.py, line N, in f)' of the innermost frame in the submission, or ''."""
+        """[captioning/file.py, line, function] of the innermost frame in the submission, or None."""
         inside = [f for f in tb_frames if f.filename.startswith(self.package_dir + os.sep)]
         if not inside:
-            return ""
+            return None
         f = inside[-1]
-        return " (%s, line %d, in %s)" % (os.path.relpath(f.filename, os.path.dirname(self.package_dir)),
-                                           f.lineno, f.name)
+        return [os.path.relpath(f.filename, os.path.dirname(self.package_dir)), f.lineno, f.name]
 
     def describe(self, exc):
-        """{"kind", "message", "function"} of an exception raised by the submission."""
+        """{"kind", "function", "type", "where", "detail"} of an exception raised by the submission:
+        the grader words the message itself (sandbox.child_error)."""
         tb = traceback.extract_tb(exc.__traceback__)
-        function = self.function([(f.filename, f.name) for f in tb])
         if isinstance(exc, DidNotFinish):
-            return {"kind": "skipped", "function": exc.function,
-                    "message": "skipped: %s did not finish in an earlier check" % exc.function.split(":")[1]}
-        if isinstance(exc, NotImplementedError):
-            return {"kind": "not_implemented", "function": function,
-                    "message": "not implemented yet: NotImplementedError" + self.where(tb)}
-        text = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
-        message = (text[-1] if text else type(exc).__name__)[:500] + self.where(tb)
-        return {"kind": "exception", "function": function, "message": message}
+            return {"kind": "skipped", "function": exc.function}
+        cls = type(exc)
+        exc_type = cls.__qualname__ if cls.__module__ == "builtins" else "%s.%s" % (cls.__module__, cls.__qualname__)
+        try:
+            detail = str(exc)[:500]
+        except Exception:  # a __str__ that raises
+            detail = ""
+        kind = "not_implemented" if isinstance(exc, NotImplementedError) else "exception"
+        return {"kind": kind, "function": self.function([(f.filename, f.name) for f in tb]), "type": exc_type,
+                "where": self.where(tb), "detail": detail}
 
 
 class DidNotFinish(Exception):
@@ -198,8 +198,9 @@ def import_module(name, attribution):
     try:
         return importlib.import_module(PACKAGE + "." + name)
     except BaseException as exc:  # SyntaxError, SystemExit, ImportError, ... at import time
-        return Broken("could not import %s/%s.py: %s" % (PACKAGE, name.replace(".", "/"),
-                                                          attribution.describe(exc)["message"]))
+        error = attribution.describe(exc)
+        return Broken("could not import %s/%s.py: %s%s%s" % (
+            PACKAGE, name.replace(".", "/"), error["type"], ": " * bool(error["detail"]), error["detail"]))
 
 
 class Oracle:
@@ -286,16 +287,20 @@ def trampoline(spec):
     return namespace[name].__code__
 
 
-def to_arrays(outputs):
-    """Outputs as numeric numpy arrays, or an error saying which one is not."""
+def to_arrays(outputs, cap):
+    """Outputs as numeric numpy arrays, or an error saying which one is not or that together they
+    are larger than cap bytes."""
     import numpy as np
     arrays = {}
     for key, value in outputs.items():
         array = np.asarray(value) if value is not None else None
         if array is None or array.dtype == object:
-            return None, {"kind": "output", "function": None,
-                          "message": "%s is %s, not a numeric array" % (key, type(value).__name__)}
+            return None, {"kind": "output", "detail": "%s is %s, not a numeric array" % (key, type(value).__name__)}
         arrays[str(key)] = array
+    size = sum(a.nbytes for a in arrays.values())
+    if size > cap:
+        return None, {"kind": "output", "detail": "your outputs take %d bytes, more than the %d this check allows "
+                      "(a few times the reference's)" % (size, cap)}
     return arrays, None
 
 
@@ -313,14 +318,14 @@ class Watchdog:
 
     def __init__(self, fd, attribution, lock):
         self.fd, self.attribution, self.lock = fd, attribution, lock
-        self.current, self.deadline, self.seconds = None, None, None
+        self.current, self.deadline = None, None
         self.main = threading.main_thread().ident
         self.wake = threading.Condition(lock)
         threading.Thread(target=self.watch, daemon=True).start()
 
     def arm(self, check_id, seconds):
         with self.lock:
-            self.current, self.seconds = check_id, seconds
+            self.current = check_id
             self.deadline = time.monotonic() + seconds
             self.wake.notify()
 
@@ -345,10 +350,7 @@ class Watchdog:
             stack.append((frame.f_code.co_filename, frame.f_code.co_name))
             frame = frame.f_back
         function = self.attribution.function(list(reversed(stack)))
-        where = " (in %s)" % function.split(":")[1] if function else ""
-        frames.write_frame(self.fd, {"id": self.current, "error": {
-            "kind": "timeout", "function": function,
-            "message": "time limit: this check took longer than %.3g s%s" % (self.seconds, where)}})
+        frames.write_frame(self.fd, {"id": self.current, "error": {"kind": "timeout", "function": function}})
         os._exit(0)
 
 
@@ -368,10 +370,10 @@ def main():
             os._exit(3)  # sandbox.PROBE_READ_SECRETS
         os._exit(0)
     fd = int(sys.argv[1])
-    trusted = load_trusted(request["sources"])
-    C = trusted["checks"]
-    checks = C.PUBLIC_CHECKS + (trusted["hidden"].hidden_checks(C) if "hidden" in trusted else [])
-    by_title = {c.title: c for c in checks}
+    C = load_checks(request["sources"])
+    by_title = {c.title: c for c in C.PUBLIC_CHECKS}
+    by_title.update({title: C.probe_check("", title, probe)
+                     for title, probe in frames.unpack(request["probes"]).items()})
     scratch = request["scratch"]
     attribution = Attribution(os.path.join(scratch, PACKAGE), request["functions"])
     lock = threading.Lock()
@@ -383,10 +385,10 @@ def main():
         oracle = Oracle(int(sys.argv[2]), int(sys.argv[3]), request["max_payload"])
         for spec in request["swaps"]:
             switchboard.route(spec, oracle.proxy(spec.split(":")[1]))
-    hung = sorted({spec for entry in request["checks"] for spec in entry[4]} - set(request["swaps"]))
+    hung = sorted({spec for entry in request["checks"] for spec in entry[5]} - set(request["swaps"]))
     impl = C.Impl(modules)
     frames.write_frame(fd, {"ready": True})
-    for check_id, title, mode, seconds, skip in request["checks"]:
+    for check_id, title, mode, seconds, cap, skip in request["checks"]:
         for spec in hung:  # what hung before is skipped where the grader says, else runs
             switchboard.route(spec, raiser(spec) if spec in skip else None)
         watchdog.arm(check_id, seconds)
@@ -396,7 +398,7 @@ def main():
         if check.seeded:
             run = functools.partial(run, seed=request["seed"])
         try:
-            outputs, error = to_arrays(run(impl))
+            outputs, error = to_arrays(run(impl), cap)
         except BaseException as exc:
             outputs, error = None, attribution.describe(exc)
         with lock:
@@ -410,8 +412,7 @@ def main():
                     frames.write_frame(fd, header, outputs)
             except frames.FrameError as exc:
                 header.pop("tree", None)
-                header["error"] = {"kind": "output", "function": None,
-                                   "message": "your outputs cannot be sent: %s" % exc}
+                header["error"] = {"kind": "output", "detail": "your outputs cannot be sent: %s" % exc}
                 frames.write_frame(fd, header)
     os._exit(0)
 

@@ -13,12 +13,15 @@ arrays whose declared shape times itemsize does not add up exactly to the payloa
 allocated beyond the payload itself. Each end checks the fields it reads (`field`).
 
 Frames, as sent:
+  grader -> child   in its JSON request, packed (pack())      the hidden checks' probes and arguments
   child -> grader   {"ready": true}                          the submission imported
                     {"id": ID, "tree": T, "warnings": [..]}  a check's outputs (a dict of arrays)
-                    {"id": ID, "error": E, "warnings": [..]} E = {"kind", "message", "function"}
+                    {"id": ID, "error": E, "warnings": [..]} E = {"kind", "function", "type", "where",
+                                                             "detail"} (sandbox.child_error words it)
   child -> oracle   {"call": NAME, "tree": T}                 arguments of a swapped-in function
   oracle -> child   {"tree": T} or {"error": MESSAGE}        its result
 """
+import base64
 import json
 import os
 
@@ -64,7 +67,8 @@ def encode(value):
 
 
 def decode(skeleton, payload):
-    """The tree a skeleton and its payload stand for; FrameError when they do not fit together."""
+    """The tree a skeleton and its payload (a bytearray: the arrays are writable views of it) stand
+    for; FrameError when they do not fit together."""
     count, offset = [0], [0]
 
     def array(spec):
@@ -84,7 +88,7 @@ def decode(skeleton, payload):
         end = offset[0] + size * dtype.itemsize
         if end > len(payload):
             raise FrameError("arrays larger than the payload")
-        data = np.frombuffer(payload, dtype, size, offset[0]).reshape(tuple(spec[1])).copy()
+        data = np.frombuffer(payload, dtype, size, offset[0]).reshape(tuple(spec[1]))
         offset[0] = end
         return data
 
@@ -129,6 +133,18 @@ def write_frame(fd, header, value=None):
         view = view[os.write(fd, view):]
 
 
+def pack(value):
+    """value as one frame in JSON-able form (its tree, its payload in base64): how the grader puts
+    arrays in a child's request."""
+    tree, arrays = encode(value)
+    return {"tree": tree, "payload": base64.b64encode(b"".join(a.tobytes() for a in arrays)).decode()}
+
+
+def unpack(packed):
+    """The value of a pack()ed frame."""
+    return decode(packed["tree"], bytearray(base64.b64decode(packed["payload"])))
+
+
 # ---------------------------------------------------------------- reading
 
 class FrameReader:
@@ -143,9 +159,10 @@ class FrameReader:
             raise EOFError
         self.buffer += chunk
 
-    def read(self, deadline=None, wait=None):
+    def read(self, deadline=None, wait=None, limit=None):
         """(header, value or None). wait(fd, deadline) returns the next bytes (b"" at end of file)
-        or raises TimeoutError; by default a blocking read."""
+        or raises TimeoutError; by default a blocking read. limit: a smaller payload cap for this
+        frame (refused from its header, before any of the payload is read)."""
         wait = wait or (lambda fd, _: os.read(fd, 1 << 20))
         while b"\n" not in self.buffer:
             if len(self.buffer) > MAX_HEADER:
@@ -160,13 +177,18 @@ class FrameReader:
             raise FrameError("header is not JSON: %s" % type(exc).__name__)
         if not isinstance(header, dict):
             raise FrameError("header is not an object")
-        size = header.get("size")
-        if type(size) is not int or not 0 <= size <= self.max_payload:
-            raise FrameError("payload size %r outside 0..%d" % (size, self.max_payload))
-        self.buffer = bytearray(rest)
-        while len(self.buffer) < size:
-            self._fill(deadline, wait)
-        payload, self.buffer = bytes(self.buffer[:size]), self.buffer[size:]
+        size, cap = header.get("size"), self.max_payload if limit is None else min(limit, self.max_payload)
+        if type(size) is not int or not 0 <= size <= cap:
+            raise FrameError("payload size %r outside 0..%d" % (size, cap))
+        payload, got = bytearray(size), min(size, len(rest))  # the one copy of the payload, filled in place
+        payload[:got], self.buffer = rest[:got], bytearray(rest[got:])
+        while got < size:
+            chunk = memoryview(wait(self.fd, deadline))
+            if not chunk:
+                raise EOFError
+            take = min(size - got, len(chunk))
+            payload[got:got + take], self.buffer = chunk[:take], bytearray(chunk[take:])
+            got += take
         if "tree" not in header:
             return header, None
         return header, decode(header["tree"], payload)

@@ -121,11 +121,11 @@ def total(results):
     return sum(r.score for r in results)
 
 
-def kill_batch_once_written(command, out, pattern, seconds):
+def kill_batch_once_written(command, out, pattern, seconds, env=None):
     """Start a batch run (its own process group), SIGKILL the whole group as soon as a results.json
     matching out/pattern exists (or after seconds), and reap it."""
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, env=env)
     try:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not list(out.glob(pattern)):

@@ -38,6 +38,7 @@ class Check:
     backward_of: Optional[tuple] = None  # (layer, inputs, seed) of a layer's backward-pass check
     seeded: bool = False  # run and evaluate take a seed= (the grader picks a fresh one each grade)
     gate: bool = False  # the unit earns nothing unless this check passes (large inputs, hidden)
+    probe: Optional[tuple] = None  # (name in PROBES, args, kwargs) of run: how a check travels as plain data
 
     @property
     def title(self):
@@ -406,11 +407,15 @@ def decode(model, features, max_length, beam_size):
     return {"captions": np.asarray(model.beam_search(features, max_length=max_length, beam_size=beam_size))}
 
 
-def sample_probe(cell, seed, N=4, max_length=8, scale=1.0, beam_size=None):
-    """run(): the captions of a small random model, greedy or (with a beam_size) by beam_search."""
+def sample_probe(cell, seed, N=4, max_length=8, scale=1.0, beam_size=None, models=1):
+    """run(): the captions of small random models (seeds seed, seed + 2, ...; their rows one after
+    the other), greedy or (with a beam_size) by beam_search."""
     def run(impl):
-        model = random_model(impl, cell, seed, SAMPLE_VOCAB, D=6, W=5, H=7, scale=scale)
-        return decode(model, np.random.RandomState(seed + 1).randn(N, 6), max_length, beam_size)
+        captions = []
+        for s in range(seed, seed + 2 * models, 2):
+            model = random_model(impl, cell, s, SAMPLE_VOCAB, D=6, W=5, H=7, scale=scale)
+            captions.append(decode(model, np.random.RandomState(s + 1).randn(N, 6), max_length, beam_size)["captions"])
+        return {"captions": captions[0] if models == 1 else np.concatenate(captions)}
     return run
 
 
@@ -598,6 +603,32 @@ def transformer_gradient_check(unit, layer, seed, shapes, tol, public=True, name
     inputs = transformer_inputs(seed, shapes)
     return Check(unit, name, backward_probe(layer, inputs, seed), numerical_gradients(layer, inputs, seed),
                  tol=tol, atol=1e-9, public=public, backward_of=(layer, inputs, seed))
+
+
+# ---------------------------------------------------------------- checks sent as plain data
+
+def call_probe(function, *args):
+    """run(): {"out": the (first) output} of a layer function called by name on args."""
+    def run(impl):
+        out = impl.call(function, *args)
+        return {"out": out[0] if isinstance(out, tuple) else out}
+    return run
+
+
+PROBES = {f.__name__: f for f in (forward_probe, backward_probe, embedding_forward_probe, embedding_backward_probe,
+                                  model_grad_probe, sample_probe, positional_encoding_probe, transformer_grad_probe,
+                                  transformer_sample_probe, call_probe)}
+
+
+def probe_check(unit, name, probe, expected=None, **options):
+    """A Check whose run is PROBES[probe[0]](*probe[1], **probe[2]): its probe (a name, and arguments
+    that are arrays, numbers, text, tuples and dicts; dtype by name) can travel as plain data.
+    expected: by default the same run on a trusted implementation. A backward_probe's check also
+    gets backward_of (its layer, inputs and seed)."""
+    probe_name, args, kwargs = probe
+    run = PROBES[probe_name](*args, **{k: np.dtype(v).type if k == "dtype" else v for k, v in kwargs.items()})
+    backward_of = tuple(args) if probe_name == "backward_probe" else None
+    return Check(unit, name, run, expected or run, probe=probe, backward_of=backward_of, **options)
 
 
 # ---------------------------------------------------------------- the public checks
