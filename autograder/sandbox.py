@@ -259,9 +259,11 @@ class Box:
         return [str(interpreter()), "-I", str(readable_inside() / program), *map(str, fds)], work, gid
 
     def kill(self, uids):
-        """Container mode: kill every process of these uids (those it started too)."""
+        """Container mode: kill every process of these uids (those it started too) and remove
+        their files (in memory-backed /dev/shm, they would fill the container's memory)."""
         if self.mode == "container":
             kill_uids(uids)
+            remove_files_of(set(uids))
 
     def close(self):
         if self.mode == "container":
@@ -270,36 +272,56 @@ class Box:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def alive(pid):
+    """Whether a thread of pid still runs: a process whose main thread has exited (a zombie in
+    /proc/PID/status) may go on in its other threads."""
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            state = Path("/proc/%d/task/%s/stat" % (pid, tid)).read_text().rsplit(")", 1)[1].split()[0]
+            if state not in ("Z", "X"):
+                return True
+    except (OSError, IndexError):
+        pass
+    return False
+
+
 def uid_processes(uids):
-    """{pid: real uid} of the live (non-zombie) processes whose real uid is in uids."""
-    found = {}
+    """The pids of live processes whose real uid is in uids."""
+    found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 status = Path("/proc", entry, "status").read_text()
             except OSError:
                 continue
-            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-            uid = int(fields.get("Uid", "-1").split()[0])
-            if uid in uids and not fields.get("State", "").strip().startswith("Z"):
-                found[int(entry)] = uid
+            uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")), None)
+            if uid is not None and int(uid) in uids and alive(int(entry)):
+                found.append(int(entry))
     return found
 
 
-KILL_ALL_OF_MY_UID = "import os, signal; os.kill(-1, signal.SIGKILL)"  # all but itself, in one atomic sweep
+def signal_all(pids, signum):
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
 
 
-def kill_uids(uids, rounds=20):
-    """Kill every process whose real uid is in uids: a process of that uid signals -1, which no
-    fork can race; repeated until none is left."""
-    for _ in range(rounds):
-        left = set(uid_processes(set(uids)).values())
-        if not left:
+def kill_uids(uids, seconds=20.0):
+    """Kill every process whose real uid is in uids, from here (root): each round stops every one
+    it finds (a stopped process cannot fork, nor be woken by one still running) until a round
+    finds no new one; then all are killed. SandboxError if any is left after `seconds`."""
+    uids, deadline = set(uids), time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = uid_processes(uids)
+        if not found:
             return
-        for uid in left:
-            subprocess.run([str(interpreter()), "-I", "-S", "-c", KILL_ALL_OF_MY_UID], user=uid, group=uid,
-                           extra_groups=[], env={}, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=30)
+        signal_all(found, signal.SIGSTOP)
+        if set(uid_processes(uids)) <= set(found):  # nothing new was forked meanwhile
+            signal_all(found, signal.SIGKILL)
+        time.sleep(0.01)
+    raise SandboxError("the submission's processes could not all be stopped")
 
 
 def remove_files_of(ids, folders=WORLD_WRITABLE):
@@ -481,7 +503,7 @@ class Sandboxed:
     def exit_reason(self):
         code = self.proc.wait()
         if code < 0:
-            return "was killed by %s" % signal.Signals(-code).name
+            return "was killed by %s" % signal_name(-code)
         return "exited with code %d" % code
 
     def tail(self):
@@ -500,6 +522,13 @@ class Sandboxed:
         self.drain.join(timeout=1)
         if not self.drain.is_alive():
             self.proc.stdout.close()
+
+
+def signal_name(signum):
+    try:
+        return signal.Signals(signum).name
+    except ValueError:  # a real-time signal
+        return "signal %d" % signum
 
 
 def wait_for_bytes(fd, deadline):

@@ -294,15 +294,15 @@ def test_container_endless_loop_costs_one_unit(image, open_root, container, tmp_
 
 
 SNOOP = """
-import os, socket, subprocess, time
+import ctypes, os, socket, subprocess, threading, time
 found = ["uid=%d" % os.getuid()]
 
 def attempt(label, action):
     try:
         action()
         found.append("DID " + label)
-    except Exception as exc:
-        found.append("%s: %s" % (label, type(exc).__name__))
+    except Exception as exc:  # in short: the message has room for 300 characters
+        found.append("%s:%s" % (label, "EPERM" if isinstance(exc, PermissionError) else type(exc).__name__))
 
 def read(path):
     with open(path, "rb") as f:
@@ -321,15 +321,25 @@ attempt("inet", lambda: socket.create_connection(("127.0.0.1", {port}), timeout=
 attempt("unix", lambda: socket.socket(socket.AF_UNIX))
 attempt("env", lambda: read("/proc/%d/environ" % os.getppid()))
 attempt("mem", lambda: read("/proc/%d/mem" % os.getppid()))
+attempt("exec", lambda: subprocess.run(["/bin/true"]))
+
+
+def lower_oom_score():  # so that the kernel, out of memory, would kill the grader first
+    if ctypes.CDLL(None).prctl(4, 1, 0, 0, 0) != 0:  # PR_SET_DUMPABLE: /proc/self its own again
+        raise PermissionError("prctl")
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write("0")
+attempt("oom", lower_oom_score)
 for folder in ("/tmp", "/dev/shm", "/var/tmp"):
     try:
         write(folder + "/litter-of-a-student")  # allowed: removed after the grade
     except OSError:
         pass
-if os.fork() == 0:  # a daemon that outlives its child: killed after the grade
+if os.fork() == 0:  # a daemon that outlives its child, its main thread gone: killed after the grade
     os.setsid()
     if os.fork() == 0:
-        time.sleep(300)
+        threading.Thread(target=time.sleep, args=(300,)).start()
+        ctypes.CDLL(None).pthread_exit(None)
     os._exit(0)
 """
 
@@ -345,7 +355,7 @@ def test_container_holds_against_a_snooping_submission(image, open_root, contain
             source=str(root / "source"), port=listener.getsockname()[1],
             writes=[str(root / "results" / "results.json"), str(root / "source" / "x"),
                     str(root / "venv" / "bin" / "x"), str(root / "submission" / "x"), "/etc/x"])
-        override = "\ndef rnn_step_forward(*args):\n    raise RuntimeError(' | '.join(found))\n"
+        override = "\ndef rnn_step_forward(*args):\n    raise RuntimeError(' '.join(found + ['end']))\n"
         document, scores, _ = graded_in(container, image, open_root, make(tmp_path, "snoop", prelude, override))
     finally:
         listener.close()
@@ -354,8 +364,9 @@ def test_container_holds_against_a_snooping_submission(image, open_root, contain
     assert reports and all("RuntimeError: uid=" in r for r in reports), reports
     for report in reports:
         assert "DID " not in report, report
-        for attempt in ("r0", "r1", "r2", "ls", "w0", "w1", "w2", "w3", "w4", "inet", "unix", "env", "mem"):
-            assert attempt + ": PermissionError" in report, (attempt, report)
+        for attempt in ("r0", "r1", "r2", "ls", "w0", "w1", "w2", "w3", "w4", "inet", "unix", "env", "mem", "exec",
+                        "oom"):
+            assert " %s:EPERM " % attempt in report, (attempt, report)
     uids = {int(u) for u in re.findall(r"uid=(\d+)", " ".join(reports))}
     assert uids and min(uids) >= THROWAWAY_UID_BASE
     grader = {(u - THROWAWAY_UID_BASE) >> 16 for u in uids}  # the throwaway uids of that grading process
@@ -367,9 +378,10 @@ def test_container_holds_against_a_snooping_submission(image, open_root, contain
 
 @pytest.mark.slow
 def test_container_hostile_submission_costs_its_units_only(image, open_root, container, tmp_path):
-    """A fork flood, a memory bomb past the box's 768 MB and endless loops in two more units: those four
-    units lose their points, the grader survives (the kernel kills sandboxed processes first) and
-    writes results.json well inside Gradescope's 10 minutes (about a minute here)."""
+    """A fork flood, a memory bomb past the box's 768 MB, endless loops in two more units and a
+    real-time signal in a fifth: those units lose their points, the grader survives (the kernel
+    kills sandboxed processes first) and writes results.json well inside Gradescope's 10 minutes
+    (about a minute here)."""
     override = """
 def rnn_step_forward(*args):
     import os, time
@@ -387,13 +399,18 @@ def rnn_backward(*args):
 def lstm_step_forward(*args):
     while True:
         pass
+
+def word_embedding_forward(*args):
+    import os
+    os.kill(os.getpid(), 40)  # a real-time signal: no name in Python's signal module
 """
     submission = make(tmp_path, "hostile", override=override)
     layers = submission / "captioning" / "transformer_layers.py"
     layers.write_text(layers.read_text() + "\n\ndef multihead_attention_forward(*args, **kwargs):\n    while True:\n"
                       "        pass\n")
     document, scores, proc = graded_in(container, image, open_root, submission)
-    assert lost(scores) == {"rnn_step_forward", "rnn_backward", "lstm_step_forward", "multihead_attention_forward"}
+    assert lost(scores) == {"rnn_step_forward", "rnn_backward", "lstm_step_forward", "multihead_attention_forward",
+                            "word_embedding_forward"}
     assert container.peak_mb <= 768 and container.oom_kills >= 1, proc.stderr[-2000:]
     assert document["execution_time"] < 420
 

@@ -29,36 +29,40 @@ PACKAGE = "captioning"
 # Syscalls a sandboxed process may not make (they fail with EPERM): kernel keyrings, whose keys
 # would outlive the sandbox; sockets, ptrace and other processes' memory; SysV IPC and POSIX
 # message queues, which outlive a process; namespaces, mounts, bpf, perf events, userfaultfd and
-# io_uring. clone with a namespace flag fails too, and clone3 with ENOSYS (its flags cannot be
-# read by a filter; the C library then falls back to clone), as under Docker's default profile.
-# Per native audit architecture: (denied numbers, clone, clone3, first number of another ABI
+# io_uring; execve (a new program would be dumpable again, its /proc files its own: it could lower
+# its oom_score_adj below the grader's), and prctl(PR_SET_DUMPABLE) for the same reason. clone with
+# a namespace flag fails too, and clone3 with ENOSYS (its flags cannot be read by a filter; the C
+# library then falls back to clone), as under Docker's default profile.
+# Per native audit architecture: (denied numbers, clone, clone3, prctl, first number of another ABI
 # sharing it: x32 on x86_64). Any other architecture (i386 through int 0x80, ...) may make no
 # syscall at all.
 DENIED = {"add_key", "request_key", "keyctl", "socket", "socketpair", "ptrace", "process_vm_readv",
           "process_vm_writev", "shmget", "semget", "msgget", "mq_open", "unshare", "setns", "mount", "umount2",
           "pivot_root", "chroot", "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "open_tree",
-          "move_mount", "fsopen", "fsmount", "fspick"}
+          "move_mount", "fsopen", "fsmount", "fspick", "execve", "execveat"}
 NATIVE_ABIS = {
     0xC000003E: (dict(add_key=248, request_key=249, keyctl=250, socket=41, socketpair=53, ptrace=101,  # x86_64
                       process_vm_readv=310, process_vm_writev=311, shmget=29, semget=64, msgget=68, mq_open=240,
                       unshare=272, setns=308, mount=165, umount2=166, pivot_root=155, chroot=161, bpf=321,
                       perf_event_open=298, userfaultfd=323, io_uring_setup=425, open_tree=428, move_mount=429,
-                      fsopen=430, fsmount=432, fspick=433), 56, 435, 0x40000000),
+                      fsopen=430, fsmount=432, fspick=433, execve=59, execveat=322), 56, 435, 157, 0x40000000),
     0xC00000B7: (dict(add_key=217, request_key=218, keyctl=219, socket=198, socketpair=199, ptrace=117,  # aarch64
                       process_vm_readv=270, process_vm_writev=271, shmget=194, semget=190, msgget=186, mq_open=180,
                       unshare=97, setns=268, mount=40, umount2=39, pivot_root=41, chroot=51, bpf=280,
                       perf_event_open=241, userfaultfd=282, io_uring_setup=425, open_tree=428, move_mount=429,
-                      fsopen=430, fsmount=432, fspick=433), 220, 435, None),
+                      fsopen=430, fsmount=432, fspick=433, execve=221, execveat=281), 220, 435, 167, None),
 }
 CLONE_NEW_FLAGS = 0x7E020080  # CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME
+PR_SET_DUMPABLE = 4
 
 
 def seccomp_program():
     """The filter as classic BPF instructions (code, jt, jf, k), jumps resolved from labels."""
     LOAD, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|W|ABS; JMP|JEQ, JGE, JSET|K; RET|K
     ALLOW, EPERM, ENOSYS = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    FIRST_ARGUMENT = 16                                                  # seccomp_data.args[0], low half
     code = [(LOAD, None, None, 4)]                                       # seccomp_data.arch
-    for n, (arch, (numbers, clone, clone3, foreign)) in enumerate(NATIVE_ABIS.items()):
+    for n, (arch, (numbers, clone, clone3, prctl, foreign)) in enumerate(NATIVE_ABIS.items()):
         assert set(numbers) == DENIED
         code.append((JEQ, None, "arch%d" % (n + 1), arch))
         code.append((LOAD, None, None, 0))                               # seccomp_data.nr
@@ -66,8 +70,12 @@ def seccomp_program():
             code.append((JGE, "deny", None, foreign))
         code += [(JEQ, "deny", None, number) for number in sorted(numbers.values())]
         code.append((JEQ, "nosys", None, clone3))
-        code.append((JEQ, None, "allow", clone))
-        code.append((LOAD, None, None, 16))                              # clone's flags: args[0], low half
+        code.append((JEQ, "clone%d" % n, None, clone))
+        code.append((JEQ, None, "allow", prctl))
+        code.append((LOAD, None, None, FIRST_ARGUMENT))                  # prctl's option
+        code.append((JEQ, "deny", "allow", PR_SET_DUMPABLE))
+        code.append(("clone%d" % n,))
+        code.append((LOAD, None, None, FIRST_ARGUMENT))                  # clone's flags
         code.append((JSET, "deny", "allow", CLONE_NEW_FLAGS))
         code.append(("arch%d" % (n + 1),))
     code += [(RET, None, None, EPERM), ("allow",), (RET, None, None, ALLOW), ("deny",), (RET, None, None, EPERM),

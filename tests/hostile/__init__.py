@@ -68,7 +68,7 @@ def mine(uid):
 
 
 def processes(match):
-    """Live (non-zombie) pids whose real uid satisfies match(uid)."""
+    """Live pids (a thread of theirs still runs) whose real uid satisfies match(uid)."""
     pids = []
     for entry in os.listdir("/proc"):
         try:
@@ -76,7 +76,7 @@ def processes(match):
         except OSError:
             continue
         uid = re.search(r"^Uid:\s+(\d+)", status, re.M)
-        if uid and match(int(uid.group(1))) and "State:\tZ" not in status:
+        if uid and match(int(uid.group(1))) and sandbox.alive(int(entry)):
             pids.append(int(entry))
     return pids
 
