@@ -214,14 +214,16 @@ def write_grades_csv(path, documents):
     write_atomically(path, buffer.getvalue())
 
 
-def plot_figure(totals, pass_rates):
-    """The matplotlib figure of the score histogram (whole students on its y axis) and per-unit pass-rate bars."""
+def plot_figure(totals, pass_rates, possible=TOTAL):
+    """The matplotlib figure of the score histogram (20 bins from 0 to the possible total, whole
+    students on its y axis) and per-unit pass-rate bars."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [1, 1.6]})
     from matplotlib.ticker import MaxNLocator
-    left.hist(totals, bins=range(0, 105, 5), color="#4c72b0", edgecolor="white")
+    top = max([possible, *totals])
+    left.hist(totals, bins=[top * k / 20 for k in range(21)], color="#4c72b0", edgecolor="white")
     left.set_xlabel("total score")
     left.set_ylabel("students")
     left.yaxis.set_major_locator(MaxNLocator(integer=True))  # whole students

@@ -462,7 +462,7 @@ def isolation_layers(mode, cgroup_active, why_not_bubblewrap=None):
     else:
         layers = ["container mode, the container the outer boundary (%s)" % why_not_bubblewrap,
                   "private working folder per process; only the submission's group reaches its files",
-                  "seccomp (no sockets, ptrace, other processes' memory, namespaces, keyrings)",
+                  "seccomp (no sockets, ptrace, other processes' memory, namespaces, keyrings, new programs)",
                   "every process of the submission killed and its files removed afterwards"]
     layers.append("rlimits (address space, processes, file size)")
     layers.append("throwaway uid per process" if os.geteuid() == 0 else "user namespace (grader not root: "

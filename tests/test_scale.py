@@ -361,6 +361,14 @@ def test_summary_groups_failures_with_counts_and_links(tmp_path):
     assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
 
 
+def test_the_histogram_shows_every_score_up_to_the_total():
+    """Scores above 105 of 160 (the best students) were once binned out of the histogram."""
+    totals = [0.0, 37.5, 104.0, 118.0, 150.25, 159.0, TOTAL]
+    histogram = report.plot_figure(totals, {"rnn_step_forward": 0.5}).axes[0]
+    assert sum(bar.get_height() for bar in histogram.patches) == len(totals)
+    assert histogram.patches[-1].get_x() + histogram.patches[-1].get_width() == pytest.approx(TOTAL)
+
+
 def chromium():
     """The headless browser `make test` installs (Debian package chromium)."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
