@@ -112,6 +112,7 @@ class Verdict:
     warnings: list = field(default_factory=list)
     kind: str = None       # the error kind when the submission raised or stopped
     function: str = None   # the unit function ('module:qualname') the error arose in
+    module: str = None     # the module of the package that did not import, when that is why
 
 
 @dataclass
@@ -189,6 +190,20 @@ def short(function):
     return function.split(":")[1]
 
 
+def compile_error(scratch, module):
+    """'could not import captioning/m.py: SyntaxError: ... (captioning/m.py, line L, column C)' of a
+    staged module that does not compile (parsed here, never run), or None."""
+    rel = "%s/%s.py" % (PACKAGE, module.replace(".", "/"))
+    try:
+        ast.parse((scratch / rel).read_bytes(), rel)
+    except SyntaxError as exc:
+        return "could not import %s: %s: %s (%s, line %s, column %s)" % (rel, type(exc).__name__, exc.msg, rel,
+                                                                         exc.lineno, exc.offset)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def stub_location(scratch, unit):
     """' (captioning/file.py, line N, in f)' of the first `raise NotImplementedError` in the unit's
     own function, found in the staged source (parsed here, never run), or ''."""
@@ -230,8 +245,9 @@ class Grading:
         compare(outputs) -> (passed, message))."""
         C, check = checks_module(), self.checks[title]
         if result.error:
-            return Verdict(False, result.error["message"], result.warnings, result.error["kind"],
-                           result.error["function"])
+            module = result.error.get("module")
+            message = module and compile_error(self.session.scratch, module) or result.error["message"]
+            return Verdict(False, message, result.warnings, result.error["kind"], result.error["function"], module)
         try:
             if compare:
                 passed, message = compare(result.outputs)
@@ -345,7 +361,7 @@ class Grading:
                 first = self.verdicts[title]
                 self.verdicts[title] = Verdict(False, "%s; it fails with the reference %s too"
                                                % (first.message, ", ".join(roots)), first.warnings,
-                                               first.kind, first.function)
+                                               first.kind, first.function, first.module)
         self.own_forward_fallback(unit, own_forward, why)
         if any(v.kind in ("timeout", "skipped") for v in own):
             return "did not finish in time"
@@ -459,7 +475,7 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
             grading.resolve()
         finally:
             session.close()
-    results = []
+    results, told = [], {}  # told: module -> the test that says why it does not import
     for name in wanted:
         unit_titles = grading.by_unit.get(name, [])
         reason = withheld(unit_titles, grading.verdicts)
@@ -467,6 +483,11 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
             verdict, check = grading.verdicts[title], all_checks()[title]
             if reason and verdict.passed:
                 verdict = Verdict(False, verdict.message + "; but " + reason)
+            if verdict.module in told:  # said once per file
+                verdict = Verdict(False, "could not import %s/%s.py (why: see the test %r)"
+                                  % (PACKAGE, verdict.module.replace(".", "/"), told[verdict.module]))
+            elif verdict.module:
+                told[verdict.module] = title
             output = ("PASS: " if verdict.passed else "FAIL: ") + verdict.message
             output += "".join("\nwarning: " + w for w in verdict.warnings)
             results.append(TestResult(name, title, share if verdict.passed else 0.0, share, output, check.public))

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from .course import REFERENCE_PACKAGE
+from .course import PACKAGE, REFERENCE_PACKAGE
 from .inside import frames
 from .report import clean_line
 
@@ -59,6 +59,7 @@ MAX_BREAKS = 2                     # malformed answers of a submission that get 
 MAX_DETAIL = 300                   # characters of a child's free text (an exception's message)
 IDENTIFIER = re.compile(r"[A-Za-z_][\w.]{0,99}\Z")
 SOURCE_FILE = re.compile(r"captioning/[\w/]{1,200}\.py\Z")
+MODULE = re.compile(r"[a-z_]{1,50}(\.[a-z_]{1,50})?\Z")  # a module of the package, as "classifiers.rnn"
 WARNING = re.compile(r"(\w{1,60}) changed its input argument ([1-9]) in place\Z")
 _ids_lock, _counter = threading.Lock(), [0]
 
@@ -704,7 +705,7 @@ def child_error(error, functions, seconds):
     where = frames.field(error, "where", list, [])
     place = ""
     if (len(where) == 3 and isinstance(where[0], str) and SOURCE_FILE.match(where[0]) and type(where[1]) is int
-            and isinstance(where[2], str) and IDENTIFIER.match(where[2])):
+            and isinstance(where[2], str) and (IDENTIFIER.match(where[2]) or where[2] == "<module>")):
         place = " (%s, line %d, in %s)" % tuple(where)
     detail = clean_line(frames.field(error, "detail", str, "", MAX_DETAIL)).strip()
     exc_type = frames.field(error, "type", str, "Exception", 100)
@@ -719,7 +720,11 @@ def child_error(error, functions, seconds):
         message = detail or "your outputs cannot be used"
     else:
         message = exc_type + (": " + detail if detail else "") + place
-    return {"kind": kind, "function": function, "message": message}
+    module = frames.field(error, "module", str, limit=100) if kind == "import" else None
+    if module is not None:
+        module = module if MODULE.match(module) else "?"
+        message = "could not import %s/%s.py: %s" % (PACKAGE, module.replace(".", "/"), message)
+    return {"kind": kind, "function": function, "message": message, "module": module}
 
 
 def child_warnings(header, functions):

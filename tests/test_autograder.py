@@ -298,8 +298,12 @@ def test_cli_exits_0_for_a_failing_submission(workdir):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((workdir / "broken.json").read_text())
     assert doc["score"] == 0 and doc["tests"]
-    assert all("SyntaxError" in t["output"] for t in doc["tests"] if not t["name"].startswith("overfit")), \
-        [t["output"] for t in doc["tests"]]
+    outputs = [t["output"] for t in doc["tests"] if not t["name"].startswith("overfit")]
+    assert all("could not import captioning/" in o for o in outputs), outputs
+    for f in (M.LAYERS, M.MODEL, M.T_LAYERS, M.T_MODEL):  # why, with line and column, once per file
+        line = 1 + (broken / f).read_text().split("\n").index("import numpy as np +")
+        said = [o for o in outputs if "SyntaxError" in o and "(%s, line %d, column " % (f, line) in o]
+        assert len(said) == 1, (f, outputs)
 
 
 def test_cli_nonexistent_path_fails_with_a_message(workdir):

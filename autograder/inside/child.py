@@ -171,6 +171,9 @@ class Attribution:
         tb = traceback.extract_tb(exc.__traceback__)
         if isinstance(exc, DidNotFinish):
             return {"kind": "skipped", "function": exc.function}
+        if isinstance(exc, ModuleBroken):  # the reason is the import's, the module says where
+            return dict(exc.error, kind="import", module=exc.module,
+                        function=self.function([(f.filename, f.name) for f in tb]))
         cls = type(exc)
         exc_type = cls.__qualname__ if cls.__module__ == "builtins" else "%s.%s" % (cls.__module__, cls.__qualname__)
         try:
@@ -190,14 +193,23 @@ class DidNotFinish(Exception):
         self.function = function
 
 
-class Broken:
-    """Stands for a module of the submission that failed to import: any use raises ImportError."""
+class ModuleBroken(ImportError):
+    """A use of a module of the submission that failed to import: why it failed (describe()'s
+    fields of the import-time exception) and which module."""
 
-    def __init__(self, message):
-        self.message = message
+    def __init__(self, module, error):
+        super().__init__("could not import %s" % module)
+        self.module, self.error = module, error
+
+
+class Broken:
+    """Stands for a module of the submission that failed to import: any use raises ModuleBroken."""
+
+    def __init__(self, module, error):
+        self.module, self.error = module, error
 
     def __getattr__(self, name):
-        raise ImportError(self.message)
+        raise ModuleBroken(self.module, self.error)
 
 
 def import_module(name, attribution):
@@ -206,9 +218,7 @@ def import_module(name, attribution):
     try:
         return importlib.import_module(PACKAGE + "." + name)
     except BaseException as exc:  # SyntaxError, SystemExit, ImportError, ... at import time
-        error = attribution.describe(exc)
-        return Broken("could not import %s/%s.py: %s%s%s" % (
-            PACKAGE, name.replace(".", "/"), error["type"], ": " * bool(error["detail"]), error["detail"]))
+        return Broken(name, attribution.describe(exc))
 
 
 class Oracle:

@@ -30,7 +30,7 @@ import numpy as np
 MAX_HEADER = 64 * 1024
 MAX_DEPTH = 32
 MAX_NODES = 20000
-ERROR_KINDS = ("not_implemented", "exception", "timeout", "skipped", "output")
+ERROR_KINDS = ("not_implemented", "exception", "timeout", "skipped", "output", "import")
 NUMERIC_KINDS = "biufc"
 MAX_DIMS = 8
 
