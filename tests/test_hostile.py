@@ -145,8 +145,13 @@ def test_prints_do_not_cost_points(tmp_path):
     assert total(graded(tmp_path, "debug-prints", override=override)) == pytest.approx(5)
 
 
+REFERRED = "could not import captioning/rnn_layers.py (why: see the test "  # the reason is told once per file
+
+
 def test_sys_exit_at_import(tmp_path):
-    assert_zero(graded(tmp_path, "exit", prelude="import sys\nsys.exit(0)\n"), "SystemExit")
+    results = graded(tmp_path, "exit", prelude="import sys\nsys.exit(0)\n")
+    assert_zero(results, "SystemExit", REFERRED)
+    assert "SystemExit" in results[0].output
 
 
 def test_os_exit_in_function(tmp_path):
@@ -256,8 +261,8 @@ def test_buggy_submission(tmp_path):
 
 def test_syntax_error(tmp_path):
     results = graded(tmp_path, "syntax", override="\ndef rnn_step_forward(:\n")
-    assert_zero(results, "SyntaxError")
-    assert "rnn_layers.py" in results[0].output
+    assert_zero(results, "SyntaxError", REFERRED)
+    assert re.search(r"SyntaxError: .* \(captioning/rnn_layers.py, line \d+, column \d+\)", results[0].output)
 
 
 def test_non_utf8_source(tmp_path):
