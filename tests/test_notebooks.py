@@ -192,6 +192,32 @@ def test_solution_notebook_evaluates_captions(executed, name):
 # ---------------------------------------------------------------- the student version
 
 @pytest.mark.slow
+def test_run_all_goes_past_an_unwritten_optional_unit(tmp_path):
+    """A student who wrote every required unit and skipped the beam searches runs every notebook to
+    its end: the beam search cells say they are skipped, and the captions are still evaluated."""
+    from tests.test_notebook_checks import NO_BEAM_SEARCH, student_folder
+
+    folder = student_folder(tmp_path, *NO_BEAM_SEARCH)
+    env = dict(kernel_env(), CAPTIONING_DATASETS=str(ROOT / "datasets"))  # the folder is outside the kit
+    jobs = [(name, tmp_path / name, subprocess.Popen([sys.executable, __file__, str(folder / name),
+                                                      str(tmp_path / name)], cwd=folder, env=env))
+            for name in NOTEBOOKS]
+    for name, out, proc in jobs:
+        assert proc.wait() == 0, f"running {name} failed"
+        nb = nbformat.read(out, as_version=4)
+        failed = [(i, errors(c)[0].ename) for i, c in enumerate(nb.cells) if c.cell_type == "code" and errors(c)]
+        assert not failed, f"{name}: cells raised {failed}"
+        unit = "CaptioningTransformer.beam_search" if name == TRANSFORMER_NB else "CaptioningRNN.beam_search"
+        said = [text_output(c) for c in nb.cells if c.cell_type == "code"]
+        assert f"{unit} is not written: skipped (optional)\n" in said, name
+        if name != LSTM_NB:  # the LSTM notebook has no test cell for it (graded in the RNN notebook)
+            assert f"SKIP  {unit} -- not written: skipped (optional)\n" in said, name
+        table = text_output(next(c for c in nb.cells if c.get("id") == "evaluation-table"))
+        assert table.count("beam 3: left out, beam_search is not written yet") == 2, table
+        assert len([line for line in table.splitlines() if line.startswith("greedy")]) == 2, table
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_release_notebook_stops_at_first_student_call(executed, name):
     pattern = student_call_pattern()

@@ -2,7 +2,8 @@
 
 - SyncUnitPoints: every autograded test cell gets the points of its unit in autograder/units.py.
 - strip_release_modules / unmark_solution_modules: post-convert hooks doing for the package's .py
-  files what nbgrader does for notebook cells (nbgrader copies .py files verbatim).
+  files what nbgrader does for notebook cells (nbgrader copies .py files verbatim); both also write
+  the package's units.py (unit_graph), what the notebooks' check() needs of autograder/units.py.
 - RemoveSolutionMarkers: answer-key notebooks keep the solution code, without the marker lines.
 - GradeWithKit: autograde preprocessor standing in for nbgrader's Execute. The submitted notebook
   is never executed: the kit's sandboxed grader grades the notebook's units on the submitted
@@ -18,6 +19,7 @@ from nbgrader import utils
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions, NbGraderPreprocessor
 
+from autograder.course import PACKAGE
 from autograder.units import BY_GRADE_ID, UNITS
 
 
@@ -41,11 +43,25 @@ def stub(text, clear):
     return cell.source
 
 
+def unit_graph():
+    """The text of the shipped package's units.py: each unit's dependencies and the optional units."""
+    lines = ['"""The graded units as check() needs them, written by the course\'s `make release` (do not edit).',
+             "",
+             "DEPENDS: the units whose functions each unit's checks call; OPTIONAL: the units you may skip.",
+             '"""',
+             "DEPENDS = {"]
+    lines += ["    %r: %r," % (u.name, u.depends) for u in UNITS if u.depends]
+    lines += ["}", "OPTIONAL = %r" % (tuple(u.name for u in UNITS if u.optional),), ""]
+    return "\n".join(lines)
+
+
 def _rewrite_modules(config, directory, assignment, transform):
-    """Apply transform(text, clear) to the student modules of one generated assignment dir."""
+    """Apply transform(text, clear) to the student modules of one generated assignment dir, and
+    write its units.py."""
     coursedir = CourseDirectory(config=config)
     clear = ClearSolutions(config=config)
     base = coursedir.format_path(getattr(coursedir, directory), ".", assignment)
+    Path(base, PACKAGE, "units.py").write_text(unit_graph(), encoding="utf-8")
     for rel in student_modules(base, clear.begin_solution_delimeter):
         path = Path(base, rel)
         try:
