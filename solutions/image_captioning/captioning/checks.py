@@ -805,6 +805,19 @@ def evaluate_check(check, impl, trusted):
     return judge_outputs(check, outputs, trusted, expected_values(check, trusted)) + (list(impl.warnings),)
 
 
+def tolerance(unit, about="", absolute=False):
+    """The number the public check of unit whose name contains `about` holds your results to: the
+    largest relative error it accepts (absolute: the largest absolute error of a gradient that is 0 in
+    theory), or for training the loss to end below. The notebooks print their numbers with it."""
+    found = [c for c in PUBLIC_CHECKS if c.unit == unit and about in c.name and c.compare != "tokens"]
+    if len(found) != 1:
+        raise KeyError("%d public checks of %r with a number are named with %r" % (len(found), unit, about))
+    c = found[0]
+    if c.compare == "below":
+        return float(next(iter(c.expected.values())))
+    return c.atol if absolute else c.tol
+
+
 NOT_WRITTEN = "not implemented yet"
 
 
