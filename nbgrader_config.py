@@ -60,5 +60,15 @@ c.OverwriteCells.add_missing_cells = True
 
 # Feedback: grades and each test cell's report; nbgrader's ClearHiddenTests as a safety net (the
 # test cells hold no hidden tests: SyncUnitPoints refuses them). The solution never gets there, as
-# autograde keeps the student's modules.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+# autograde keeps the student's modules. The hidden tests' names and outputs stay out of it (their
+# points count) until staff release them, as Gradescope's "after_published": set this to True, then
+# generate_feedback --force and release_feedback again.
+c.HiddenCheckDetails.released = False
+c.GenerateFeedback.preprocessors = [
+    GetGrades, plugins.HiddenCheckDetails, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# nbgrader's exchange (release_assignment, fetch_assignment, submit, collect, release_feedback,
+# fetch_feedback, list): a folder every student can write to (mode 1777), $NBGRADER_EXCHANGE or
+# exchange/ in the kit; students' nbgrader names the same folder and course (README.md).
+c.CourseDirectory.course_id = "captioning"
+c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", os.path.join(ROOT, "exchange"))

@@ -77,8 +77,9 @@ def unit_scores(results):
     return {u.name: scores[u.name] for u in UNITS if u.name in scores}
 
 
-def table(results):
-    """A per-test table, then per-unit and total scores, as text.
+def table(results, hidden_details=True):
+    """A per-test table, then per-unit and total scores, as text. Without hidden_details, the hidden
+    tests of each unit are one line of points, without their names and outputs.
 
     Every line of a test's output is indented, and the output is cleaned first, so nothing a
     submission prints can start a line of its own (a forged TOTAL, say).
@@ -86,9 +87,13 @@ def table(results):
     indent = " " * 15
     lines = []
     for r in results:
-        hidden = "" if r.public else "  [hidden]"
-        lines.append("%6.2f / %-5.2f %s%s" % (r.score, r.max_score, clean_line(r.name), hidden))
-        lines.extend(indent + line for line in (clean_text(r.output).split("\n")))
+        if r.public or hidden_details:
+            hidden = "" if r.public else "  [hidden]"
+            lines.append("%6.2f / %-5.2f %s%s" % (r.score, r.max_score, clean_line(r.name), hidden))
+            lines.extend(indent + line for line in (clean_text(r.output).split("\n")))
+    if not hidden_details:
+        for unit, (got, top) in unit_scores([r for r in results if not r.public]).items():
+            lines.append("%6.2f / %-5.2f %s: hidden tests (shown when the course releases them)" % (got, top, unit))
     lines.append("")
     for unit, (got, top) in unit_scores(results).items():
         lines.append("%6.2f / %-6.2f %s" % (got, top, unit))

@@ -8,6 +8,7 @@ an attacker: the untouched release whose notebook's first editable code cell loa
 reference into the package, writes a file as root and patches what the test cells call, and a
 linker: the answer key whose files are symbolic links to the course's reference and to a secret.
 """
+import html
 import os
 import re
 import shutil
@@ -21,7 +22,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder.grade import grade
+from autograder.grade import all_checks, grade
 from autograder.intake import STUDENT_FILES
 from autograder.report import unit_scores
 from autograder.units import BY_NAME as UNITS_BY_NAME, UNITS
@@ -213,6 +214,18 @@ def test_feedback_shows_each_units_report(course):
     rnn = (feedback / "RNN_Captioning.html").read_text()
     assert "FAIL: not implemented yet" in lstm and "lstm_step_forward" in lstm
     assert "PASS: " in rnn and "FAIL: " not in rnn
+
+
+def test_feedback_gives_hidden_tests_points_but_not_their_names_and_outputs(course):
+    """As Gradescope's "after_published" until staff release them (tests/test_nbgrader_exchange.py);
+    staff see them in the autograded notebooks."""
+    course = course[0]
+    hidden = [t for t, c in all_checks().items() if not c.public and UNITS_BY_NAME[c.unit].notebook == RNN_NB]
+    shown = html.unescape((course / "feedback" / "key" / ASSIGNMENT / RNN_NB).with_suffix(".html").read_text())
+    autograded = (course / "autograded" / "key" / ASSIGNMENT / RNN_NB).read_text()
+    assert hidden and all(title in autograded for title in hidden)
+    assert not [title for title in hidden if title in shown]
+    assert "rnn_step_forward: hidden tests (shown when the course releases them)" in shown
 
 
 def test_student_code_in_the_notebook_never_runs_at_autograde(course, capsys):

@@ -2,6 +2,8 @@
 
 - The answer key (solutions/) runs top to bottom: every check cell prints only PASS lines, every
   number printed by `report(...)` is below its bound, and the overfitting runs reach their targets.
+- One number per fact: the bounds the notebooks print and state ("below `1e-7`") in a unit's section
+  are the numbers of that unit's public checks.
 - The student version (release/) runs until the first cell that calls code the student writes, and
   stops there with NotImplementedError (nothing earlier needs student code).
 
@@ -19,15 +21,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.units import UNITS
 from autograder.course import ASSIGNMENT
+from autograder.grade import checks_module
+from autograder.units import UNITS
 from autograder.units import RNN_NB, LSTM_NB, TRANSFORMER_NB
 
 ROOT = Path(__file__).resolve().parents[1]
 
 SOURCE, RELEASE, SOLUTIONS = (ROOT / d / ASSIGNMENT for d in ("source", "release", "solutions"))
 NOTEBOOKS = (RNN_NB, LSTM_NB, TRANSFORMER_NB)
-OVERFIT_TARGET = {RNN_NB: 0.1, LSTM_NB: 0.5, TRANSFORMER_NB: 0.1}
+OVERFIT_UNIT = {RNN_NB: "overfit (rnn)", LSTM_NB: "overfit (lstm)", TRANSFORMER_NB: "overfit (transformer)"}
 CELL_TIMEOUT = 300
 REPORT = re.compile(r"^(?P<what>.+): (?P<value>\S+) \(expect < (?P<bound>\S+)\)$")
 
@@ -129,6 +132,42 @@ def code_without_comments(source):
     return "\n".join(line.split("#", 1)[0] for line in source.splitlines())
 
 
+def check_numbers(unit):
+    """The numbers the unit's public checks hold results to: tolerances, absolute ones, loss targets."""
+    found = set()
+    for c in checks_module().PUBLIC_CHECKS:
+        if c.unit == unit and c.compare == "close":
+            found |= {c.tol, c.atol} - {0.0}
+        elif c.unit == unit and c.compare == "below":
+            found |= {float(v) for v in c.expected.values()}
+    return found
+
+
+def sections(nb):
+    """[(unit or None, cell)]: each cell with the unit whose check cell ends its section (a section
+    starts at a markdown heading), None for cells of no unit's section (given code, questions)."""
+    unit, found = None, []
+    for cell in reversed(nb.cells):
+        unit = graded_unit(cell) or unit
+        found.append((unit, cell))
+        if cell.cell_type == "markdown" and cell.source.startswith("#"):
+            unit = None
+    return found[::-1]
+
+
+def test_notebook_text_states_the_checks_numbers():
+    """Every "below `X`" in the text of a unit's section is a number of that unit's public checks."""
+    stated = 0
+    for name in NOTEBOOKS:
+        for unit, cell in sections(nbformat.read(SOURCE / name, as_version=4)):
+            if unit is None or cell.cell_type != "markdown":
+                continue
+            for number in re.findall(r"below\s+(?:about\s+)?`([^`]+)`", cell.source):
+                assert float(number) in check_numbers(unit), f"{name}: {unit!r} section says below `{number}`"
+                stated += 1
+    assert stated >= 20, stated
+
+
 # ---------------------------------------------------------------- the answer key
 
 @pytest.mark.slow
@@ -154,23 +193,26 @@ def test_solution_notebook_runs_and_passes(executed, name):
     assert sorted(units) == sorted(u.name for u in UNITS if u.notebook == name)
 
     reports = 0
-    for i, cell in code:
-        if "report(" not in code_without_comments(cell.source) or "def report" in cell.source:
+    for unit, cell in sections(nb):
+        if cell.cell_type != "code" or "report(" not in code_without_comments(cell.source) \
+                or "def report" in cell.source:
             continue
         found = [REPORT.match(line) for line in text_output(cell).splitlines()]
         found = [m for m in found if m]
-        assert found, f"solutions/{name} cell {i} calls report() but printed no report line"
+        assert found, f"solutions/{name}: a cell calls report() but printed no report line:\n{cell.source}"
         for m in found:
             value, bound = float(m["value"]), float(m["bound"])
-            assert value < bound, f"solutions/{name} cell {i}: {m.group(0)}"
+            assert value < bound, f"solutions/{name} ({unit}): {m.group(0)}"
+            assert unit is None or bound in check_numbers(unit), \
+                f"solutions/{name}: {m.group(0)}, but the checks of {unit!r} use {sorted(check_numbers(unit))}"
         reports += len(found)
     assert reports >= 10, f"solutions/{name}: only {reports} numbers were reported"
 
     final = [REPORT.match(line) for cell in nb.cells if cell.cell_type == "code"
              for line in text_output(cell).splitlines() if line.startswith("final training loss")]
     assert len(final) == 1 and final[0], f"solutions/{name}: no single final training loss line"
-    assert float(final[0]["value"]) < OVERFIT_TARGET[name]
-    assert float(final[0]["bound"]) == OVERFIT_TARGET[name]
+    assert float(final[0]["value"]) < float(final[0]["bound"])
+    assert {float(final[0]["bound"])} == check_numbers(OVERFIT_UNIT[name])
 
 
 @pytest.mark.slow
@@ -190,6 +232,32 @@ def test_solution_notebook_evaluates_captions(executed, name):
 
 
 # ---------------------------------------------------------------- the student version
+
+@pytest.mark.slow
+def test_run_all_goes_past_an_unwritten_optional_unit(tmp_path):
+    """A student who wrote every required unit and skipped the beam searches runs every notebook to
+    its end: the beam search cells say they are skipped, and the captions are still evaluated."""
+    from tests.test_notebook_checks import NO_BEAM_SEARCH, student_folder
+
+    folder = student_folder(tmp_path, *NO_BEAM_SEARCH)
+    env = dict(kernel_env(), CAPTIONING_DATASETS=str(ROOT / "datasets"))  # the folder is outside the kit
+    jobs = [(name, tmp_path / name, subprocess.Popen([sys.executable, __file__, str(folder / name),
+                                                      str(tmp_path / name)], cwd=folder, env=env))
+            for name in NOTEBOOKS]
+    for name, out, proc in jobs:
+        assert proc.wait() == 0, f"running {name} failed"
+        nb = nbformat.read(out, as_version=4)
+        failed = [(i, errors(c)[0].ename) for i, c in enumerate(nb.cells) if c.cell_type == "code" and errors(c)]
+        assert not failed, f"{name}: cells raised {failed}"
+        unit = "CaptioningTransformer.beam_search" if name == TRANSFORMER_NB else "CaptioningRNN.beam_search"
+        said = [text_output(c) for c in nb.cells if c.cell_type == "code"]
+        assert f"{unit} is not written: skipped (optional)\n" in said, name
+        if name != LSTM_NB:  # the LSTM notebook has no test cell for it (graded in the RNN notebook)
+            assert f"SKIP  {unit} -- not written: skipped (optional)\n" in said, name
+        table = text_output(next(c for c in nb.cells if c.get("id") == "evaluation-table"))
+        assert table.count("beam 3: left out, beam_search is not written yet") == 2, table
+        assert len([line for line in table.splitlines() if line.startswith("greedy")]) == 2, table
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)

@@ -2,13 +2,16 @@
 
 - SyncUnitPoints: every autograded test cell gets the points of its unit in autograder/units.py.
 - strip_release_modules / unmark_solution_modules: post-convert hooks doing for the package's .py
-  files what nbgrader does for notebook cells (nbgrader copies .py files verbatim).
+  files what nbgrader does for notebook cells (nbgrader copies .py files verbatim); both also write
+  the package's units.py (unit_graph), what the notebooks' check() needs of autograder/units.py.
 - RemoveSolutionMarkers: answer-key notebooks keep the solution code, without the marker lines.
 - GradeWithKit: autograde preprocessor standing in for nbgrader's Execute. The submitted notebook
   is never executed: the kit's sandboxed grader grades the notebook's units on the submitted
   package (in submitted/, no link followed), and each autograded test cell gets outputs from
   which nbgrader's SaveAutoGrades records exactly the kit's points for its unit (a numeric
   execute_result is partial credit), plus the unit's test report as a stream output, for the feedback.
+- HiddenCheckDetails: feedback preprocessor leaving the hidden tests' names and outputs out of the
+  reports until staff release them (`c.HiddenCheckDetails.released = True` in nbgrader_config.py).
 """
 import os
 from pathlib import Path
@@ -17,7 +20,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_output
 from nbgrader import utils
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions, NbGraderPreprocessor
+from traitlets import Bool
 
+from autograder.course import PACKAGE
 from autograder.units import BY_GRADE_ID, UNITS
 
 
@@ -41,11 +46,25 @@ def stub(text, clear):
     return cell.source
 
 
+def unit_graph():
+    """The text of the shipped package's units.py: each unit's dependencies and the optional units."""
+    lines = ['"""The graded units as check() needs them, written by the course\'s `make release` (do not edit).',
+             "",
+             "DEPENDS: the units whose functions each unit's checks call; OPTIONAL: the units you may skip.",
+             '"""',
+             "DEPENDS = {"]
+    lines += ["    %r: %r," % (u.name, u.depends) for u in UNITS if u.depends]
+    lines += ["}", "OPTIONAL = %r" % (tuple(u.name for u in UNITS if u.optional),), ""]
+    return "\n".join(lines)
+
+
 def _rewrite_modules(config, directory, assignment, transform):
-    """Apply transform(text, clear) to the student modules of one generated assignment dir."""
+    """Apply transform(text, clear) to the student modules of one generated assignment dir, and
+    write its units.py."""
     coursedir = CourseDirectory(config=config)
     clear = ClearSolutions(config=config)
     base = coursedir.format_path(getattr(coursedir, directory), ".", assignment)
+    Path(base, PACKAGE, "units.py").write_text(unit_graph(), encoding="utf-8")
     for rel in student_modules(base, clear.begin_solution_delimeter):
         path = Path(base, rel)
         try:
@@ -110,15 +129,35 @@ def test_cell(unit):
 
 def unit_outputs(results, points):
     """The outputs of one unit's test cell: its report, then its points as an execute_result (which
-    nbgrader's determine_grade takes as partial credit, capped at the cell's points)."""
+    nbgrader's determine_grade takes as partial credit, capped at the cell's points), holding in its
+    metadata the report without the hidden tests' details, for HiddenCheckDetails."""
     from autograder.report import table
 
     got = min(round(sum(r.score for r in results), 4), float(points))
-    report = table(results) if results else "no result for this unit: 0 points"
-    text = ("Graded on your captioning package by the course's grader (this notebook is not run "
-            "for grading):\n" + report + "\n")
-    return [new_output("stream", name="stdout", text=text),
-            new_output("execute_result", data={"text/plain": repr(got)}, execution_count=None)]
+    intro = "Graded on your captioning package by the course's grader (this notebook is not run for grading):\n"
+    reports = [intro + (table(results, details) if results else "no result for this unit: 0 points") + "\n"
+               for details in (True, False)]
+    return [new_output("stream", name="stdout", text=reports[0]),
+            new_output("execute_result", data={"text/plain": repr(got)}, execution_count=None,
+                       metadata={WITHOUT_HIDDEN: reports[1]})]
+
+
+WITHOUT_HIDDEN = "captioning_report_without_hidden_details"
+
+
+class HiddenCheckDetails(NbGraderPreprocessor):
+    """Feedback preprocessor: each test cell's report keeps the hidden tests' points but not their
+    names and outputs, until staff set `released` (Gradescope shows them "after_published")."""
+
+    released = Bool(False, help="Show the hidden tests' names and outputs in the feedback").tag(config=True)
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        outputs = cell.get("outputs", [])
+        short = [o.metadata[WITHOUT_HIDDEN] for o in outputs if WITHOUT_HIDDEN in o.get("metadata", {})]
+        if short and not self.released:
+            cell.outputs = [new_output("stream", name="stdout", text=short[0]) if o.output_type == "stream" else o
+                            for o in outputs]
+        return cell, resources
 
 
 def drop_linked_copies(submitted, autograded):

@@ -5,6 +5,7 @@ expected values: numbers printed here (fixed outputs, loss targets) or values co
 implementation (numerical gradients of your own forward pass). The autograder runs these very
 checks, plus hidden ones, against a reference implementation.
 """
+import contextlib
 import os
 import traceback
 from dataclasses import dataclass
@@ -835,29 +836,99 @@ def evaluate_check(check, impl, trusted):
     return judge_outputs(check, outputs, trusted, expected_values(check, trusted)) + (list(impl.warnings),)
 
 
-def check(unit):
-    """Run the public checks of a unit on your own `captioning` package and print a report.
+def tolerance(unit, about="", absolute=False):
+    """The number the public check of unit whose name contains `about` holds your results to: the
+    largest relative error it accepts (absolute: the largest absolute error of a gradient that is 0 in
+    theory), or for training the loss to end below. The notebooks print their numbers with it."""
+    found = [c for c in PUBLIC_CHECKS if c.unit == unit and about in c.name and c.compare != "tokens"]
+    if len(found) != 1:
+        raise KeyError("%d public checks of %r with a number are named with %r" % (len(found), unit, about))
+    c = found[0]
+    if c.compare == "below":
+        return float(next(iter(c.expected.values())))
+    return c.atol if absolute else c.tol
 
-    Raises AssertionError when one fails (unless CAPTIONING_GRADING is set: the autograder then
-    decides the points).
-    """
-    import captioning
-    impl = load_impl(captioning)
+
+NOT_WRITTEN = "not implemented yet"
+
+
+def unit_graph():
+    """(DEPENDS, OPTIONAL) of the package's units.py, which `make release` writes from the course's
+    list of units; ({}, ()) in the course's source/, where it is not written."""
+    try:
+        from . import units
+    except ImportError:
+        return {}, ()
+    return units.DEPENDS, units.OPTIONAL
+
+
+def public_results(unit, impl):
+    """[(check, passed, message, warnings)] of the unit's public checks on impl."""
     checks = [c for c in PUBLIC_CHECKS if c.unit == unit]
     if not checks:
         raise KeyError("no public checks for unit %r" % unit)
-    failed = []
+    results = []
     for c in checks:
         try:
-            passed, message, warnings = evaluate_check(c, impl, impl)
+            results.append((c,) + evaluate_check(c, impl, impl))
         except NotImplementedError:
-            passed, message, warnings = False, "not implemented yet", []
+            results.append((c, False, NOT_WRITTEN, []))
         except Exception as e:
-            passed, message, warnings = False, "".join(traceback.format_exception_only(type(e), e)).strip(), []
+            results.append((c, False, "".join(traceback.format_exception_only(type(e), e)).strip(), []))
+    return results
+
+
+def failing_dependencies(unit, impl, depends):
+    """[(unit, why)] of the units unit depends on (directly or not) that fail their own public checks
+    while all the units they depend on pass theirs: the first ones to fix."""
+    def closure(name):
+        found = []
+        for dep in depends.get(name, ()):
+            found += [d for d in closure(dep) + [dep] if d not in found]
+        return found
+
+    results = {}
+    for dep in closure(unit):
+        results[dep] = public_results(dep, impl)
+    failing = {d for d, rs in results.items() if not all(r[1] for r in rs)}
+    return [(d, "is not written yet" if all(r[2] == NOT_WRITTEN for r in results[d]) else "fails its own check")
+            for d in closure(unit) if d in failing and not failing & set(closure(d))]
+
+
+def check(unit):
+    """Run the public checks of a unit on your own `captioning` package and print a report.
+
+    When a check fails and a unit it depends on fails its own checks, that unit is named first.
+    Returns whether all passed. Raises AssertionError when one fails (unless CAPTIONING_GRADING is
+    set: the autograder then decides the points), except for an optional unit not written yet,
+    which is skipped.
+    """
+    import captioning
+    impl = load_impl(captioning)
+    depends, optional = unit_graph()
+    results = public_results(unit, impl)
+    if unit in optional and all(r[2] == NOT_WRITTEN for r in results):
+        print("SKIP  %s -- not written: skipped (optional)" % unit)
+        return False
+    failed = [c.title for c, passed, _, _ in results if not passed]
+    first = failing_dependencies(unit, impl, depends) if failed else []
+    for dep, why in first:
+        print("NOTE  %s uses your %s, which %s: fix %s first" % (unit, dep, why, dep))
+    for c, passed, message, warnings in results:
         print("%s  %s -- %s" % ("PASS" if passed else "FAIL", c.title, message))
         for w in warnings:
             print("      warning: " + w)
-        if not passed:
-            failed.append(c.title)
     if failed and not os.environ.get("CAPTIONING_GRADING"):
-        raise AssertionError("failed: " + ", ".join(failed))
+        raise AssertionError("failed: " + ", ".join(failed)
+                             + "".join("; fix %s first" % dep for dep, _ in first))
+    return not failed
+
+
+@contextlib.contextmanager
+def optional(unit):
+    """Run a cell's code for an optional unit: while the unit is not written (NotImplementedError),
+    the cell says it is skipped and Run All goes on."""
+    try:
+        yield
+    except NotImplementedError:
+        print("%s is not written: skipped (optional)" % unit)
