@@ -40,7 +40,7 @@ from .course import PACKAGE, REFERENCE_PACKAGE
 from .hidden import hidden_checks
 from .inside import frames
 from .intake import find_package, stage, unpack
-from .sandbox import Limits, SandboxError, Session, preflight, remove_stale_temp
+from .sandbox import ChildResult, Limits, SandboxError, Session, preflight, remove_stale_temp
 from .units import BY_NAME, UNITS, closure
 
 FUNCTIONS = sorted({u.function for u in UNITS})
@@ -392,18 +392,29 @@ class Grading:
         near = {t: self.judge(t, bases[t], functools.partial(C.own_forward_distance, reference=reference_forward(t)))
                 for t in titles}
         entries = [(t, point) for t in titles if near[t].passed for point in moved_points(t)]
-        moved = self.results([t for t, _ in entries], [["own_gradient", *point] for _, point in entries])
+        moved, failed = {}, {}
+
+        def project(n, result):
+            """Keep one number of a moved point's answer (memory stays bounded), or its error."""
+            title, point = entries[n]
+            try:
+                if result.error is None:
+                    moved[title, point] = C.own_forward_projection(all_checks()[title], result.outputs,
+                                                                   bases[title].outputs, reference_forward(title))
+            except ValueError as exc:
+                result = ChildResult(error={"kind": "output", "function": None, "message": str(exc)})
+            if result.error:
+                failed.setdefault(title, result)
+        self.run([t for t, _ in entries], modes=[["own_gradient", *point] for _, point in entries], collect=project)
         for title in titles:
             first = self.verdicts[title]
             if not near[title].passed:
                 self.verdicts[title] = Verdict(False, "%s; %s (%s)" % (first.message, near[title].message, why),
                                                first.warnings)
                 continue
-            at = {point: r for (t, point), r in zip(entries, moved) if t == title}
-            failed = next((r for r in at.values() if r.error), None)
-            verdict = self.judge(title, failed or bases[title], functools.partial(
-                C.own_gradient_compare, all_checks()[title], moved={p: r.outputs for p, r in at.items()},
-                reference=reference_forward(title)))
+            at = {point: value for (t, point), value in moved.items() if t == title}
+            verdict = self.judge(title, failed.get(title) or bases[title], functools.partial(
+                C.own_gradient_compare, all_checks()[title], moved=at))
             if verdict.passed:
                 self.verdicts[title] = Verdict(True, "agrees with numerical gradients of your own %s (%s): %s"
                                                % (unit.partner, why, verdict.message), first.warnings)

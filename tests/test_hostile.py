@@ -240,7 +240,8 @@ def test_only_the_result_pipe_is_inherited(tmp_path):
 
 def test_missing_third_party_package(tmp_path):
     results = graded(tmp_path, "torch", prelude="import torch_is_not_installed_here\n")
-    assert_zero(results, "ModuleNotFoundError")
+    assert_zero(results, "ModuleNotFoundError", REFERRED)
+    assert "ModuleNotFoundError" in results[0].output
 
 
 @pytest.mark.parametrize("name,body", [
@@ -267,7 +268,8 @@ def test_syntax_error(tmp_path):
 
 def test_non_utf8_source(tmp_path):
     results = graded(tmp_path, "latin1", raw="# caf\xe9\nimport numpy as np\n".encode("latin-1"))
-    assert_zero(results, "not UTF-8")
+    assert_zero(results, "not UTF-8", REFERRED)
+    assert "not UTF-8" in results[0].output
 
 
 def test_broken_notebook_is_ignored(tmp_path):

@@ -263,9 +263,9 @@ def own_forward_distance(base, reference):
     return True, "your forward is close to this layer's"
 
 
-def own_gradient_compare(check, base, moved, reference, h=1e-5):
-    """(passed, message): your gradients (base) against centred differences of your forward outputs
-    at the points the grader moved (moved: {(name, index, sign): outputs}); reference gives the
+def own_forward_projection(check, outputs, base, reference):
+    """(your forward's outputs at a moved point minus base's, at the unmoved one) . the check's
+    upstream gradient: all the grader keeps of a moved point's answer. reference gives the
     forward's output names and shapes."""
     layer, inputs, seed = check.backward_of
     up = upstream(layer, {k: v.astype(np.float64) for k, v in inputs.items()}, seed)
@@ -275,15 +275,20 @@ def own_gradient_compare(check, base, moved, reference, h=1e-5):
         if any(np.shape(outputs.get(k)) != v.shape for k, v in reference.items()):
             raise ValueError("your forward's outputs have another shape at a moved point")
         return np.concatenate([np.ravel(outputs[k]).astype(np.float64) for k in reference])
+    return float((flat(outputs) - flat(base)) @ direction)
 
+
+def own_gradient_compare(check, base, moved, h=1e-5):
+    """(passed, message): your gradients (base) against centred differences of your forward outputs
+    at the points the grader moved (moved: {(name, index, sign): own_forward_projection})."""
+    layer, inputs, seed = check.backward_of
     worst = 0.0
     for name in grad_names(layer, inputs):
         analytic = np.asarray(base["d" + name], np.float64)
         if analytic.shape != inputs[name].shape:
             return False, "d%s has shape %s, expected %s" % (name, analytic.shape, inputs[name].shape)
         index = sorted({i for n, i, _ in moved if n == name})
-        numerical = np.array([(flat(moved[name, i, 1]) - flat(moved[name, i, -1])) @ direction / (2 * h)
-                              for i in index])
+        numerical = np.array([(moved[name, i, 1] - moved[name, i, -1]) / (2 * h) for i in index])
         analytic = analytic.ravel()[index]
         if not (np.all(np.isfinite(analytic)) and np.all(np.isfinite(numerical))):
             return False, "d%s or your forward's outputs contain NaN or infinity" % name
