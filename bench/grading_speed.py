@@ -28,6 +28,7 @@ from autograder.course import ASSIGNMENT, PACKAGE, SOLUTIONS_DIR, notebooks  # n
 from autograder.grade import grade  # noqa: E402
 from autograder.report import unit_scores  # noqa: E402
 from autograder.units import UNITS  # noqa: E402
+from tools.release import copy_student_inputs  # noqa: E402
 from tests import mutants as M  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -61,6 +62,7 @@ def time_nbgrader_autograde():
             copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copyfile
             copy(ROOT / name, course / name)
         os.symlink(ROOT / "datasets", course / "datasets")
+        copy_student_inputs(course)  # what the release reads from the kit besides these
         seconds, error = run_timed([sys.executable, "-m", "tools.release"], course)
         if error:
             return None, error
