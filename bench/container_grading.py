@@ -1,7 +1,7 @@
 """Grading in a Gradescope-like container, side by side with grading on this machine: the answer
 key graded by the CLI here (bubblewrap mode) and in tests/container.py's box (768 MB, half a CPU,
-namespaces refused: container mode), and a hostile submission (fork flood, memory bomb, two endless
-loops, a real-time signal) in the box, against Gradescope's 10-minute limit. Needs root.
+namespaces refused: container mode), and tests.hostile's CONTAINER_HOSTILE submission (fork flood,
+memory bomb, two endless loops, a real-time signal) in the box, against Gradescope's 10-minute limit. Needs root.
 
 Usage: .venv/bin/python -m bench.container_grading
 """
@@ -18,34 +18,8 @@ sys.path.insert(0, str(ROOT))  # run as a script by make bench, not installed
 
 from autograder.course import REFERENCE_PACKAGE, SOLUTIONS_DIR  # noqa: E402 (after the path set-up above)
 from tests.container import Container  # noqa: E402
-from tests.hostile import make  # noqa: E402
+from tests.hostile import container_hostile  # noqa: E402
 
-HOSTILE = """
-def rnn_step_forward(*args):
-    import os, time
-    for _ in range(200):
-        if os.fork() == 0:
-            os.setsid()
-            time.sleep(60)
-            os._exit(0)
-
-def rnn_backward(*args):
-    hoard = []
-    while len(hoard) < 400:
-        hoard.append(np.ones(1 << 20))
-
-def lstm_step_forward(*args):
-    while True:
-        pass
-
-def word_embedding_forward(*args):
-    import os
-    os.kill(os.getpid(), 40)
-
-def lstm_forward(*args):
-    while True:
-        pass
-"""
 
 
 def timed(argv, cwd, box=None):
@@ -67,7 +41,7 @@ def main():
                         ignore=shutil.ignore_patterns("__pycache__"))
         kit.chmod(0o700)
         Path(tmp).chmod(0o755)
-        hostile = make(Path(tmp) / "subs", "hostile", override=HOSTILE)
+        hostile = container_hostile(Path(tmp) / "subs")
         cli = [sys.executable, "-m", "autograder"]
         here, here_total = timed(cli + [SOLUTIONS_DIR], kit)
         results = {}

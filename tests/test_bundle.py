@@ -17,7 +17,7 @@ import pytest
 
 from tests import mutants as M
 from tests.container import Container
-from tests.hostile import make, processes
+from tests.hostile import CONTAINER_HOSTILE_UNITS, container_hostile, make, processes
 from tools.bundle import build, canonical
 from autograder.course import ASSIGNMENT, REFERENCE_PACKAGE, RELEASE_DIR, SOLUTIONS_DIR
 from autograder.report import document_unit_scores
@@ -382,35 +382,9 @@ def test_container_hostile_submission_costs_its_units_only(image, open_root, con
     real-time signal in a fifth: those units lose their points, the grader survives (the kernel
     kills sandboxed processes first) and writes results.json well inside Gradescope's 10 minutes
     (about a minute here)."""
-    override = """
-def rnn_step_forward(*args):
-    import os, time
-    for _ in range(200):  # bounded even if the process limit failed; each child lingers
-        if os.fork() == 0:
-            os.setsid()
-            time.sleep(60)
-            os._exit(0)
-
-def rnn_backward(*args):
-    hoard = []
-    while len(hoard) < 400:  # 3.2 GB at most, far past the container's 768 MB
-        hoard.append(np.ones(1 << 20))
-
-def lstm_step_forward(*args):
-    while True:
-        pass
-
-def word_embedding_forward(*args):
-    import os
-    os.kill(os.getpid(), 40)  # a real-time signal: no name in Python's signal module
-"""
-    submission = make(tmp_path, "hostile", override=override)
-    layers = submission / "captioning" / "transformer_layers.py"
-    layers.write_text(layers.read_text() + "\n\ndef multihead_attention_forward(*args, **kwargs):\n    while True:\n"
-                      "        pass\n")
+    submission = container_hostile(tmp_path)
     document, scores, proc = graded_in(container, image, open_root, submission)
-    assert lost(scores) == {"rnn_step_forward", "rnn_backward", "lstm_step_forward", "multihead_attention_forward",
-                            "word_embedding_forward"}
+    assert lost(scores) == CONTAINER_HOSTILE_UNITS
     assert container.peak_mb <= 768 and container.oom_kills >= 1, proc.stderr[-2000:]
     assert document["execution_time"] < 420
 

@@ -46,6 +46,43 @@ def make(root, name, prelude="", override="", raw=None, extra=None):
     return folder
 
 
+# What a container's grade must survive: a fork flood, a memory bomb past 768 MB, endless loops in
+# two units, a real-time signal (no name in Python's signal module): each costs exactly its unit.
+CONTAINER_HOSTILE = """
+def rnn_step_forward(*args):
+    import os, time
+    for _ in range(200):  # bounded even if the process limit failed; each child lingers
+        if os.fork() == 0:
+            os.setsid()
+            time.sleep(60)
+            os._exit(0)
+
+def rnn_backward(*args):
+    hoard = []
+    while len(hoard) < 400:  # 3.2 GB at most, far past the container's 768 MB
+        hoard.append(np.ones(1 << 20))
+
+def lstm_step_forward(*args):
+    while True:
+        pass
+
+def word_embedding_forward(*args):
+    import os
+    os.kill(os.getpid(), 40)
+"""
+ATTENTION_LOOP = "\n\ndef multihead_attention_forward(*args, **kwargs):\n    while True:\n        pass\n"
+CONTAINER_HOSTILE_UNITS = {"rnn_step_forward", "rnn_backward", "lstm_step_forward", "word_embedding_forward",
+                           "multihead_attention_forward"}
+
+
+def container_hostile(root):
+    """The submission of CONTAINER_HOSTILE (the attention loop in transformer_layers.py)."""
+    folder = make(root, "hostile", override=CONTAINER_HOSTILE)
+    layers = folder / "captioning" / "transformer_layers.py"
+    layers.write_text(layers.read_text() + ATTENTION_LOOP)
+    return folder
+
+
 def zip_folder(folder, archive, top=None):
     """archive: every file under folder, at the root of the zip or under `top/`."""
     with zipfile.ZipFile(archive, "w") as z:
