@@ -40,7 +40,7 @@ from .course import PACKAGE, REFERENCE_PACKAGE
 from .hidden import hidden_checks
 from .inside import frames
 from .intake import find_package, stage, unpack
-from .sandbox import ChildResult, Limits, SandboxError, Session, preflight, remove_stale_temp
+from .sandbox import ChildResult, Limits, SandboxError, Session, preflight
 from .units import BY_NAME, UNITS, closure
 
 FUNCTIONS = sorted({u.function for u in UNITS})
@@ -444,9 +444,7 @@ def split_points(points, count):
 
 
 def sandbox_layers(limits=None):
-    """The isolation layers in force, once the sandbox has been seen to work (else SandboxError).
-    First, what killed graders left in the temporary folder goes."""
-    remove_stale_temp()
+    """The isolation layers in force, once the sandbox has been seen to work (else SandboxError)."""
     return preflight(limits).layers
 
 

@@ -286,8 +286,8 @@ def alive(pid):
     return False
 
 
-def uid_processes(uids):
-    """The pids of live processes whose real uid is in uids."""
+def processes(match):
+    """The pids of live processes whose real uid satisfies match(uid)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -296,9 +296,14 @@ def uid_processes(uids):
             except OSError:
                 continue
             uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")), None)
-            if uid is not None and int(uid) in uids and alive(int(entry)):
+            if uid is not None and match(int(uid)) and alive(int(entry)):
                 found.append(int(entry))
     return found
+
+
+def uid_processes(uids):
+    """The pids of live processes whose real uid is in uids."""
+    return processes(uids.__contains__)
 
 
 def signal_all(pids, signum):
@@ -770,6 +775,7 @@ def preflight(limits=None):
 
 @functools.lru_cache(maxsize=None)
 def _preflight(require_cgroups, min_isolation):
+    remove_stale_temp()  # first, what killed graders left in the temporary folder goes
     limits = Limits(require_cgroups=require_cgroups)
     try:
         return Isolation("bubblewrap", tuple(probe("bubblewrap", limits)))

@@ -7,7 +7,6 @@ hostile tests grade). Also the helpers the grading tests share: zip_folder, lost
 """
 import ctypes
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -104,18 +103,7 @@ def mine(uid):
     return uid >= sandbox.THROWAWAY_UID_BASE and (uid - sandbox.THROWAWAY_UID_BASE) >> 16 == os.getpid() % (1 << 15)
 
 
-def processes(match):
-    """Live pids (a thread of theirs still runs) whose real uid satisfies match(uid)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        try:
-            status = Path("/proc", entry, "status").read_text() if entry.isdigit() else ""
-        except OSError:
-            continue
-        uid = re.search(r"^Uid:\s+(\d+)", status, re.M)
-        if uid and match(int(uid.group(1))) and sandbox.alive(int(entry)):
-            pids.append(int(entry))
-    return pids
+processes = sandbox.processes  # live pids whose real uid satisfies match(uid)
 
 
 def throwaway_processes():
