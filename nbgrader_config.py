@@ -1,6 +1,6 @@
 """nbgrader configuration of the captioning kit: read by every nbgrader command run from here.
 
-The code it wires in lives in tools/nbgrader_plugins.py; `make release` (tools/release.py) runs
+The code it wires in lives in autograder/front/nbgrader.py; `make release` (tools/release.py) runs
 generate_assignment and generate_solution with it.
 
 `nbgrader autograde` does not execute the submitted notebooks. nbgrader's Execute preprocessor
@@ -13,24 +13,26 @@ SaveAutoGrades records: nbgrader gives exactly the points of `python -m autograd
 is only a vehicle for the points and the feedback; what is graded is the `captioning` package.
 """
 import os
-import sys
 from functools import partial
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.converters import Autograde, GenerateAssignment
+from nbgrader.preprocessors import (
+    ClearHiddenTests,
+    ClearMarkScheme,
+    ClearOutput,
+    Execute,
+    GetGrades,
+    IncludeHeaderFooter,
+    LockCells,
+)
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
-from nbgrader.converters import Autograde, GenerateAssignment  # noqa: E402
-from nbgrader.preprocessors import (  # noqa: E402
-    ClearHiddenTests, ClearMarkScheme, ClearOutput, Execute, GetGrades, IncludeHeaderFooter, LockCells)
-
-from tools import nbgrader_plugins as plugins  # noqa: E402
-from autograder.course import ASSIGNMENT  # noqa: E402 (after the path set-up above)
+from autograder.course import ASSIGNMENT, ROOT, SOURCE_DIR, student_modules
+from autograder.front import nbgrader as plugins
 
 c = get_config()  # noqa: F821 (provided by traitlets)
 
-c.CourseDirectory.root = ROOT
+c.CourseDirectory.root = str(ROOT)
 c.CourseDirectory.source_directory = "source"
 c.CourseDirectory.release_directory = "release"
 c.CourseDirectory.solution_directory = "solutions"
@@ -55,7 +57,7 @@ assert Execute in _AUTOGRADE_STEPS, "nbgrader's autograde steps changed: review 
 c.Autograde.autograde_preprocessors = [
     plugins.GradeWithKit if step is Execute else step for step in _AUTOGRADE_STEPS]
 c.Autograde.exclude_overwriting = {
-    ASSIGNMENT: plugins.student_modules(os.path.join(ROOT, "source", ASSIGNMENT))}
+    ASSIGNMENT: student_modules(SOURCE_DIR)}
 c.OverwriteCells.add_missing_cells = True
 
 # Feedback: grades and each test cell's report; nbgrader's ClearHiddenTests as a safety net (the

@@ -71,7 +71,7 @@ def _top_entries(root):
                 elif entry.is_symlink():
                     links.append(entry.name)
     except OSError as exc:
-        raise SubmissionError("the submission folder cannot be read: %s" % exc.strerror)
+        raise SubmissionError("the submission folder cannot be read: %s" % exc.strerror) from exc
     return sorted(folders), sorted(links)
 
 
@@ -134,7 +134,7 @@ def _scan(root, depth=3):
                         raise SubmissionError("the submission holds more than %d files: %s"
                                               % (MAX_MEMBERS, WHAT_TO_UPLOAD))
         except OSError as exc:
-            raise SubmissionError("the submission folder cannot be read: %s" % exc.strerror)
+            raise SubmissionError("the submission folder cannot be read: %s" % exc.strerror) from exc
     return entries
 
 
@@ -258,7 +258,7 @@ def unpack(submission, workdir):
     try:
         end = _end_record(submission)
     except OSError as exc:
-        raise SubmissionError("%s cannot be read: %s" % (submission.name, exc.strerror))
+        raise SubmissionError("%s cannot be read: %s" % (submission.name, exc.strerror)) from exc
     if end is None:
         raise SubmissionError("%s is not a readable zip: no end of central directory record" % submission.name)
     members, cd_size = end
@@ -295,9 +295,10 @@ def unpack(submission, workdir):
     except SubmissionError:
         raise
     except zipfile.BadZipFile as exc:
-        raise SubmissionError("%s is not a readable zip: %s" % (submission.name, exc))
+        raise SubmissionError("%s is not a readable zip: %s" % (submission.name, exc)) from exc
     except Exception as exc:  # OSError, EOFError, zlib/lzma errors, ...: never a traceback
-        raise SubmissionError("%s cannot be unpacked: %s: %s" % (submission.name, type(exc).__name__, str(exc)[:200]))
+        raise SubmissionError("%s cannot be unpacked: %s: %s"
+                              % (submission.name, type(exc).__name__, str(exc)[:200])) from exc
     return workdir
 
 
@@ -313,11 +314,12 @@ def _extract(archive, member, target):
         with archive.open(member) as f:
             data = f.read(MAX_FILE_BYTES + 1)
     except zipfile.BadZipFile as exc:
-        raise SubmissionError("%s in the zip is corrupt: %s" % (shown(member.filename), exc))
+        raise SubmissionError("%s in the zip is corrupt: %s" % (shown(member.filename), exc)) from exc
     except RuntimeError as exc:  # encrypted (zipfile's message)
-        raise SubmissionError("%s in the zip cannot be read: %s" % (shown(member.filename), exc))
+        raise SubmissionError("%s in the zip cannot be read: %s" % (shown(member.filename), exc)) from exc
     except NotImplementedError as exc:
-        raise SubmissionError("%s in the zip uses an unsupported compression: %s" % (shown(member.filename), exc))
+        raise SubmissionError("%s in the zip uses an unsupported compression: %s"
+                              % (shown(member.filename), exc)) from exc
     target.write_bytes(data)
 
 

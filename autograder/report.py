@@ -1,17 +1,13 @@
-"""Every output format of the grader, from a list of TestResult or from results documents.
+"""Every output of the grader but results.json (results.py), made from GradingResults.
 
 - table(): the terminal per-test table (also printed by the nbgrader front end);
-- gradescope() / failure_document(): Gradescope's results.json, each test tagged with its unit
-  ("tags": [unit]), which is where grades.csv and summary.html read units from;
 - write_grades_csv(), write_summary_html() (with plot_png()): a class's grades;
 - write_atomically() / write_json_atomically(): the one writer of every output file.
 
 Student-controlled text (test outputs, which quote the submission's messages and prints, reasons
-for not grading, student names) is cleaned before it reaches any output: clean_line() for text
-that must stay on one line, clean_text() for multi-line outputs (keeps \\n and \\t). Both drop ANSI
-escape sequences and every other C0/C1 control, and turn CR and Unicode line/paragraph separators
-into line breaks (or spaces), so a submission cannot forge a line of the table. In grades.csv,
-text cells starting with = + - @ TAB or CR get a leading single quote (spreadsheet formulas).
+for not grading, student names) is cleaned before it reaches any output (text.py), so a
+submission cannot forge a line of the table. In grades.csv, text cells starting with = + - @ TAB
+or CR get a leading single quote (spreadsheet formulas).
 
 File modes: grading outputs written for staff (per-student results.json, grades.csv,
 summary.html) hold a class's grades: they are created 0600, and the folders we create for them
@@ -20,6 +16,8 @@ chosen by whoever runs the grader (Gradescope's harness, a student self-checking
 it holds one submission's results only, so it gets the ordinary mode of a new file (0666 minus
 the umask), as `open()` would give; its folder's permissions decide who can reach it.
 """
+from __future__ import annotations
+
 import base64
 import html
 import io
@@ -28,35 +26,14 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from .units import TOTAL, UNITS, WRITTEN
+from .results import EPSILON, GradingResults, Status
+from .text import clean_line, clean_text
+from .units import TOTAL, UNITS
 
 PRIVATE_FILE, PRIVATE_FOLDER = 0o600, 0o700
 CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-_ANSI = re.compile(r"""
-    \x1b\[[0-?]*[ -/]*[@-~]                  # CSI: colours, cursor moves, erase line
-  | \x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?       # OSC: window titles, hyperlinks
-  | \x1b[PX^_][^\x1b]*(?:\x1b\\)?            # DCS, SOS, PM, APC strings
-  | \x1b[ -/]*[0-~]?                         # other escapes (and a lone ESC)
-  | \x9b[0-?]*[ -/]*[@-~]                    # 8-bit CSI
-""", re.VERBOSE)
-_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-# C0 and C1 controls, DEL, and the bidirectional overrides that reorder a line on screen
-_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def clean_text(text):
-    """Multi-line student text, safe to print or store: only \\n and \\t remain as controls."""
-    text = _ANSI.sub("", str(text))
-    text = _BREAKS.sub("\n", text)
-    return _CONTROLS.sub("", text)
-
-
-def clean_line(text):
-    """One line of student text: clean_text() with line breaks and tabs as spaces."""
-    return re.sub(r"[\n\t]", " ", clean_text(text))
-
 
 def csv_cell(value):
     """A grades.csv cell: numbers as they are, text cleaned and kept from being a formula."""
@@ -68,16 +45,7 @@ def csv_cell(value):
 
 # ---------------------------------------------------------------------------- per-submission
 
-def unit_scores(results):
-    """{unit name: (score, max score)} in UNITS order, for the units that were graded."""
-    scores = {}
-    for r in results:
-        got, top = scores.get(r.unit, (0.0, 0.0))
-        scores[r.unit] = (got + r.score, top + r.max_score)
-    return {u.name: scores[u.name] for u in UNITS if u.name in scores}
-
-
-def table(results, hidden_details=True):
+def table(results: GradingResults, hidden_details: bool = True) -> str:
     """A per-test table, then per-unit and total scores, as text. Without hidden_details, the hidden
     tests of each unit are one line of points, without their names and outputs.
 
@@ -92,54 +60,14 @@ def table(results, hidden_details=True):
             lines.append("%6.2f / %-5.2f %s%s" % (r.score, r.max_score, clean_line(r.name), hidden))
             lines.extend(indent + line for line in (clean_text(r.output).split("\n")))
     if not hidden_details:
-        for unit, (got, top) in unit_scores([r for r in results if not r.public]).items():
+        hidden_only = GradingResults(tuple(r for r in results if not r.public))
+        for unit, (got, top) in hidden_only.by_unit().items():
             lines.append("%6.2f / %-5.2f %s: hidden tests (shown when the course releases them)" % (got, top, unit))
     lines.append("")
-    for unit, (got, top) in unit_scores(results).items():
+    for unit, (got, top) in results.by_unit().items():
         lines.append("%6.2f / %-6.2f %s" % (got, top, unit))
-    total, top = sum(r.score for r in results), sum(r.max_score for r in results)
-    lines.append("TOTAL %.2f / %.2f" % (total, top))
+    lines.append("TOTAL %.2f / %.2f" % (results.total, results.possible))
     return "\n".join(lines)
-
-
-def gradescope(results, seconds, isolation=None):
-    """The results.json document in Gradescope's format; "tags" holds each test's unit; the output
-    header names the isolation layers the code ran under, when given."""
-    document = {
-        "score": round(sum(r.score for r in results), 4),
-        "execution_time": round(seconds, 2),
-        "tests": [{"name": clean_line(r.name), "score": round(r.score, 4), "max_score": round(r.max_score, 4),
-                   "output": clean_text(r.output), "visibility": "visible" if r.public else "after_published",
-                   "tags": [r.unit]}
-                  for r in results],
-    }
-    notes = ["Your code ran in a sandbox: " + "; ".join(isolation) + "."] if isolation else []
-    notes.append("The autograder grades %g points; the %d written questions (%g points, %g in all) are graded by "
-                 "hand in the written-answers assignment, from the PDF that python -m captioning.submit writes."
-                 % (TOTAL, len(WRITTEN), sum(WRITTEN.values()), TOTAL + sum(WRITTEN.values())))
-    document["output"] = clean_text("\n".join(notes))
-    return document
-
-
-def failure_document(reason, seconds=0.0):
-    """results.json of a submission that could not be graded: score 0 and why, in one line."""
-    return {"score": 0.0, "execution_time": round(seconds, 2), "output": "Not graded: " + clean_line(reason),
-            "tests": []}
-
-
-def document_unit_scores(document):
-    """{unit: (score, max)} of one results document, from each test's "tags": [unit]."""
-    scores = {}
-    for test in document.get("tests", []):
-        for unit in test.get("tags", [])[:1]:
-            got, top = scores.get(unit, (0.0, 0.0))
-            scores[unit] = (got + test["score"], top + test["max_score"])
-    return scores
-
-
-def is_current(document):
-    """Whether a results document has the tags this version reads units from (older ones don't)."""
-    return isinstance(document, dict) and all(isinstance(t, dict) and t.get("tags") for t in document.get("tests", []))
 
 
 # ------------------------------------------------------------------------------------ writing
@@ -206,27 +134,27 @@ def write_json_atomically(path, document, mode=PRIVATE_FILE):
 
 # ------------------------------------------------------------------------- a class's outputs
 
-def write_grades_csv(path, documents):
-    """grades.csv: student, total, one column per unit (from the tests' tags)."""
+def write_grades_csv(path: str | Path, grades: dict[str, GradingResults]) -> None:
+    """grades.csv: student, total, one column per unit."""
     import csv
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
     writer.writerow(["student", "total"] + [u.name for u in UNITS])
-    for student, document in sorted(documents.items()):
-        scores = document_unit_scores(document)
-        writer.writerow([csv_cell(student), "%.2f" % document.get("score", 0.0)] +
+    for student, results in sorted(grades.items()):
+        scores = results.by_unit()
+        writer.writerow([csv_cell(student), "%.2f" % results.total] +
                         ["%.2f" % scores.get(u.name, (0.0, 0.0))[0] for u in UNITS])
     write_atomically(path, buffer.getvalue())
 
 
-def plot_figure(totals, pass_rates, possible=TOTAL):
-    """The matplotlib figure of the score histogram (20 bins from 0 to the possible total, whole
-    students on its y axis) and per-unit pass-rate bars."""
+def plot_figure(totals: list[float], pass_rates: dict[str, float], possible: float = TOTAL) -> Any:
+    """The matplotlib figure of the score histogram (20 bins from 0 to the possible total, or the
+    highest score if above it; whole students on its y axis) and per-unit pass-rate bars."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [1, 1.6]})
     from matplotlib.ticker import MaxNLocator
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [1, 1.6]})
     top = max([possible, *totals])
     left.hist(totals, bins=[top * k / 20 for k in range(21)], color="#4c72b0", edgecolor="white")
     left.set_xlabel("total score")
@@ -245,10 +173,10 @@ def plot_figure(totals, pass_rates, possible=TOTAL):
     return fig
 
 
-def plot_png(totals, pass_rates):
+def plot_png(totals: list[float], pass_rates: dict[str, float], possible: float = TOTAL) -> bytes:
     """plot_figure() as PNG bytes."""
     import matplotlib.pyplot as plt
-    fig = plot_figure(totals, pass_rates)
+    fig = plot_figure(totals, pass_rates, possible)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
@@ -259,58 +187,57 @@ _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 TOP_FAILURES = 5
 
 
-def failure_key(output):
-    """What failures are grouped by: a test output's first line without its FAIL: prefix, every
-    number (integer, float, 1e-08) as #, so that values inside messages do not split a group."""
-    first = clean_line(str(output).split("\n", 1)[0])
-    first = first[len("FAIL: "):] if first.startswith("FAIL: ") else first
+def failure_key(output: str) -> str:
+    """What failures are grouped by: the first line of a failed test's output without the FAIL:
+    its reader sees first, every number (integer, float, 1e-08) as #, so that values inside
+    messages do not split a group."""
+    first = clean_line(str(output).split("\n", 1)[0]).removeprefix("FAIL: ")
     return _NUMBER.sub("#", first).strip()
 
 
-def common_failures(documents, top=TOP_FAILURES):
+def common_failures(grades: dict[str, GradingResults], top: int = TOP_FAILURES) -> dict[str, list]:
     """{unit: [(message, [students])]} in UNITS order: per unit, the `top` messages failed by the
     most students (each student counted once per message), most frequent first."""
-    groups = {}
-    for student, document in documents.items():
-        for test in document.get("tests", []):
-            if test.get("score", 0) >= test.get("max_score", 0) - 1e-9 or not test.get("tags"):
-                continue
-            students = groups.setdefault(test["tags"][0], {}).setdefault(failure_key(test.get("output", "")), set())
-            students.add(student)
+    groups: dict[str, dict[str, set]] = {}
+    for student, results in grades.items():
+        for check in results:
+            if not check.passed:
+                groups.setdefault(check.unit, {}).setdefault(failure_key(check.output), set()).add(student)
     order = [u.name for u in UNITS] + sorted(set(groups) - {u.name for u in UNITS})
     return {unit: sorted(((m, sorted(s)) for m, s in groups[unit].items()), key=lambda g: (-len(g[1]), g[0]))[:top]
             for unit in order if unit in groups}
 
 
-def results_link(student):
+def results_link(student: str) -> str:
     """The link from summary.html (in the grades folder) to a student's results.json, HTML-escaped."""
     from urllib.parse import quote
     return "<a href='%s/results.json'>%s</a>" % (html.escape(quote(student, safe="")),
                                                  html.escape(clean_line(student)))
 
 
-def summary_html(documents):
+def summary_html(grades: dict[str, GradingResults]) -> str:
     """summary.html's text: score statistics, the plot, per-unit pass rates, who was not graded."""
-    totals = [d.get("score", 0.0) for d in documents.values()]
-    scores = {s: document_unit_scores(d) for s, d in documents.items()}
+    totals = [r.total for r in grades.values()]
+    scores = {s: r.by_unit() for s, r in grades.items()}
+    possible = max([r.possible for r in grades.values() if r.status is Status.GRADED], default=TOTAL)
     graded_units = [u for u in UNITS if any(u.name in s for s in scores.values())]
     pass_rates = {}
     for u in graded_units:
         full = [s[u.name] for s in scores.values() if u.name in s]
-        pass_rates[u.name] = sum(1 for got, top in full if got >= top - 1e-9) / max(1, len(documents))
-    png = base64.b64encode(plot_png(totals, pass_rates)).decode()
-    not_graded = sorted((s, d.get("output", "")) for s, d in documents.items() if not d.get("tests"))
+        pass_rates[u.name] = sum(1 for got, top in full if got >= top - EPSILON) / max(1, len(grades))
+    png = base64.b64encode(plot_png(totals, pass_rates, possible)).decode()
+    not_graded = sorted((s, r.reason) for s, r in grades.items() if r.status is not Status.GRADED)
     mean = sum(totals) / len(totals) if totals else 0.0
     median = sorted(totals)[len(totals) // 2] if totals else 0
     parts = ["<!doctype html><meta charset='utf-8'><title>Grades summary</title>",
-             "<h1>Image captioning: %d submissions</h1>" % len(documents),
+             "<h1>Image captioning: %d submissions</h1>" % len(grades),
              "<p>mean %.2f, median %.2f, min %.2f, max %.2f</p>" % (
                  mean, median, min(totals, default=0), max(totals, default=0)),
              "<img alt='score distribution and per-unit pass rates' src='data:image/png;base64,%s'>" % png,
              "<h2>Per-unit pass rate</h2><table border=1 cellpadding=3><tr><th>unit</th><th>full points</th></tr>"]
     parts += ["<tr><td>%s</td><td>%.0f%%</td></tr>" % (html.escape(n), 100 * r) for n, r in pass_rates.items()]
     parts.append("</table>")
-    failures = common_failures(documents)
+    failures = common_failures(grades)
     if failures:
         parts.append("<h2>What the class got wrong</h2><p>Per unit, the failure messages shared by the most "
                      "students (numbers shown as #), with the students behind each.</p>")
@@ -322,10 +249,11 @@ def summary_html(documents):
             parts.append("</table>")
     if not_graded:
         parts.append("<h2>Not graded</h2><ul>")
-        parts += ["<li>%s: %s</li>" % (html.escape(clean_line(s)), html.escape(clean_line(o))) for s, o in not_graded]
+        parts += ["<li>%s: %s</li>" % (html.escape(clean_line(s)), html.escape(clean_line(reason)))
+                  for s, reason in not_graded]
         parts.append("</ul>")
     return "\n".join(parts) + "\n"
 
 
-def write_summary_html(path, documents):
-    write_atomically(path, summary_html(documents))
+def write_summary_html(path: str | Path, grades: dict[str, GradingResults]) -> None:
+    write_atomically(path, summary_html(grades))

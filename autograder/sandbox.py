@@ -31,6 +31,8 @@ total (Limits.submission_payload). What a child says besides arrays is the grade
 vocabulary (error kind, exception type, place, function, warnings), its free text one cleaned line.
 All processes of one graded submission share a wall-clock budget (Limits.submission_seconds).
 """
+from __future__ import annotations
+
 import atexit
 import functools
 import json
@@ -44,13 +46,14 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from .course import PACKAGE, REFERENCE_PACKAGE
 from .inside import frames
-from .report import clean_line
+from .inside.frames import ErrorKind
+from .text import clean_line
 
 INSIDE = Path(__file__).resolve().parent / "inside"
 GiB, MiB = 1 << 30, 1 << 20
@@ -123,12 +126,36 @@ def limits_from(args):
     return limits
 
 
-@dataclass
+@dataclass(frozen=True)
+class ChildError:
+    """Why a check has no outputs, in the grader's own words (child_error words a child's report):
+    its kind, the unit function it arose in ('module:qualname', when known), the message the
+    student reads, and the package's module that did not import (kind IMPORT)."""
+    kind: ErrorKind
+    function: str | None
+    message: str
+    module: str | None = None
+
+
+@dataclass(frozen=True)
 class ChildResult:
-    """What the child reported for one check: outputs, or an error {kind, message, function}."""
-    outputs: dict = None
-    error: dict = None
-    warnings: list = field(default_factory=list)
+    """What the child reported for one check: outputs, or an error."""
+    outputs: dict | None = None
+    error: ChildError | None = None
+    warnings: tuple[str, ...] = ()
+
+
+class CheckRequest(NamedTuple):
+    """One check to run on the submission: its key in the answers, title, mode ("run", or
+    ["own_gradient", *point]), time limit, output cap in bytes, the unit function it grades and
+    the units whose checks it belongs to and calls ([unit, *units it depends on])."""
+    key: int
+    title: str
+    mode: Any
+    seconds: float
+    cap: int
+    function: str
+    context: list
 
 
 def throwaway_uid():
@@ -573,20 +600,18 @@ class Session:
         self.cgroup.remove()
 
     def over_budget(self):
-        return {"kind": "timeout", "function": None,
-                "message": "time limit: grading your whole submission took longer than %g s"
-                           % self.limits.submission_seconds}
+        return ChildError(ErrorKind.TIMEOUT, None, "time limit: grading your whole submission took longer than %g s"
+                          % self.limits.submission_seconds)
 
     def not_run(self):
         """The error of every check left once the submission has sent MAX_BREAKS malformed answers."""
-        return {"kind": "crash", "function": None,
-                "message": "not run: your code sent %d malformed answers on the grader's pipe" % self.breaks}
+        return ChildError(ErrorKind.CRASH, None, "not run: your code sent %d malformed answers on the grader's pipe"
+                          % self.breaks)
 
-    def run(self, checks, functions, on_result, probes, swaps=(), reference=None):
-        """Run [(key, title, mode, seconds, cap, unit function, [unit, units it calls])] on the
-        submission: on_result(key, ChildResult) for each check, as soon as its answer arrives.
-
-        cap: the most bytes of outputs the check may send. probes: the hidden checks among them, as
+    def run(self, checks: list[CheckRequest], functions: list[str], on_result: Callable[[int, ChildResult], None],
+            probes: dict[str, Any], swaps: tuple[str, ...] = (), reference: dict[str, str] | None = None) -> None:
+        """Run the checks on the submission: on_result(key, ChildResult) for each, as soon as its
+        answer arrives. probes: the hidden checks among them, as
         a packed frame (frames.pack) of {title: probe}. swaps: unit functions ('module:qualname')
         served by an oracle holding `reference` ({name: source text}); functions: every unit
         function, for attributing errors."""
@@ -596,16 +621,16 @@ class Session:
                      else self.not_run() if self.breaks >= MAX_BREAKS else None)
             if error:
                 for c in pending:
-                    on_result(c[0], ChildResult(error=error))
+                    on_result(c.key, ChildResult(error=error))
                 return
             done = self._one_child(pending, functions, probes, swaps, reference, on_result)
-            pending = [c for c in pending if c[0] not in done]
+            pending = [c for c in pending if c.key not in done]
 
     def _one_child(self, pending, functions, probes, swaps, reference, on_result):
         """The keys of the checks one child got through before it finished or stopped."""
         with self.lock:
-            checks = [(n, title, mode, seconds, cap, self.skipped(own, context))
-                      for n, title, mode, seconds, cap, own, context in pending]
+            checks = [frames.CheckOrder(c.key, c.title, c.mode, c.seconds, c.cap, self.skipped(c.function, c.context))
+                      for c in pending]
         request = {"scratch": self.box.submission, "checks": checks, "sources": self.sources, "probes": probes,
                    "functions": functions, "swaps": list(swaps), "seed": self.seed}
         result_r, result_w = os.pipe()
@@ -625,16 +650,16 @@ class Session:
             error = self._wait_ready(child, reader)
             if error:
                 for c in pending:
-                    on_result(c[0], ChildResult(error=error))
-                return {c[0] for c in pending}
-            for check_id, _, _, seconds, cap, _, context in pending:
-                result = self._next_result(child, reader, check_id, seconds, cap, functions)
-                on_result(check_id, result)
-                done.add(check_id)
-                if result.error and result.error["kind"] in ("timeout", "crash"):
-                    if result.error.get("function"):
+                    on_result(c.key, ChildResult(error=error))
+                return {c.key for c in pending}
+            for c in pending:
+                result = self._next_result(child, reader, c.key, c.seconds, c.cap, functions)
+                on_result(c.key, result)
+                done.add(c.key)
+                if result.error and result.error.kind in (ErrorKind.TIMEOUT, ErrorKind.CRASH):
+                    if result.error.function:
                         with self.lock:
-                            self.hangs.add((result.error["function"], context[0]))
+                            self.hangs.add((result.error.function, c.context[0]))
                     break
         finally:
             child.kill()
@@ -650,8 +675,8 @@ class Session:
         except TimeoutError:
             if budget <= self.limits.import_seconds:
                 return self.over_budget()
-            return {"kind": "timeout", "function": None,
-                    "message": "time limit: importing your package took longer than %g s" % self.limits.import_seconds}
+            return ChildError(ErrorKind.TIMEOUT, None,
+                              "time limit: importing your package took longer than %g s" % self.limits.import_seconds)
         except frames.FrameError as exc:
             return self.malformed(child, "while importing your package", exc)
         except (EOFError, OSError) as exc:
@@ -672,8 +697,8 @@ class Session:
         except TimeoutError:
             if budget <= seconds + 2.0:
                 return ChildResult(error=self.over_budget())
-            return ChildResult(error={"kind": "timeout", "function": None,
-                                      "message": "time limit: this check took longer than %.3g s" % seconds})
+            return ChildResult(error=ChildError(ErrorKind.TIMEOUT, None,
+                                                "time limit: this check took longer than %.3g s" % seconds))
         except frames.FrameError as exc:
             return ChildResult(error=self.malformed(child, "during this check", exc))
         except Exception as exc:  # end of file, a broken pipe: this check only
@@ -683,10 +708,10 @@ class Session:
         warnings = child_warnings(header, functions)
         error = frames.field(header, "error", dict)
         if error is not None:
-            return ChildResult(error=child_error(error, functions, seconds), warnings=warnings)
+            return ChildResult(error=child_error(error, functions, seconds), warnings=tuple(warnings))
         if not isinstance(value, dict):
-            return ChildResult(error={"kind": "output", "function": None, "message": "no outputs were returned"})
-        return ChildResult(outputs=value, warnings=warnings)
+            return ChildResult(error=ChildError(ErrorKind.OUTPUT, None, "no outputs were returned"))
+        return ChildResult(outputs=value, warnings=tuple(warnings))
 
     def malformed(self, child, when, exc):
         """The error of an answer that breaks the frame protocol: the child is killed, and the
@@ -694,16 +719,16 @@ class Session:
         child.kill()
         with self.lock:
             self.breaks += 1
-        return {"kind": "crash", "function": None, "message": "the grading process sent a malformed answer %s%s"
-                % (when, " (%s)" % clean_line(exc)[:MAX_DETAIL] if exc else "")}
+        return ChildError(ErrorKind.CRASH, None, "the grading process sent a malformed answer %s%s"
+                          % (when, " (%s)" % clean_line(exc)[:MAX_DETAIL] if exc else ""))
 
 
-def child_error(error, functions, seconds):
-    """{kind, function, message} of an error a child reported, in the grader's own words: kind,
+def child_error(error: dict, functions: list[str], seconds: float) -> ChildError:
+    """The ChildError of an error a child reported, in the grader's own words: kind,
     exception type, place and function must have their fixed forms; the exception's own message
     is cut to one cleaned line."""
     kind = frames.field(error, "kind", str)
-    kind = kind if kind in frames.ERROR_KINDS else "exception"
+    kind = ErrorKind(kind) if kind in frames.ERROR_KINDS else ErrorKind.EXCEPTION
     function = frames.field(error, "function", str, limit=200)
     function = function if function in functions else None  # a forged name blames nobody
     name = function.split(":")[1] if function else None
@@ -715,21 +740,21 @@ def child_error(error, functions, seconds):
     detail = clean_line(frames.field(error, "detail", str, "", MAX_DETAIL)).strip()
     exc_type = frames.field(error, "type", str, "Exception", 100)
     exc_type = exc_type if IDENTIFIER.match(exc_type) else "Exception"
-    if kind == "not_implemented":
+    if kind is ErrorKind.NOT_IMPLEMENTED:
         message = "not implemented yet: NotImplementedError" + place
-    elif kind == "skipped":
+    elif kind is ErrorKind.SKIPPED:
         message = "skipped: %s did not finish in an earlier check" % (name or "a function")
-    elif kind == "timeout":
+    elif kind is ErrorKind.TIMEOUT:
         message = "time limit: this check took longer than %.3g s%s" % (seconds, " (in %s)" % name if name else "")
-    elif kind == "output":
+    elif kind is ErrorKind.OUTPUT:
         message = detail or "your outputs cannot be used"
     else:
         message = exc_type + (": " + detail if detail else "") + place
-    module = frames.field(error, "module", str, limit=100) if kind == "import" else None
+    module = frames.field(error, "module", str, limit=100) if kind is ErrorKind.IMPORT else None
     if module is not None:
         module = module if MODULE.match(module) else "?"
         message = "could not import %s/%s.py: %s" % (PACKAGE, module.replace(".", "/"), message)
-    return {"kind": kind, "function": function, "message": message, "module": module}
+    return ChildError(kind, function, message, module)
 
 
 def child_warnings(header, functions):
@@ -754,7 +779,7 @@ def crash(child, when, exc):
     if child.proc.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL):  # bubblewrap passes a kill on as 137
         reason += " (out of memory or a resource limit)"
     tail = clean_line(child.tail())[:MAX_DETAIL]
-    return {"kind": "crash", "function": None, "message": reason + (": " + tail if tail else "")}
+    return ChildError(ErrorKind.CRASH, None, reason + (": " + tail if tail else ""))
 
 
 class Isolation(NamedTuple):

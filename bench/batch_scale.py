@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script by make bench, not installed
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads: many small matrices, 2 cores
 
-from autograder.batch import run_batch  # noqa: E402 (after the path set-up above)
-from autograder.course import SOLUTIONS_DIR  # noqa: E402
+from autograder.course import SOLUTIONS_DIR
+from autograder.front.batch import run_batch
 
 
 def timed_batch(subs, out, **kwargs):

@@ -14,12 +14,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script by make bench, not installed
 
-from autograder.course import REFERENCE_PACKAGE, SOLUTIONS_DIR  # noqa: E402 (after the path set-up above)
-from tests.container import Container  # noqa: E402
-from tests.hostile import container_hostile  # noqa: E402
-
+from autograder.course import REFERENCE_PACKAGE, SOLUTIONS_DIR
+from tests.container import Container
+from tests.hostile import container_hostile
 
 
 def timed(argv, cwd, box=None):

@@ -9,7 +9,6 @@ Usage: python bench/dataset_learnable.py [--seconds 60]   (needs datasets/coco_m
 """
 import argparse
 import os
-import sys
 import time
 from collections import Counter
 
@@ -17,16 +16,17 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"  # small matrices: threads only add ove
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Run as a script (python bench/NAME.py, or make bench): the reference package is importable only
-# once its folder is on sys.path, hence the late imports below.
-sys.path.insert(0, os.path.join(ROOT, "source", "image_captioning"))
 
-from captioning.captioning_solver import CaptioningSolver  # noqa: E402 (after the sys.path line above)
-from captioning.classifiers.rnn import CaptioningRNN  # noqa: E402 (after the sys.path line above)
-from captioning.classifiers.transformer import CaptioningTransformer  # noqa: E402 (after the sys.path line above)
-from captioning.coco_utils import load_coco_data  # noqa: E402 (after the sys.path line above)
-from captioning.evaluate import (  # noqa: E402 (after the sys.path line above)
-    caption_text, evaluate, reference_captions, score_captions, split_images,
+from source.image_captioning.captioning.captioning_solver import CaptioningSolver
+from source.image_captioning.captioning.classifiers.rnn import CaptioningRNN
+from source.image_captioning.captioning.classifiers.transformer import CaptioningTransformer
+from source.image_captioning.captioning.coco_utils import load_coco_data
+from source.image_captioning.captioning.evaluate import (
+    caption_text,
+    evaluate,
+    reference_captions,
+    score_captions,
+    split_images,
 )
 
 SHOWN = ("BLEU-1", "BLEU-4", "CIDEr-D")

@@ -19,13 +19,12 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads, as in the sandbox
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script by make bench, not installed
 
-import numpy as np  # noqa: E402 (after the environment and path set-up above)
+import numpy as np
 
-from autograder.grade import all_checks, checks_module, reference_impl  # noqa: E402
-from autograder.sandbox import Limits  # noqa: E402
-from tests import mutants as M  # noqa: E402
+from autograder.reference import all_checks, checks_module, reference_impl
+from autograder.sandbox import Limits
+from tests import mutants as M
 
 
 def best(run, times=3):

@@ -21,22 +21,21 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script by make bench, not installed
 
-from autograder.batch import run_batch  # noqa: E402 (after the path set-up above)
-from autograder.course import ASSIGNMENT, PACKAGE, SOLUTIONS_DIR, notebooks  # noqa: E402
-from autograder.grade import grade  # noqa: E402
-from autograder.report import unit_scores  # noqa: E402
-from autograder.units import UNITS  # noqa: E402
-from tools.release import copy_student_inputs  # noqa: E402
-from tests import mutants as M  # noqa: E402
+from autograder.course import ASSIGNMENT, PACKAGE, SOLUTIONS_DIR, notebooks
+from autograder.front.batch import run_batch
+from autograder.grade import grade
+from autograder.results import GradingOptions
+from autograder.units import UNITS
+from tests import mutants as M
+from tools.release import copy_student_inputs
 
 BIN = Path(sys.executable).parent
 
 
 def time_grade(folder):
     started = time.monotonic()
-    results = grade(folder, jobs=2)
+    results = grade(folder, GradingOptions(jobs=2))
     return time.monotonic() - started, sum(r.score for r in results)
 
 
@@ -84,8 +83,8 @@ def kill_rate():
     killed = exact = 0
     with tempfile.TemporaryDirectory(prefix="bench-mutants-") as tmp:
         for sub in M.MUTANTS:
-            results = grade(sub.build(Path(tmp) / sub.name), jobs=2)
-            lost = {u for u, (got, top) in unit_scores(results).items() if got < top - 1e-9}
+            results = grade(sub.build(Path(tmp) / sub.name), GradingOptions(jobs=2))
+            lost = {u for u, (got, top) in results.by_unit().items() if got < top - 1e-9}
             killed += bool(lost)
             exact += lost == set(sub.lost) | {u.name for u in UNITS if u.training and lost & set(u.depends)}
     return killed, exact, len(M.MUTANTS)
@@ -98,7 +97,7 @@ def time_batch(n, workers, units):
             shutil.copytree(SOLUTIONS_DIR / PACKAGE, subs / ("s%03d" % i) / "captioning",
                             ignore=shutil.ignore_patterns("__pycache__"))
         started = time.monotonic()
-        documents = run_batch(subs, Path(tmp) / "grades", workers=workers, units=units, progress=False)
+        documents = run_batch(subs, Path(tmp) / "grades", GradingOptions(units=units), workers=workers, progress=False)
         seconds = time.monotonic() - started
     full = sum(u.points for u in UNITS if units is None or u.name in units)
     assert len(documents) == n and all(abs(d["score"] - full) < 1e-6 for d in documents.values())

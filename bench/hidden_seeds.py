@@ -14,10 +14,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script by make bench, not installed
 
-from autograder.grade import checks_for, checks_module, reference_impl  # noqa: E402
-from tests import mutants as M  # noqa: E402
+from autograder.reference import checks_for, checks_module, reference_impl
+from tests import mutants as M
 
 
 def load(folder, name):

@@ -7,24 +7,20 @@ training checks (their own small fixture); seconds, final loss and the ratio to 
 Usage: python bench/overfit_speed.py
 """
 import os
-import sys
 import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as under make and in the notebooks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Run as a script (python bench/NAME.py, or make bench): the reference package is importable only
-# once its folder is on sys.path, hence the late imports below.
-sys.path.insert(0, os.path.join(ROOT, "source", "image_captioning"))
 
-import numpy as np  # noqa: E402 (after the sys.path line above)
+import numpy as np
 
-import captioning  # noqa: E402 (after the sys.path line above)
-from captioning import checks  # noqa: E402 (after the sys.path line above)
-from captioning.captioning_solver import CaptioningSolver  # noqa: E402 (after the sys.path line above)
-from captioning.classifiers.rnn import CaptioningRNN  # noqa: E402 (after the sys.path line above)
-from captioning.classifiers.transformer import CaptioningTransformer  # noqa: E402 (after the sys.path line above)
-from captioning.coco_utils import load_coco_data  # noqa: E402 (after the sys.path line above)
+import source.image_captioning.captioning as captioning
+from source.image_captioning.captioning import checks
+from source.image_captioning.captioning.captioning_solver import CaptioningSolver
+from source.image_captioning.captioning.classifiers.rnn import CaptioningRNN
+from source.image_captioning.captioning.classifiers.transformer import CaptioningTransformer
+from source.image_captioning.captioning.coco_utils import load_coco_data
 
 BUDGET_SECONDS = 20.0
 MODELS = ("rnn", "lstm", "transformer")

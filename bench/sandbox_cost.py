@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script by make bench, not installed
 
-from autograder import sandbox  # noqa: E402 (after the path set-up above)
-from autograder.course import SOLUTIONS_DIR  # noqa: E402
-from autograder.grade import grade  # noqa: E402
+from autograder import sandbox
+from autograder.course import SOLUTIONS_DIR
+from autograder.grade import grade
 
 UID = sandbox.throwaway_uid()
 REQUEST = {"probe": True, "limits": {"rlimits": sandbox.Limits().rlimits(), "uid": UID, "gid": UID}}

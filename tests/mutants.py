@@ -14,6 +14,7 @@ import shutil
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+
 from autograder.course import RELEASE_DIR, SOLUTIONS_DIR, SOURCE_DIR
 from autograder.units import UNITS
 

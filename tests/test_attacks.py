@@ -18,11 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from autograder.grade import all_checks, checks_module, grade, reference_impl
+from autograder.grade import grade
+from autograder.reference import all_checks, checks_module, reference_impl
+from autograder.results import GradingOptions, GradingResults
 from autograder.sandbox import GiB, Limits
 from tests import hostile
 from tests import mutants as M
-from tests.hostile import CORRECT_STEP, KEY, ROOT, make, mine, throwaway_processes, clear_user_keyring, key_users, total
+from tests.hostile import CORRECT_STEP, KEY, ROOT, clear_user_keyring, key_users, make, mine, throwaway_processes, total
 
 LIMITS = Limits(check_seconds=2, import_seconds=5, train_seconds=10, memory_bytes=1 * GiB, processes=32,
                 submission_seconds=30, output_bytes=16 * 1024)
@@ -188,7 +190,7 @@ def test_numerical_gradients_in_place_of_backward_passes_earn_nothing(tmp_path):
     checks along. (Its slow checks' time-outs also cost units it did not cheat on: not asserted.)"""
     sub = M.FINITE_DIFFERENCES
     limits = Limits(check_seconds=2, import_seconds=5, memory_bytes=2 * GiB, submission_seconds=300)
-    results = grade(sub.build(tmp_path / "sub"), units=sorted(sub.lost), limits=limits, jobs=2)
+    results = grade(sub.build(tmp_path / "sub"), GradingOptions(units=sorted(sub.lost), limits=limits, jobs=2))
     assert {r.unit for r in results} == sub.lost
     assert total(results) == 0, [(r.name, r.output) for r in results if r.score]
     gates = [r for r in results if all_checks()[r.name].gate]
@@ -211,8 +213,8 @@ def test_forged_huge_empty_shape_crashes_the_grader(tmp_path):
 
 MEMORY_PROBE = r'''
 import resource, sys, tempfile
-sys.path.insert(0, %(root)r)
 from autograder.grade import grade
+from autograder.results import GradingOptions, GradingResults
 from autograder.sandbox import GiB, Limits
 from tests.hostile import KEY, make
 limits = Limits(check_seconds=2, import_seconds=5, train_seconds=5, memory_bytes=1 * GiB, processes=32,
@@ -221,13 +223,13 @@ unit = ["CaptioningRNN.sample (rnn)"]
 model = (KEY / "classifiers" / "rnn.py").read_text()
 with tempfile.TemporaryDirectory() as tmp:
     honest = make(tmp, "honest", extra={"captioning/classifiers/rnn.py": model.encode()})
-    grade(honest, units=unit, limits=limits, jobs=1)
+    grade(honest, GradingOptions(units=unit, limits=limits, jobs=1))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # no bytes at all on the pipe: captions of shape (2e6, 0); the parent's tokens comparison
     # turns them into 2e6 Python lists (a (1e9, 0) array would be ~60 GB)
     model += "\nCaptioningRNN.sample = lambda self, features, max_length=30: np.zeros((2000000, 0), np.int8)\n"
-    results = grade(make(tmp, "empty-rows", extra={"captioning/classifiers/rnn.py": model.encode()}), units=unit,
-                    limits=limits, jobs=1)
+    results = grade(make(tmp, "empty-rows", extra={"captioning/classifiers/rnn.py": model.encode()}),
+                    GradingOptions(units=unit, limits=limits, jobs=1))
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print("GROWTH_KB=%%d OUTPUT=%%d SCORE=%%s" %% (after - before, max(len(r.output) for r in results),
                                           sum(r.score for r in results)))
@@ -551,7 +553,7 @@ def test_nothing_is_left_behind(tmp_path):
     results = graded(tmp_path, "litter", ["rnn_step_forward"], prelude=LITTER % str(host_tmp),
                      override=CORRECT_STEP)
     assert total(results) == pytest.approx(5)  # litter costs nothing, the code is right
-    for deadline in range(50):
+    for _ in range(50):
         if not throwaway_processes():
             break
         time.sleep(0.1)
@@ -611,7 +613,7 @@ def test_a_classmate_graded_at_the_same_time_is_out_of_reach(tmp_path):
     def run(name, prelude, override):
         try:
             outcome[name] = grade(make(tmp_path, name, prelude=prelude, override=override),
-                                  units=["rnn_step_forward"], limits=LIMITS, jobs=1)
+                                  GradingOptions(units=["rnn_step_forward"], limits=LIMITS, jobs=1))
         except Exception as exc:  # reported below
             outcome[name] = exc
 
@@ -622,6 +624,6 @@ def test_a_classmate_graded_at_the_same_time_is_out_of_reach(tmp_path):
     b.start()
     a.join(60)
     b.join(60)
-    assert isinstance(outcome.get("a"), list) and isinstance(outcome.get("b"), list), outcome
+    assert isinstance(outcome.get("a"), GradingResults) and isinstance(outcome.get("b"), GradingResults), outcome
     assert total(outcome["a"]) == 0 and total(outcome["b"]) == 0
     assert "B saw []" in outcome["b"][0].output, outcome["b"][0].output

@@ -5,6 +5,7 @@ Submissions are built from the answer key by tests/mutants.py. Grading a submiss
 overfitting units takes about a second; the three full grades (answer key through the CLI, the
 stub, one overfit-only mistake) run in the background while the fast ones are checked.
 """
+import dataclasses
 import json
 import re
 import subprocess
@@ -14,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from autograder import __main__ as cli
-from autograder.course import ROOT
-from autograder.grade import all_checks, checks_module, grade, grade_timed, reference_impl
+from autograder.course import RELEASE_DIR, ROOT
+from autograder.front import cli
+from autograder.grade import grade
 from autograder.intake import STUDENT_FILES
+from autograder.reference import all_checks, checks_module, reference_impl
+from autograder.results import GradingOptions
 from autograder.units import BY_NAME, TOTAL, UNITS
-from autograder.report import unit_scores
 from tests import mutants as M
 from tests.hostile import lost_units, zip_folder
-from autograder.course import RELEASE_DIR
 
 CHECKS = list(all_checks().values())
 FAST_UNITS = tuple(u.name for u in UNITS if not u.training)
@@ -62,9 +63,9 @@ def slow(workdir):
     pool = ThreadPoolExecutor(3)
     futures = {
         "stub_dir": pool.submit(lambda: stub),
-        "stub": pool.submit(grade, stub, jobs=1),
+        "stub": pool.submit(grade, stub, GradingOptions(jobs=1)),
         "cli": pool.submit(cli_full_grade, M.answer_key(), workdir / "answer_key.json"),
-        zero_init.name: pool.submit(lambda: (zero_dir, grade(zero_dir, units=zero_init.units, jobs=2))),
+        zero_init.name: pool.submit(lambda: (zero_dir, grade(zero_dir, GradingOptions(units=zero_init.units, jobs=2)))),
     }
     yield futures
     pool.shutdown(wait=True)
@@ -82,7 +83,7 @@ def graded(workdir, slow):
                 cache[sub.name] = slow[sub.name].result()
             else:
                 sub.build(folder)
-                cache[sub.name] = (folder, grade(folder, units=sub.units or FAST_UNITS))
+                cache[sub.name] = (folder, grade(folder, GradingOptions(units=sub.units or FAST_UNITS)))
         return cache[sub.name]
     return get
 
@@ -110,7 +111,7 @@ def test_answer_key_scores_100_through_the_cli(slow):
 def test_untouched_release_scores_zero_on_every_unit(slow):
     results = slow["stub"].result()
     assert {r.unit for r in results} == set(BY_NAME)
-    earned = {u: got for u, (got, _) in unit_scores(results).items() if got > 0}
+    earned = {u: got for u, (got, _) in results.by_unit().items() if got > 0}
     assert not earned, "the untouched release earns points: %s\n%s" % (
         earned, "\n".join("  %s -> %s" % (r.name, r.output) for r in results if r.score > 0))
 
@@ -278,7 +279,7 @@ def test_results_json_is_gradescope_format(slow):
 def test_cli_public_only_exits_0_whatever_the_score(slow, workdir, monkeypatch, capsys):
     """--public runs only public checks (units restricted here to keep the training out)."""
     stub = slow["stub_dir"].result()
-    monkeypatch.setattr(cli, "grade_timed", lambda sub, **kw: grade_timed(sub, units=FAST_UNITS, **kw))
+    monkeypatch.setattr(cli, "grade", lambda sub, options: grade(sub, dataclasses.replace(options, units=FAST_UNITS)))
     out = workdir / "public.json"
     assert cli.main([str(stub), "--results", str(out), "--public"]) == 0
     doc = json.loads(out.read_text())
@@ -328,16 +329,18 @@ def test_a_zip_grades_like_the_folder(graded, workdir, top):
     folder, _ = graded(sub)
     units = ["lstm_step_forward", "lstm_step_backward", "lstm_forward"]
     archive = zip_folder(folder, workdir / ("%s.zip" % (top or "flat")), top)
-    from_folder = grade(folder, units=units)
-    from_zip = grade(archive, units=units)
+    from_folder = grade(folder, GradingOptions(units=units))
+    from_zip = grade(archive, GradingOptions(units=units))
     assert [(r.name, r.score, r.output) for r in from_zip] == [(r.name, r.score, r.output) for r in from_folder]
     assert any(WHERE.search(r.output) for r in from_zip)
 
 
 def test_pytest_front_end_reports_each_check_of_a_submission():
-    """`pytest autograder --submission=DIR --public`: one test per public check, failing with the grader's message."""
+    """`pytest autograder/front --submission=DIR --public`: one test per public check, failing with the
+    grader's message."""
     stub = RELEASE_DIR
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "autograder"),
+    front = str(ROOT / "autograder" / "front")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", front,
                            "--submission=%s" % stub, "--public", "-k", "not overfit"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     public = [c for c in CHECKS if c.public and not BY_NAME[c.unit].training]

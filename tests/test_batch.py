@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from autograder.batch import discover, run_batch
+from autograder.course import ASSIGNMENT
+from autograder.front.batch import discover, run_batch
+from autograder.results import GradingOptions
 from autograder.sandbox import GiB, Limits
 from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, kill_batch_once_written, make, zip_folder
-from autograder.course import ASSIGNMENT
 
 UNIT = ["rnn_step_forward"]
 LIMITS = Limits(check_seconds=2, import_seconds=5, memory_bytes=GiB, processes=32, submission_seconds=10)
@@ -27,10 +28,10 @@ def test_layouts(tmp_path):
     make(course / "submitted" / "carol", ASSIGNMENT, override=CORRECT_STEP)
     assert [s for s, _ in discover(subs)] == ["alice", "bob"]
     assert discover(course) == [("carol", course / "submitted" / "carol" / ASSIGNMENT)]
-    documents = run_batch(subs, tmp_path / "out", units=UNIT, limits=LIMITS, progress=False)
-    assert documents["alice"]["score"] == pytest.approx(5) and documents["bob"]["score"] == 0
-    documents = run_batch(course, tmp_path / "out2", units=UNIT, limits=LIMITS, progress=False)
-    assert documents["carol"]["score"] == pytest.approx(5)
+    documents = run_batch(subs, tmp_path / "out", GradingOptions(units=UNIT, limits=LIMITS), progress=False)
+    assert documents["alice"].total == pytest.approx(5) and documents["bob"].total == 0
+    documents = run_batch(course, tmp_path / "out2", GradingOptions(units=UNIT, limits=LIMITS), progress=False)
+    assert documents["carol"].total == pytest.approx(5)
 
 
 def test_cli_outputs_resume_and_force(tmp_path):
@@ -87,15 +88,16 @@ def test_killed_midway_loses_nothing(tmp_path):
 
 
 def fake_grading(monkeypatch, calls):
-    """batch.grade_timed replaced: every submission gets one passing test of lstm_forward whose
+    """batch.grade_student replaced: every submission gets one passing test of lstm_forward whose
     name does not start with its unit (so only the tags can say which unit it is)."""
-    from autograder import batch
-    from autograder.grade import TestResult as Result
+    from autograder.front import batch
+    from autograder.results import CheckResult, GradingResults
 
-    def grade_timed(path, **kwargs):
+    def grade_student(path, options):
         calls.append(Path(path).name)
-        return [Result("lstm_forward", "a check\x1b[2J\nTOTAL 100.00 / 100.00", 4.0, 4.0, "PASS\rTOTAL", True)], 0.5
-    monkeypatch.setattr(batch, "grade_timed", grade_timed)
+        check = CheckResult("lstm_forward", "a check\x1b[2J\nTOTAL 100.00 / 100.00", 4.0, 4.0, "PASS\rTOTAL", True)
+        return GradingResults((check,), seconds=0.5)
+    monkeypatch.setattr(batch, "grade_student", grade_student)
 
 
 def test_units_from_tags_csv_neutralised_private_outputs(tmp_path, monkeypatch):
@@ -110,7 +112,8 @@ def test_units_from_tags_csv_neutralised_private_outputs(tmp_path, monkeypatch):
     finally:
         os.umask(old)
     assert len(calls) == 4
-    for document in documents.values():
+    for results in documents.values():
+        document = results.to_gradescope()
         assert [t["tags"] for t in document["tests"]] == [["lstm_forward"]]
         assert "\x1b" not in json.dumps(document) and "\r" not in document["tests"][0]["output"]
     with open(out / "grades.csv", newline="") as f:

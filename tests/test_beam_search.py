@@ -7,17 +7,15 @@
 - beam_size=1 is greedy decoding up to <END>, and sample(beam_size=k) is beam_search.
 """
 import itertools
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "source" / "image_captioning"))
-from captioning import checks as C  # the reference package, on the path from the line above
-from captioning.beam_search import extend_beams
+import source.image_captioning.captioning as reference
+from source.image_captioning.captioning import checks as C
+from source.image_captioning.captioning.beam_search import extend_beams
 
-REF = C.load_impl(__import__("captioning"))
+REF = C.load_impl(reference)
 VOCAB = {"<NULL>": 0, "<START>": 1, "<END>": 2, "a": 3, "b": 4}
 NULL, START, END = 0, 1, 2
 

@@ -14,15 +14,14 @@ from pathlib import Path
 
 import pytest
 
-
+from autograder.course import ASSIGNMENT, REFERENCE_PACKAGE, RELEASE_DIR, SOLUTIONS_DIR
+from autograder.results import GradingResults
+from autograder.sandbox import THROWAWAY_UID_BASE
+from autograder.units import BY_NAME, TOTAL, UNITS
 from tests import mutants as M
 from tests.container import Container
 from tests.hostile import CONTAINER_HOSTILE_UNITS, container_hostile, make, processes
 from tools.bundle import build, canonical
-from autograder.course import ASSIGNMENT, REFERENCE_PACKAGE, RELEASE_DIR, SOLUTIONS_DIR
-from autograder.report import document_unit_scores
-from autograder.sandbox import THROWAWAY_UID_BASE
-from autograder.units import BY_NAME, TOTAL, UNITS
 
 ROOT = Path(__file__).resolve().parent.parent
 VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
@@ -269,7 +268,7 @@ def graded_in(container, image, folder, submission):
     """run_autograder in the container: (results.json, {unit: (score, max)}, the process)."""
     document, _, proc = run_autograder(image, folder, submission, container=container)
     assert "container mode" in document.get("output", ""), (document.get("output"), proc.stderr[-2000:])
-    return document, document_unit_scores(document), proc
+    return document, GradingResults.from_document(document).by_unit(), proc
 
 
 def lost(scores):
@@ -427,4 +426,4 @@ def test_container_gives_every_correct_variant_full_marks(image, open_root, tmp_
     assert "isolation: container mode" in proc.stderr
     for sub in M.ALTERNATIVES:
         document = json.loads((tmp_path / "out" / sub.name / "results.json").read_text())
-        assert not lost(document_unit_scores(document)), (sub.name, document)
+        assert not lost(GradingResults.from_document(document).by_unit()), (sub.name, document)

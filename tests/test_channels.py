@@ -18,6 +18,7 @@ import time
 
 from autograder import report
 from autograder.grade import grade
+from autograder.results import GradingOptions
 from autograder.units import UNITS
 from tests import mutants as M
 from tests.hostile import ROOT, make, total
@@ -60,8 +61,8 @@ def test_hidden_checks_never_come_back(tmp_path):
     hidden_py = (ROOT / "autograder" / "hidden.py").read_text()
     lines = {line.strip() for line in hidden_py.splitlines() if len(line.strip()) >= 30}
     units = ["rnn_step_forward", "rnn_step_backward", "word_embedding_forward", "positional_encoding"]
-    results = grade(make(tmp_path, "leak", prelude=LEAK), units=units, jobs=1)
-    document = json.dumps(report.gradescope(results, 1.0))
+    results = grade(make(tmp_path, "leak", prelude=LEAK), GradingOptions(units=units, jobs=1))
+    document = json.dumps(results.to_gradescope())
     table = report.table(results)
     assert total(results) == 0
     leaked = [line for line in lines if line in document or line in table or json.dumps(line)[1:-1] in document]
@@ -98,14 +99,14 @@ if _F is not None:
 '''
 PEAK_PROBE = r'''
 import resource, sys, tempfile
-sys.path.insert(0, %(root)r)
 hard = resource.getrlimit(resource.RLIMIT_AS)[1]
 cap = 4 << 30 if hard == resource.RLIM_INFINITY else min(4 << 30, hard)
 resource.setrlimit(resource.RLIMIT_AS, (cap, hard))  # a grader holding every answer would take ~9 GB
 from autograder.grade import grade
+from autograder.results import GradingOptions
 from tests.hostile import make
 with tempfile.TemporaryDirectory() as tmp:
-    results = grade(make(tmp, "maximal", prelude=%(prelude)r), units=%(units)r, jobs=2)
+    results = grade(make(tmp, "maximal", prelude=%(prelude)r), GradingOptions(units=%(units)r, jobs=2))
 # VmHWM, this process's own peak: getrusage's ru_maxrss keeps the forking process's (pytest's) across exec
 peak_kb = int(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 print("PEAK_MB=%%d SCORE=%%s" %% (peak_kb >> 10, sum(r.score for r in results)))
@@ -138,10 +139,10 @@ if _F is not None:
 
 def test_malformed_answers_cost_less_than_twice_the_release(tmp_path):
     started = time.monotonic()
-    stubs = grade(M.stub_submission(tmp_path / "stub"), units=FAST_UNITS, jobs=2)
+    stubs = grade(M.stub_submission(tmp_path / "stub"), GradingOptions(units=FAST_UNITS, jobs=2))
     stub_seconds = time.monotonic() - started
     started = time.monotonic()
-    results = grade(make(tmp_path, "malformed", prelude=MALFORMED), units=FAST_UNITS, jobs=2)
+    results = grade(make(tmp_path, "malformed", prelude=MALFORMED), GradingOptions(units=FAST_UNITS, jobs=2))
     seconds = time.monotonic() - started
     assert total(stubs) == 0 and total(results) == 0
     assert any("malformed answer" in r.output for r in results), results[0].output
@@ -152,7 +153,7 @@ def test_an_honest_answer_over_its_cap_costs_only_its_check(tmp_path):
     """A unit function returning far more than a check's reference (128 MiB) fails that check with
     a reason, like any wrong answer: the public check (which keeps two rows) has its shape wrong."""
     override = "\ndef rnn_step_forward(x, prev_h, Wx, Wh, b):\n    return np.zeros((4096, 4096)), None\n"
-    results = grade(make(tmp_path, "big", override=override), units=["rnn_step_forward"], jobs=1)
+    results = grade(make(tmp_path, "big", override=override), GradingOptions(units=["rnn_step_forward"], jobs=1))
     assert total(results) == 0
     outputs = [r.output for r in results]
     assert "has shape (2, 4096)" in outputs[0] and all("this check allows" in o for o in outputs[1:]), outputs
@@ -162,7 +163,7 @@ def test_the_fixed_warning_still_reaches_the_student(tmp_path):
     """The one warning a child may send (an input changed in place) is shown; it costs nothing."""
     override = ("\ndef rnn_step_forward(x, prev_h, Wx, Wh, b):\n    next_h = np.tanh(x @ Wx + prev_h @ Wh + b)\n"
                 "    x[...] = 0\n    return next_h, None\n")
-    results = grade(make(tmp_path, "in-place", override=override), units=["rnn_step_forward"], jobs=1)
+    results = grade(make(tmp_path, "in-place", override=override), GradingOptions(units=["rnn_step_forward"], jobs=1))
     assert total(results) == 5
     assert all(r.output.endswith("\nwarning: rnn_step_forward changed its input argument 1 in place")
                for r in results), [r.output for r in results]

@@ -15,10 +15,10 @@ import h5py
 import numpy as np
 import pytest
 
+from autograder.course import ASSIGNMENT
 from datasets import coco_format
 from source.image_captioning.captioning import coco_utils
 from source.image_captioning.captioning.image_utils import image_from_url
-from autograder.course import ASSIGNMENT
 
 ROOT = Path(__file__).resolve().parents[1]
 

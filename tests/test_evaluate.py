@@ -2,7 +2,6 @@
 the score table and the caption gallery, on the embedded dataset."""
 import functools
 import http.server
-import sys
 import threading
 from pathlib import Path
 
@@ -10,10 +9,10 @@ import matplotlib
 import numpy as np
 import pytest
 
+from source.image_captioning.captioning import evaluate as E
+from source.image_captioning.captioning.coco_utils import decode_captions, load_coco_data
+
 matplotlib.use("Agg")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "source" / "image_captioning"))
-from captioning import evaluate as E  # the reference package, on the path from the line above
-from captioning.coco_utils import decode_captions, load_coco_data
 
 MINI = Path(__file__).resolve().parents[1] / "datasets" / "coco_mini"
 

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from autograder.grade import grade
+from autograder.results import GradingOptions
 from autograder.sandbox import GiB, Limits
 from autograder.units import BY_NAME, UNITS, closure
 from tests import mutants as M
@@ -52,7 +53,7 @@ def stub_unit(unit, dest):
 def test_one_unit_left_as_the_stub_costs_that_unit_only(tmp_path, unit):
     folder = stub_unit(unit, tmp_path / "sub")
     graded = dependents(unit) + [u.name for u in UNITS if u.training and unit in closure(u.name)]
-    results = grade(folder, units=sorted(set(graded)), limits=LIMITS, jobs=2)
+    results = grade(folder, GradingOptions(units=sorted(set(graded)), limits=LIMITS, jobs=2))
     same_function = {u.name for u in UNITS if u.function == BY_NAME[unit].function}
     expected = {unit} | {u for u in same_function if BY_NAME[u].training} & set(graded)
     failed = "\n".join("%s -> %s" % (r.name, r.output) for r in results if r.score < r.max_score)
@@ -65,8 +66,8 @@ def test_one_unit_left_as_the_stub_costs_that_unit_only(tmp_path, unit):
 
 
 def test_the_untouched_release_names_each_units_own_stub():
-    results = grade(M.RELEASE, units=["rnn_step_forward", "rnn_step_backward", "word_embedding_backward"],
-                    limits=LIMITS)
+    units = ["rnn_step_forward", "rnn_step_backward", "word_embedding_backward"]
+    results = grade(M.RELEASE, GradingOptions(units=units, limits=LIMITS))
     assert sum(r.score for r in results) == 0
     for r in results:
         assert "not implemented yet" in r.output and "in %s)" % r.unit in r.output, r.output
@@ -95,7 +96,7 @@ RELU_BACKWARD = M.Patch(M.LAYERS, 'da = dnext_h * (1 - cache["next_h"] ** 2) * (
 
 def test_backward_with_its_own_cache_is_checked_against_its_own_forward(tmp_path):
     folder = M.Submission("clipped_dict", CLIPPED_DICT_CACHE).build(tmp_path / "sub")
-    results = grade(folder, units=["rnn_step_forward", "rnn_step_backward"], limits=LIMITS)
+    results = grade(folder, GradingOptions(units=["rnn_step_forward", "rnn_step_backward"], limits=LIMITS))
     assert lost_units(results) == {"rnn_step_forward"}
     backward = [r for r in results if r.unit == "rnn_step_backward"]
     assert any("numerical gradients of your own rnn_step_forward" in r.output for r in backward), backward
@@ -107,7 +108,7 @@ def test_backward_with_its_own_cache_is_checked_against_its_own_forward(tmp_path
 ])
 def test_backward_checked_against_its_own_forward_can_still_fail(tmp_path, name, edits, why):
     folder = M.Submission("dict_cache", CLIPPED_DICT_CACHE + edits).build(tmp_path / "sub")
-    results = grade(folder, units=["rnn_step_forward", "rnn_step_backward"], limits=LIMITS)
+    results = grade(folder, GradingOptions(units=["rnn_step_forward", "rnn_step_backward"], limits=LIMITS))
     assert lost_units(results) == {"rnn_step_forward", "rnn_step_backward"}
     assert any(why in r.output for r in results if r.unit == "rnn_step_backward"), [r.output for r in results]
 
@@ -126,7 +127,7 @@ def test_a_hang_costs_one_time_out(tmp_path, unit, graded):
     folder = M.Submission("loop", (M.Body(file, qualname.split(".")[-1], LOOP),)).build(tmp_path / "sub")
     limits = Limits(**{**LIMITS.__dict__, "check_seconds": 2, "train_seconds": 20})
     started = time.monotonic()
-    results = grade(folder, units=graded, limits=limits, jobs=1)
+    results = grade(folder, GradingOptions(units=graded, limits=limits, jobs=1))
     seconds = time.monotonic() - started
     hung = {u for u in graded if BY_NAME[u].function == BY_NAME[unit].function}
     assert lost_units(results) == hung, [(r.name, r.output) for r in results if r.score < r.max_score]
@@ -139,7 +140,7 @@ def test_a_hang_costs_one_time_out(tmp_path, unit, graded):
 
 def test_training_needs_the_students_own_working_loss(tmp_path):
     folder = stub_unit("CaptioningRNN.loss (rnn)", tmp_path / "sub")
-    results = grade(folder, units=["overfit (rnn)"], limits=LIMITS)
+    results = grade(folder, GradingOptions(units=["overfit (rnn)"], limits=LIMITS))
     assert sum(r.score for r in results) == 0
     assert "not implemented yet" in results[0].output
 
@@ -149,7 +150,7 @@ def test_training_points_need_the_reference_parameter_shapes(tmp_path):
     extra = M.Patch(M.MODEL, "np.random.randn(vocab_size, wordvec_dim) / 100",
                     "np.random.randn(vocab_size + 1, wordvec_dim) / 100")
     folder = M.Submission("extra_row", (extra,)).build(tmp_path / "sub")
-    results = grade(folder, units=["overfit (rnn)"], limits=LIMITS)
+    results = grade(folder, GradingOptions(units=["overfit (rnn)"], limits=LIMITS))
     assert sum(r.score for r in results) == 0
     assert "trained parameters are" in results[0].output, results[0].output
 
@@ -162,5 +163,6 @@ def test_memorising_the_fixture_earns_nothing(tmp_path):
     """)
     folder = M.Submission("memorise", (cheat,)).build(tmp_path / "sub")
     (folder / M.LAYERS).write_text(M.stub_text((folder / M.LAYERS).read_text()))
-    results = grade(folder, units=["CaptioningRNN.loss (rnn)", "overfit (rnn)", "overfit (lstm)"], limits=LIMITS)
+    results = grade(folder, GradingOptions(units=["CaptioningRNN.loss (rnn)", "overfit (rnn)", "overfit (lstm)"],
+                                           limits=LIMITS))
     assert sum(r.score for r in results) == 0, [(r.name, r.output) for r in results if r.score]

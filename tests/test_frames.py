@@ -68,7 +68,7 @@ def test_values_that_cannot_travel_are_refused_on_sending():
 def test_the_oracle_serves_only_the_functions_the_grader_allows():
     """The oracle, started as the grader starts it, answers calls of its allowed function and
     refuses anything else; bad arguments cost the call only."""
-    from autograder.grade import oracle_sources
+    from autograder.reference import oracle_sources
     from autograder.sandbox import Box, Cgroup, Limits, Sandboxed, preflight
     limits = Limits()
     cgroup, box = Cgroup(limits), Box(preflight(limits).mode)

@@ -11,13 +11,14 @@ import zipfile
 
 import pytest
 
-from autograder.batch import run_batch
+from autograder.course import REFERENCE_PACKAGE
+from autograder.front.batch import run_batch
 from autograder.grade import grade
 from autograder.intake import SubmissionError
+from autograder.results import GradingOptions
 from autograder.sandbox import GiB, Limits
-from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, make, processes, throwaway_processes
-from autograder.course import REFERENCE_PACKAGE
 from autograder.units import RNN_NB
+from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, make, processes, throwaway_processes
 
 UNIT = ["rnn_step_forward"]
 LIMITS = Limits(check_seconds=2, import_seconds=5, train_seconds=5, memory_bytes=1 * GiB, processes=32,
@@ -26,7 +27,7 @@ ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="uid/mount isolation ne
 
 
 def graded(tmp_path, name, units=UNIT, limits=LIMITS, **code):
-    results = grade(make(tmp_path, name, **code), units=units, limits=limits, jobs=1)
+    results = grade(make(tmp_path, name, **code), GradingOptions(units=units, limits=limits, jobs=1))
     assert results and all(len(r.output.splitlines()[0]) < 700 for r in results)
     return results
 
@@ -282,13 +283,13 @@ def test_empty_zip_and_no_package(tmp_path):
     empty = tmp_path / "empty.zip"
     zipfile.ZipFile(empty, "w").close()
     with pytest.raises(SubmissionError, match="no captioning/ package"):
-        grade(empty, units=UNIT, limits=LIMITS)
+        grade(empty, GradingOptions(units=UNIT, limits=LIMITS))
     (tmp_path / "nothing").mkdir()
     with pytest.raises(SubmissionError, match="no captioning/ package"):
-        grade(tmp_path / "nothing", units=UNIT, limits=LIMITS)
+        grade(tmp_path / "nothing", GradingOptions(units=UNIT, limits=LIMITS))
     (tmp_path / "garbage.zip").write_bytes(b"not a zip")
     with pytest.raises(SubmissionError, match="not a readable zip"):
-        grade(tmp_path / "garbage.zip", units=UNIT, limits=LIMITS)
+        grade(tmp_path / "garbage.zip", GradingOptions(units=UNIT, limits=LIMITS))
 
 
 HOSTILE_CLASS = {
@@ -325,13 +326,13 @@ def test_generated_class_through_batch(tmp_path):
     assert len(expected) >= 40 - 1
 
     limits = Limits(**{**LIMITS.__dict__, "submission_seconds": 6})
-    documents = run_batch(subs, out, workers=2, units=UNIT, limits=limits, progress=False)
-    assert {s: d["score"] for s, d in documents.items()} == pytest.approx(expected)
+    documents = run_batch(subs, out, GradingOptions(units=UNIT, limits=limits), workers=2, progress=False)
+    assert {s: r.total for s, r in documents.items()} == pytest.approx(expected)
     for student in expected:
         document = json.loads((out / student / "results.json").read_text())
         assert document["score"] == pytest.approx(expected[student])
     for student in ("x-emptyzip", "x-nopackage"):
-        assert "no captioning/ package" in documents[student]["output"]
+        assert "no captioning/ package" in documents[student].reason
     rows = (out / "grades.csv").read_text().splitlines()
     assert rows[0].startswith("student,total,rnn_step_forward,") and len(rows) == len(expected) + 1
     assert "data:image/png;base64," in (out / "summary.html").read_text()

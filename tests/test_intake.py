@@ -13,6 +13,7 @@ import pytest
 
 from autograder import intake
 from autograder.intake import MAX_FILE_BYTES, STUDENT_FILES, SubmissionError, find_package, stage, unpack
+from autograder.results import GradingOptions
 from autograder.sandbox import GiB, Limits
 from tests.hostile import CORRECT_STEP, KEY, make
 
@@ -385,7 +386,7 @@ def test_grade_gives_zero_to_a_symlinked_submission_with_the_reason(tmp_path):
     sub = make(tmp_path, "sub")
     (sub / "captioning" / LAYERS).unlink()
     (sub / "captioning" / LAYERS).symlink_to(KEY / LAYERS)
-    results = grade(sub, units=["rnn_step_forward"], limits=LIMITS, jobs=1)
+    results = grade(sub, GradingOptions(units=["rnn_step_forward"], limits=LIMITS, jobs=1))
     assert results and sum(r.score for r in results) == 0
     assert "captioning/rnn_layers.py is a symbolic link" in results[0].output, results[0].output
     assert all("could not import captioning/rnn_layers.py (why: see the test %r)" % results[0].name in r.output
@@ -396,5 +397,5 @@ def test_grade_of_a_zip_with_junk_and_a_long_top_folder(tmp_path):
     from autograder.grade import grade
     top = "t" * 250 + "/"
     archive = write_zip(tmp_path / "s.zip", {**key_files(top), top + "n" * 300: b"", "junk/x": b""})
-    results = grade(archive, units=["rnn_step_forward"], limits=LIMITS, jobs=1)
+    results = grade(archive, GradingOptions(units=["rnn_step_forward"], limits=LIMITS, jobs=1))
     assert sum(r.score for r in results) == pytest.approx(5), [r.output for r in results]

@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import source.image_captioning.captioning.rnn_layers as reference_layers
 from autograder import sandbox
-from autograder.batch import run_batch
-from autograder.grade import reference
-from autograder.sandbox import GiB, MiB, Limits
+from autograder.front.batch import run_batch
+from autograder.results import GradingOptions
+from autograder.sandbox import GiB, Limits, MiB
 from tests import hostile
-from tests.hostile import CORRECT_STEP, KEY, ROOT, make, mine, throwaway_processes, clear_user_keyring, key_users, total
+from tests.hostile import CORRECT_STEP, KEY, ROOT, clear_user_keyring, key_users, make, mine, throwaway_processes, total
 
 LIMITS = Limits(check_seconds=2, import_seconds=5, train_seconds=10, memory_bytes=1 * GiB,
                 submission_memory=1 * GiB, processes=32, submission_seconds=30, output_bytes=16 * 1024)
@@ -183,10 +184,10 @@ def test_a_cpu_hog_does_not_slow_a_classmate(tmp_path, no_leftovers):
     make(subs, "a-hog", prelude=CPU_HOG, override=HOG_STEP)
     make(subs, "b-honest")
     limits = Limits(**dict(LIMITS.__dict__, processes=64))
-    documents = run_batch(subs, tmp_path / "out", workers=2, units=["rnn_step_forward"], limits=limits,
+    documents = run_batch(subs, tmp_path / "out", GradingOptions(units=["rnn_step_forward"], limits=limits), workers=2,
                           progress=False)
-    assert documents["b-honest"]["score"] == pytest.approx(5), documents["b-honest"]
-    assert documents["a-hog"]["score"] == 0, documents["a-hog"]
+    assert documents["b-honest"].total == pytest.approx(5), documents["b-honest"]
+    assert documents["a-hog"].total == 0, documents["a-hog"]
     assert not throwaway_processes()  # the hog's 30 processes died with its grade
 
 
@@ -208,13 +209,15 @@ def rnn_step_forward(*args):
 '''
 MEASURE = '''
 import json, os, resource, sys
-from autograder.grade import grade, all_checks, reference_impl
+from autograder.grade import grade
+from autograder.reference import all_checks, reference_impl
+from autograder.results import GradingOptions
 from autograder.sandbox import Limits, GiB
 limits = Limits(**json.loads(sys.argv[2]))
 all_checks(); reference_impl()
-grade(sys.argv[3], units=["rnn_step_forward"], limits=limits, jobs=1)   # warm up: every cache filled
+grade(sys.argv[3], GradingOptions(units=["rnn_step_forward"], limits=limits, jobs=1))   # warm up: every cache filled
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-results = grade(sys.argv[1], units=["rnn_step_forward"], limits=limits, jobs=1)
+results = grade(sys.argv[1], GradingOptions(units=["rnn_step_forward"], limits=limits, jobs=1))
 grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
 print("GROWN_KB=%d SCORE=%s PID=%d" % (grown, sum(r.score for r in results), os.getpid()))
 '''
@@ -260,9 +263,10 @@ def test_cgroups_are_removed_after_a_grade(tmp_path, no_leftovers, name, code):
 # (e) the isolation layers are reported; no bubblewrap, no grade
 
 CLI = '''
-import functools, sys
-import autograder.__main__ as cli
-cli.grade_timed = functools.partial(cli.grade_timed, units=["rnn_step_forward"])   # one unit: light
+import dataclasses, sys
+import autograder.front.cli as cli
+grade = cli.grade
+cli.grade = lambda sub, options: grade(sub, dataclasses.replace(options, units=("rnn_step_forward",)))  # light
 sys.exit(cli.main(sys.argv[1:]))
 '''
 
@@ -323,7 +327,7 @@ def test_retry_line_numbers_carry_no_oracle_output(tmp_path, no_leftovers):
     results = graded(tmp_path, "line-leak", ["rnn_forward"], override=LINE_LEAK)
     rng = np.random.RandomState(5)
     args = rng.randn(2, 3), rng.randn(2, 4), rng.randn(3, 4), rng.randn(4, 4), rng.randn(4)
-    value = reference().rnn_layers.rnn_step_forward(*args)[0].flat[0]
+    value = reference_layers.rnn_step_forward(*args)[0].flat[0]
     secret = int(round((value + 1) * 400000))
     shown = " ".join(r.output for r in results)
     assert total(results) == 0

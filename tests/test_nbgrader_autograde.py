@@ -22,12 +22,13 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder.grade import all_checks, grade
-from autograder.intake import STUDENT_FILES
-from autograder.report import unit_scores
-from autograder.units import BY_NAME as UNITS_BY_NAME, UNITS
 from autograder.course import ASSIGNMENT, RELEASE_DIR, SOLUTIONS_DIR, notebooks
-from autograder.units import RNN_NB, LSTM_NB, TOTAL
+from autograder.grade import grade
+from autograder.intake import STUDENT_FILES
+from autograder.reference import all_checks
+from autograder.results import GradingOptions
+from autograder.units import BY_NAME as UNITS_BY_NAME
+from autograder.units import LSTM_NB, RNN_NB, TOTAL, UNITS
 from tools.release import copy_student_inputs
 
 pytestmark = pytest.mark.slow  # real nbgrader commands: about 90 s on 2 cores
@@ -133,7 +134,8 @@ def course(tmp_path_factory):
     missing = plant_links(students["linker"], course, secret)
     with ThreadPoolExecutor(1) as pool:  # the kit's grades while nbgrader works
         graded = ("key", "halfway", "linker")
-        kit = pool.map(lambda s: unit_scores(grade(missing if s == "linker" else students[s], jobs=1)), graded)
+        kit = pool.map(lambda s: grade(missing if s == "linker" else students[s], GradingOptions(jobs=1)).by_unit(),
+                       graded)
         started = time.monotonic()
         run([str(BIN / "nbgrader"), "autograde", ASSIGNMENT, "--force"], course)
         seconds = time.monotonic() - started

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from autograder.course import ASSIGNMENT, SOLUTIONS_DIR
-from autograder.grade import all_checks
 from autograder.intake import STUDENT_FILES
+from autograder.reference import all_checks
 from autograder.units import RNN_NB
 from tools.release import copy_student_inputs
 

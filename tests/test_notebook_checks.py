@@ -8,6 +8,7 @@ import sys
 from autograder.course import ASSIGNMENT, PACKAGE, RELEASE_DIR
 from autograder.grade import grade
 from autograder.intake import STUDENT_FILES
+from autograder.results import GradingOptions
 from tests.mutants import LAYERS, MODEL, T_MODEL, Body, Patch, Submission
 
 NO_BIAS = Patch(LAYERS, "next_h = np.tanh(x.dot(Wx) + prev_h.dot(Wh) + b)",
@@ -43,7 +44,7 @@ def test_a_correct_unit_failing_through_a_broken_dependency_names_it_first(tmp_p
                                        "rnn_step_forward first" % unit), lines
         assert lines[1].startswith("FAIL  %s: " % unit), lines
     scores = {}
-    for result in grade(folder, units=["rnn_step_forward", "rnn_step_backward", "rnn_forward"]):
+    for result in grade(folder, GradingOptions(units=["rnn_step_forward", "rnn_step_backward", "rnn_forward"])):
         got, best = scores.get(result.unit, (0, 0))
         scores[result.unit] = (got + result.score, best + result.max_score)
     assert scores["rnn_step_forward"][0] < scores["rnn_step_forward"][1]  # the grader agrees:

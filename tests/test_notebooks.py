@@ -22,9 +22,8 @@ import nbformat
 import pytest
 
 from autograder.course import ASSIGNMENT
-from autograder.grade import checks_module
-from autograder.units import UNITS
-from autograder.units import RNN_NB, LSTM_NB, TRANSFORMER_NB
+from autograder.reference import checks_module
+from autograder.units import LSTM_NB, RNN_NB, TRANSFORMER_NB, UNITS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,7 +180,7 @@ def test_solution_notebook_runs_and_passes(executed, name):
         assert cell.get("execution_count"), f"solutions/{name} cell {i} did not run"
 
     units = []
-    for i, cell in code:
+    for _, cell in code:
         unit = graded_unit(cell)
         if unit is None:
             continue

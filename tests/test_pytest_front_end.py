@@ -12,9 +12,9 @@ import subprocess
 import sys
 
 from autograder.course import RELEASE_DIR, ROOT
-from autograder.grade import all_checks
+from autograder.reference import all_checks
 
-README_COMMAND = re.compile(r"`(\.venv/bin/python -m pytest autograder [^`]*)`")
+README_COMMAND = re.compile(r"`(\.venv/bin/python -m pytest autograder/front [^`]*)`")
 INI = {"pytest.ini": "[pytest]\n", "tox.ini": "[pytest]\n", "setup.cfg": "[tool:pytest]\n",
        "pyproject.toml": "[tool.pytest.ini_options]\n"}
 
@@ -57,7 +57,7 @@ def test_the_readme_command_grades_the_submission_and_imports_none_of_it(tmp_pat
 
 def test_the_two_word_form_is_refused_before_pytest_reads_the_folder(tmp_path):
     folder, markers = hostile_submission(tmp_path, tmp_path)
-    proc = run_pytest([sys.executable, "-m", "pytest", "autograder", "--submission", str(folder), "-p",
+    proc = run_pytest([sys.executable, "-m", "pytest", "autograder/front", "--submission", str(folder), "-p",
                        "no:cacheprovider"])
     assert proc.returncode == 4 and "write --submission=DIR as one word" in proc.stderr, proc.stderr
     assert sorted(p.name for p in markers.iterdir()) == []
@@ -65,7 +65,7 @@ def test_the_two_word_form_is_refused_before_pytest_reads_the_folder(tmp_path):
 
 def test_a_submission_inside_a_collected_folder_is_refused(tmp_path):
     folder, markers = hostile_submission(tmp_path, tmp_path / "collected")
-    proc = run_pytest([sys.executable, "-m", "pytest", "autograder", str(tmp_path / "collected"),
+    proc = run_pytest([sys.executable, "-m", "pytest", "autograder/front", str(tmp_path / "collected"),
                        "--submission=%s" % folder, "-p", "no:cacheprovider"])
     assert proc.returncode == 4 and "which pytest collects" in proc.stderr, proc.stderr
     assert sorted(p.name for p in markers.iterdir()) == []

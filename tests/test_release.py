@@ -16,8 +16,9 @@ import nbformat
 import numpy as np
 import pytest
 
+from autograder.course import student_modules
+from autograder.front.nbgrader import SyncUnitPoints
 from autograder.units import UNITS
-from tools.nbgrader_plugins import SyncUnitPoints, student_modules
 from tools.release import ASSIGNMENT, MARKERS, STAGED, copy_student_inputs
 
 ROOT = Path(__file__).resolve().parents[1]

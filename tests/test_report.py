@@ -10,9 +10,19 @@ import stat
 import pytest
 
 from autograder import report
-from autograder.grade import TestResult as Result
-from autograder.report import (clean_line, clean_text, csv_cell, document_unit_scores, failure_document, gradescope,
-                               table, write_atomically, write_grades_csv, write_json_atomically, write_summary_html)
+from autograder.report import (
+    csv_cell,
+    plot_figure,
+    summary_html,
+    table,
+    write_atomically,
+    write_grades_csv,
+    write_json_atomically,
+    write_summary_html,
+)
+from autograder.results import CheckResult, GradingResults, Status
+from autograder.text import clean_line, clean_text
+from autograder.units import TOTAL
 
 FORGERIES = [
     "PASS: fine\nTOTAL 100.00 / 100.00",
@@ -33,12 +43,20 @@ FORGERIES = [
 
 
 def result(output, unit="rnn_step_forward", score=0.0, public=True):
-    return Result(unit, unit + ": a check", score, 5.0, output, public)
+    return CheckResult(unit, unit + ": a check", score, 5.0, output, public)
+
+
+def graded(*checks, seconds=1.0):
+    return GradingResults(tuple(checks), seconds=seconds)
+
+
+def not_graded(reason):
+    return GradingResults.not_gradable(reason)
 
 
 @pytest.mark.parametrize("output", FORGERIES)
 def test_a_student_message_cannot_forge_a_table_line(output):
-    text = table([result("FAIL: your code printed: " + output)])
+    text = table(graded(result("FAIL: your code printed: " + output)))
     lines = text.split("\n")
     assert [line for line in lines if line.startswith("TOTAL")] == ["TOTAL 0.00 / 5.00"]
     assert lines[-1] == "TOTAL 0.00 / 5.00"
@@ -55,19 +73,26 @@ def test_cleaning_keeps_ordinary_text():
 
 
 def test_gradescope_document_tags_units_and_is_clean():
-    results = [result("PASS", score=5.0), result("x\x1b[31my\rz", unit="lstm_forward", public=False)]
-    document = gradescope(results, 1.234)
+    results = graded(result("PASS", score=5.0), result("x\x1b[31my\rz", unit="lstm_forward", public=False),
+                     seconds=1.234)
+    document = results.to_gradescope()
     assert [t["tags"] for t in document["tests"]] == [["rnn_step_forward"], ["lstm_forward"]]
     assert document["tests"][1]["output"] == "xy\nz"
-    assert document_unit_scores(document) == {"rnn_step_forward": (5.0, 5.0), "lstm_forward": (0.0, 5.0)}
-    assert failure_document("bad\nname\x1b[2J")["output"] == "Not graded: bad name"
+    back = GradingResults.from_document(json.loads(json.dumps(document)))
+    assert back.by_unit() == {"rnn_step_forward": (5.0, 5.0), "lstm_forward": (0.0, 5.0)}
+    assert [c.passed for c in back] == [True, False] and [c.public for c in back] == [True, False]
+    assert back.to_gradescope() == document  # read back, written again: the same document
+    failed = not_graded("bad\nname\x1b[2J").to_gradescope()
+    assert failed["output"] == "Not graded: bad name" and failed["tests"] == []
+    assert GradingResults.from_document(failed).status is Status.NOT_GRADABLE
+    assert GradingResults.from_document({"score": 1, "tests": [{"name": "no tags", "score": 1}]}) is None
 
 
 @pytest.mark.parametrize("name", ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\r=1",
                                   "=cmd|' /C calc'!A0"])
 def test_csv_cells_are_never_formulas(tmp_path, name):
     path = tmp_path / "grades.csv"
-    write_grades_csv(path, {name: gradescope([result("PASS", score=5.0)], 1.0), "plain": failure_document("x")})
+    write_grades_csv(path, {name: graded(result("PASS", score=5.0)), "plain": not_graded("x")})
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     cells = [row[0] for row in rows[1:]]
@@ -81,12 +106,12 @@ def test_csv_cells_are_never_formulas(tmp_path, name):
 
 def test_outputs_are_private_and_atomic(tmp_path):
     out = tmp_path / "grades" / "deep"
-    documents = {"alice": gradescope([result("PASS", score=5.0)], 1.0), "<b>bob\x1b[2J": failure_document("no package")}
+    grades = {"alice": graded(result("PASS", score=5.0)), "<b>bob\x1b[2J": not_graded("no package")}
     old = os.umask(0o022)
     try:
-        write_json_atomically(out / "alice" / "results.json", documents["alice"])
-        write_grades_csv(out / "grades.csv", documents)
-        write_summary_html(out / "summary.html", documents)
+        write_json_atomically(out / "alice" / "results.json", grades["alice"].to_gradescope())
+        write_grades_csv(out / "grades.csv", grades)
+        write_summary_html(out / "summary.html", grades)
         write_atomically(tmp_path / "public" / "results.json", "{}", mode=None)  # the CLI's --results
     finally:
         os.umask(old)
@@ -96,7 +121,7 @@ def test_outputs_are_private_and_atomic(tmp_path):
     for folder in (tmp_path / "grades", out, out / "alice"):
         assert mode(folder) == 0o700, folder
     assert mode(tmp_path / "public" / "results.json") == 0o644 and mode(tmp_path / "public") == 0o755
-    assert json.loads((out / "alice" / "results.json").read_text()) == documents["alice"]
+    assert json.loads((out / "alice" / "results.json").read_text()) == grades["alice"].to_gradescope()
     summary = (out / "summary.html").read_text()
     assert "&lt;b&gt;bob" in summary and "\x1b" not in summary and "<b>bob" not in summary
     leftovers = [p.name for p in tmp_path.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
@@ -117,7 +142,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
 
 
 def test_cli_results_file_has_the_ordinary_mode_and_a_clean_reason(tmp_path, capsys):
-    from autograder.__main__ import main
+    from autograder.front.cli import main
     results = tmp_path / "out" / "results.json"
     old = os.umask(0o022)
     try:
@@ -128,3 +153,17 @@ def test_cli_results_file_has_the_ordinary_mode_and_a_clean_reason(tmp_path, cap
     document = json.loads(results.read_text())
     assert document["score"] == 0 and document["output"].startswith("Not graded: ") and "\x1b" not in document["output"]
     assert "\x1b" not in capsys.readouterr().err
+
+
+def test_the_histogram_shows_every_score_up_to_the_total():
+    """A class with scores above 105 (of the 160 the kit grades): every student is in a bar."""
+    scores = [12.0, 57.5, 104.0, 106.0, 131.25, 150.0, 160.0]
+    grades = {"s%d" % i: graded(CheckResult("rnn_step_forward", "a check", score, TOTAL, "", True))
+              for i, score in enumerate(scores)}
+    assert all(r.possible == TOTAL for r in grades.values())
+    totals = [r.total for r in grades.values()]
+    figure = plot_figure(totals, {"rnn_step_forward": 1 / 7}, max(r.possible for r in grades.values()))
+    bars = figure.axes[0].patches
+    assert sum(bar.get_height() for bar in bars) == len(scores)
+    assert max(bar.get_x() + bar.get_width() for bar in bars) == pytest.approx(TOTAL)
+    assert "max 160.00" in summary_html(grades)

@@ -12,7 +12,6 @@ import pytest
 from autograder.sandbox import GiB, Limits
 from tests import hostile
 from tests.hostile import BUGGY_STEP, KEY, total
-from autograder.report import unit_scores
 
 LIMITS = Limits(check_seconds=2, import_seconds=5, train_seconds=10, memory_bytes=1 * GiB,
                 submission_memory=1 * GiB, processes=32, submission_seconds=40)
@@ -23,7 +22,7 @@ def graded(tmp_path, name, units, limits=LIMITS, **code):
 
 
 def scores(results):
-    return {u: got for u, (got, _) in unit_scores(results).items()}
+    return {u: got for u, (got, _) in results.by_unit().items()}
 
 
 def outputs(results, unit=None):

@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 
 from autograder import report
-from autograder.batch import run_batch
 from autograder.course import RELEASE_DIR, SOLUTIONS_DIR
-from autograder.grade import TestResult as Result
+from autograder.front.batch import run_batch
+from autograder.results import CheckResult as Result
+from autograder.results import GradingOptions, GradingResults
 from autograder.sandbox import GiB, Limits
 from autograder.units import BY_NAME, TOTAL
 from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, kill_batch_once_written, make, zip_folder
@@ -81,12 +82,13 @@ def test_cluster_grades_byte_identical_to_local(tmp_path, cluster, capsys):
     subs = tmp_path / "subs"
     expected = class_of_six(subs, tmp_path)
     started = time.monotonic()
-    run_batch(subs, tmp_path / "local", workers=2, units=UNIT, limits=LIMITS, progress=True)
+    run_batch(subs, tmp_path / "local", GradingOptions(units=UNIT, limits=LIMITS), workers=2, progress=True)
     local_seconds = time.monotonic() - started
     started = time.monotonic()
-    documents = run_batch(subs, tmp_path / "dask", units=UNIT, limits=LIMITS, scheduler=local.scheduler_address)
+    documents = run_batch(subs, tmp_path / "dask", GradingOptions(units=UNIT, limits=LIMITS),
+                          scheduler=local.scheduler_address)
     print("local %.1f s, cluster %.1f s" % (local_seconds, time.monotonic() - started), file=sys.__stderr__)
-    assert {s: d["score"] for s, d in documents.items()} == expected
+    assert {s: r.total for s, r in documents.items()} == expected
     assert results(tmp_path / "dask") == results(tmp_path / "local") and len(results(tmp_path / "local")) == 6
     assert "symbolic link" in (tmp_path / "dask" / "erin" / "results.json").read_text()
     for name in ("grades.csv", "summary.html"):
@@ -107,7 +109,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(tmp_path, cluster):
         make(subs, "fast%d" % n, override=CORRECT_STEP)
     outcome = {}
     batch = threading.Thread(target=lambda: outcome.update(run_batch(
-        subs, out, units=UNIT, limits=LIMITS, progress=False, scheduler=local.scheduler_address)))
+        subs, out, GradingOptions(units=UNIT, limits=LIMITS), progress=False, scheduler=local.scheduler_address)))
     batch.start()
     try:
         deadline, victim = time.monotonic() + 60, None
@@ -123,7 +125,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(tmp_path, cluster):
     finally:
         batch.join(timeout=180)
     assert not batch.is_alive()
-    assert {s: d["score"] for s, d in outcome.items()} == {"slow0": 0.0, "slow1": 0.0, "slow2": 0.0, "slow3": 0.0,
+    assert {s: r.total for s, r in outcome.items()} == {"slow0": 0.0, "slow1": 0.0, "slow2": 0.0, "slow3": 0.0,
                                                           "fast0": 5.0, "fast1": 5.0}
     assert sorted(p.parent.name for p in out.glob("*/results.json")) == sorted(outcome)
     wait_for_workers(client, 2)  # the nanny restarted it
@@ -291,8 +293,8 @@ def write_submission(root, name, rnn_layers):
 
 
 def test_similarity_flags_a_renamed_copy_not_the_starter_code(tmp_path):
-    from autograder.similarity import write_similarity_report
-    from autograder.batch import discover
+    from autograder.front.batch import discover
+    from autograder.front.similarity import write_similarity_report
     subs = tmp_path / "subs"
     key = (SOLUTIONS_DIR / "captioning" / "rnn_layers.py").read_text()
     copy = key
@@ -316,8 +318,8 @@ def test_similarity_flags_a_renamed_copy_not_the_starter_code(tmp_path):
 
 
 def test_similarity_highlights_only_code_not_in_the_starter_files(tmp_path):
-    from autograder.similarity import write_similarity_report
-    from autograder.batch import discover
+    from autograder.front.batch import discover
+    from autograder.front.similarity import write_similarity_report
     key = (SOLUTIONS_DIR / "captioning" / "rnn_layers.py").read_text()
     for name in ("alice", "bob"):  # the same work: everything but the starter code is shared
         write_submission(tmp_path / "subs", name, key)
@@ -338,7 +340,7 @@ def made_up_class():
                         ("FAIL: " + step_message) if step_message else "PASS: ok", True),
                  Result("lstm_forward", "lstm_forward: values", 0.0 if lstm_message else 4.0, 4.0,
                         ("FAIL: " + lstm_message) if lstm_message else "PASS: ok", False)]
-        return report.gradescope(tests, 1.0)
+        return GradingResults(tuple(tests), seconds=1.0)
     return {
         "ann": doc("relative error 3.2e-01 > 1e-08"),
         "ben": doc("relative error 0.75 > 1e-08", "not implemented yet"),

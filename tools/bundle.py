@@ -4,13 +4,15 @@ Gradescope unzips it into /autograder/source, runs setup.sh once when building t
 runs /autograder/run_autograder (a copy of ours) for each submission, which grades
 /autograder/submission and writes /autograder/results/results.json.
 
-The zip holds setup.sh, run_autograder, requirements-grader.txt, the grader package autograder/
-and the trusted package source/image_captioning/captioning/ (reference solution, checks, given
-files; grade.py finds it next to autograder/). No tests, solutions/, notebooks or .git.
+The zip holds setup.sh, run_autograder, requirements-grader.txt, the grader: the core of
+autograder/ plus its command-line front end (front/cli.py; the other front ends serve staff
+machines), and the trusted package source/image_captioning/captioning/ (reference solution,
+checks, given files; reference.py imports it from next to autograder/). No tests, solutions/,
+notebooks or .git.
 
 requirements-grader.txt is derived, not listed by hand: the distributions providing every
-third-party import in the bundled files (function bodies included; the pytest front end aside),
-with their dependencies, pinned exactly as in requirements.txt. setup.sh installs python3,
+third-party import in the bundled files (function bodies included), with their dependencies,
+pinned exactly as in requirements.txt. setup.sh installs python3,
 python3-venv and bubblewrap with apt-get when they are missing, builds $AUTOGRADER_ROOT/venv
 (default /autograder/venv) from the system python3, installs requirements-grader.txt (wheels
 only) and checks that the grader imports.
@@ -39,10 +41,8 @@ from autograder.course import REFERENCE_PACKAGE
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIRS = ("autograder", REFERENCE_PACKAGE.relative_to(ROOT).as_posix())
-PYTEST_FRONT_END = ("conftest.py", "test_*.py")  # pytest autograder --submission=DIR: not used by run_autograder
-# Staff-machine features of `batch` (a Dask cluster, the similarity report): Gradescope grades one
-# submission, so they and what they import (dask, copydetect) stay out of the bundle.
-STAFF_ONLY = ("autograder/cluster.py", "autograder/similarity.py")
+FRONT_ENDS = Path("autograder", "front")
+CLI = (FRONT_ENDS / "__init__.py", FRONT_ENDS / "cli.py")  # Gradescope runs python -m autograder
 # Given code only students run (the caption metrics, the submit command): bundled, as the release has
 # it, but the grader never imports it, so what it imports (pycocoevalcap, ~100 MB; nbconvert) is not installed.
 NOTEBOOK_ONLY = tuple(REFERENCE_PACKAGE.relative_to(ROOT).as_posix() + "/" + name
@@ -109,9 +109,10 @@ def canonical(name):
 
 
 def bundled_files():
-    """The .py files of PACKAGE_DIRS but STAFF_ONLY, repository-relative, sorted."""
-    return [path.relative_to(ROOT) for folder in PACKAGE_DIRS for path in sorted((ROOT / folder).rglob("*.py"))
-            if "__pycache__" not in path.parts and path.relative_to(ROOT).as_posix() not in STAFF_ONLY]
+    """The .py files of PACKAGE_DIRS, of the front ends only the CLI; repository-relative, sorted."""
+    files = [path.relative_to(ROOT) for folder in PACKAGE_DIRS for path in sorted((ROOT / folder).rglob("*.py"))
+             if "__pycache__" not in path.parts]
+    return [f for f in files if FRONT_ENDS not in f.parents or f in CLI]
 
 
 def third_party_imports(sources, local):
@@ -128,11 +129,10 @@ def third_party_imports(sources, local):
 
 
 def grader_distributions():
-    """Canonical names of the distributions providing the third-party imports of the bundled files
-    (the pytest front end aside), with their dependencies, as installed in this venv."""
-    files = [f for f in bundled_files() if not any(f.match(pattern) for pattern in PYTEST_FRONT_END)
-             and f.as_posix() not in NOTEBOOK_ONLY]
-    local = {Path(folder).name for folder in PACKAGE_DIRS} | {f.stem for f in files}
+    """Canonical names of the distributions providing the third-party imports of the bundled files,
+    with their dependencies, as installed in this venv."""
+    files = [f for f in bundled_files() if f.as_posix() not in NOTEBOOK_ONLY]
+    local = {Path(folder).parts[i] for folder in PACKAGE_DIRS for i in (0, -1)} | {f.stem for f in files}
     return distributions("the grader", third_party_imports([(ROOT / f).read_text() for f in files], local))
 
 
@@ -161,7 +161,7 @@ def pinned_requirements(wanted=None, who="the grader"):
     """The requirements.txt lines of the wanted distributions (default: the grader's), pins kept."""
     wanted = set(grader_distributions() if wanted is None else wanted)
     lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
-             if canonical(re.split(r"[=<>~! \[;]", line.strip(), 1)[0]) in wanted]
+             if canonical(re.split(r"[=<>~! \[;]", line.strip(), maxsplit=1)[0]) in wanted]
     pinned = {canonical(line.split("==", 1)[0]) for line in lines if "==" in line}
     if wanted - pinned:
         raise SystemExit("requirements.txt does not pin %s (==) for %s" % (", ".join(sorted(wanted - pinned)), who))

@@ -2,7 +2,7 @@
 import sys
 from pathlib import Path
 
-from autograder.grade import grade_timed
+from autograder.grade import grade
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -11,10 +11,9 @@ def main():
     ok = True
     for label, folder, want in (("answer key", "solutions/image_captioning", 100.0),
                                 ("untouched release", "release/image_captioning", 0.0)):
-        results, seconds = grade_timed(ROOT / folder)
-        total, top = sum(r.score for r in results), sum(r.max_score for r in results)
-        print("%-18s %-28s %6.2f / %.2f  (%.1f s)" % (label, folder, total, top, seconds))
-        ok &= abs(total - want * top / 100) < 1e-6
+        results = grade(ROOT / folder)
+        print("%-18s %-28s %6.2f / %.2f  (%.1f s)" % (label, folder, results.total, results.possible, results.seconds))
+        ok &= abs(results.total - want * results.possible / 100) < 1e-6
     if not ok:
         print("unexpected scores: the answer key must score 100%, the release 0", file=sys.stderr)
     return 0 if ok else 1

@@ -20,8 +20,8 @@ import nbformat
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.utils import find_all_files
 
-from autograder.units import UNITS
 from autograder.course import ASSIGNMENT, PACKAGE
+from autograder.units import UNITS
 from tools.bundle import distributions, pinned_requirements, third_party_imports
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -170,9 +170,9 @@ class Attribution:
         the grader words the message itself (sandbox.child_error)."""
         tb = traceback.extract_tb(exc.__traceback__)
         if isinstance(exc, DidNotFinish):
-            return {"kind": "skipped", "function": exc.function}
+            return {"kind": frames.ErrorKind.SKIPPED, "function": exc.function}
         if isinstance(exc, ModuleBroken):  # the reason is the import's, the module says where
-            return dict(exc.error, kind="import", module=exc.module,
+            return dict(exc.error, kind=frames.ErrorKind.IMPORT, module=exc.module,
                         function=self.function([(f.filename, f.name) for f in tb]))
         cls = type(exc)
         exc_type = cls.__qualname__ if cls.__module__ == "builtins" else "%s.%s" % (cls.__module__, cls.__qualname__)
@@ -180,7 +180,7 @@ class Attribution:
             detail = str(exc)[:500]
         except Exception:  # a __str__ that raises
             detail = ""
-        kind = "not_implemented" if isinstance(exc, NotImplementedError) else "exception"
+        kind = frames.ErrorKind.NOT_IMPLEMENTED if isinstance(exc, NotImplementedError) else frames.ErrorKind.EXCEPTION
         return {"kind": kind, "function": self.function([(f.filename, f.name) for f in tb]), "type": exc_type,
                 "where": self.where(tb), "detail": detail}
 
@@ -313,11 +313,13 @@ def to_arrays(outputs, cap):
     for key, value in outputs.items():
         array = np.asarray(value) if value is not None else None
         if array is None or array.dtype == object:
-            return None, {"kind": "output", "detail": "%s is %s, not a numeric array" % (key, type(value).__name__)}
+            return None, {"kind": frames.ErrorKind.OUTPUT,
+                          "detail": "%s is %s, not a numeric array" % (key, type(value).__name__)}
         arrays[str(key)] = array
     size = sum(a.nbytes for a in arrays.values())
     if size > cap:
-        return None, {"kind": "output", "detail": "your outputs take %d bytes, more than the %d this check allows "
+        return None, {"kind": frames.ErrorKind.OUTPUT,
+                      "detail": "your outputs take %d bytes, more than the %d this check allows "
                       "(a few times the reference's)" % (size, cap)}
     return arrays, None
 
@@ -368,7 +370,8 @@ class Watchdog:
             stack.append((frame.f_code.co_filename, frame.f_code.co_name))
             frame = frame.f_back
         function = self.attribution.function(list(reversed(stack)))
-        frames.write_frame(self.fd, {"id": self.current, "error": {"kind": "timeout", "function": function}})
+        error = {"kind": frames.ErrorKind.TIMEOUT, "function": function}
+        frames.write_frame(self.fd, {"id": self.current, "error": error})
         os._exit(0)
 
 
@@ -403,10 +406,11 @@ def main():
         oracle = Oracle(int(sys.argv[2]), int(sys.argv[3]), request["max_payload"])
         for spec in request["swaps"]:
             switchboard.route(spec, oracle.proxy(spec.split(":")[1]))
-    hung = sorted({spec for entry in request["checks"] for spec in entry[5]} - set(request["swaps"]))
+    orders = [frames.CheckOrder(*entry) for entry in request["checks"]]
+    hung = sorted({spec for order in orders for spec in order.skip} - set(request["swaps"]))
     impl = C.Impl(modules)
     frames.write_frame(fd, {"ready": True})
-    for check_id, title, mode, seconds, cap, skip in request["checks"]:
+    for check_id, title, mode, seconds, cap, skip in orders:
         for spec in hung:  # what hung before is skipped where the grader says, else runs
             switchboard.route(spec, raiser(spec) if spec in skip else None)
         watchdog.arm(check_id, seconds)
@@ -430,7 +434,7 @@ def main():
                     frames.write_frame(fd, header, outputs)
             except frames.FrameError as exc:
                 header.pop("tree", None)
-                header["error"] = {"kind": "output", "detail": "your outputs cannot be sent: %s" % exc}
+                header["error"] = {"kind": frames.ErrorKind.OUTPUT, "detail": "your outputs cannot be sent: %s" % exc}
                 frames.write_frame(fd, header)
     os._exit(0)
 

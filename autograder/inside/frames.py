@@ -21,18 +21,50 @@ Frames, as sent:
   child -> oracle   {"call": NAME, "tree": T}                 arguments of a swapped-in function
   oracle -> child   {"tree": T} or {"error": MESSAGE}        its result
 """
+from __future__ import annotations
+
 import base64
 import json
 import os
+from enum import Enum
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 MAX_HEADER = 64 * 1024
 MAX_DEPTH = 32
 MAX_NODES = 20000
-ERROR_KINDS = ("not_implemented", "exception", "timeout", "skipped", "output", "import")
+
+
+class ErrorKind(str, Enum):
+    """Why a check has no outputs: what a child reports (all but CRASH) or the grader sees."""
+    NOT_IMPLEMENTED = "not_implemented"  # the unit function raised NotImplementedError
+    EXCEPTION = "exception"              # it raised something else
+    TIMEOUT = "timeout"                  # the check ran past its limit
+    SKIPPED = "skipped"                  # it calls a function that hung in an earlier check
+    OUTPUT = "output"                    # its outputs cannot be used (not numeric, too large)
+    IMPORT = "import"                    # a module of the package did not import
+    CRASH = "crash"                      # the process stopped or broke the protocol (grader side)
+
+
+ERROR_KINDS = tuple(k.value for k in ErrorKind if k is not ErrorKind.CRASH)  # what a child may report
+
+
+class CheckOrder(NamedTuple):
+    """One check of a child's request (a JSON list on the way): its key in the answers, its title,
+    its mode ("run", or ["own_gradient", *point]), time limit, output cap in bytes, and the unit
+    functions it must skip (they hung before)."""
+    key: int
+    title: str
+    mode: Any
+    seconds: float
+    cap: int
+    skip: list
 NUMERIC_KINDS = "biufc"
 MAX_DIMS = 8
+
+
+Wait = Callable[[int, "float | None"], bytes]  # FrameReader's wait(fd, deadline): the next bytes
 
 
 class FrameError(Exception):
@@ -41,11 +73,11 @@ class FrameError(Exception):
 
 # ---------------------------------------------------------------- trees
 
-def encode(value):
+def encode(value: Any) -> tuple[Any, list[np.ndarray]]:
     """(skeleton, arrays) of a tree of arrays, tuples, lists, text-keyed dicts and scalars."""
     arrays = []
 
-    def walk(v, depth):
+    def walk(v: Any, depth: int) -> Any:
         if depth > MAX_DEPTH:
             raise FrameError("value nested deeper than %d" % MAX_DEPTH)
         if isinstance(v, (np.ndarray, np.generic)):
@@ -66,12 +98,12 @@ def encode(value):
     return walk(value, 0), arrays
 
 
-def decode(skeleton, payload):
+def decode(skeleton: Any, payload: bytes | bytearray | memoryview) -> Any:
     """The tree a skeleton and its payload (a bytearray: the arrays are writable views of it) stand
     for; FrameError when they do not fit together."""
     count, offset = [0], [0]
 
-    def array(spec):
+    def array(spec: Any) -> np.ndarray:
         if not (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], str) and len(spec[0]) < 16
                 and isinstance(spec[1], list) and len(spec[1]) <= MAX_DIMS
                 and all(type(n) is int and 0 <= n <= len(payload) + 1 for n in spec[1])):
@@ -79,7 +111,7 @@ def decode(skeleton, payload):
         try:
             dtype = np.dtype(spec[0])
         except Exception:
-            raise FrameError("unknown dtype")
+            raise FrameError("unknown dtype") from None
         if dtype.kind not in NUMERIC_KINDS or dtype.shape or dtype.itemsize == 0:
             raise FrameError("arrays must hold booleans or numbers")
         size = 1
@@ -92,7 +124,7 @@ def decode(skeleton, payload):
         offset[0] = end
         return data
 
-    def walk(node, depth):
+    def walk(node: Any, depth: int) -> Any:
         count[0] += 1
         if depth > MAX_DEPTH or count[0] > MAX_NODES or not isinstance(node, dict) or len(node) != 1:
             raise FrameError("malformed value")
@@ -112,7 +144,7 @@ def decode(skeleton, payload):
     except FrameError:
         raise
     except Exception as exc:  # anything else a forged skeleton may trigger
-        raise FrameError("malformed value: %s" % type(exc).__name__)
+        raise FrameError("malformed value: %s" % type(exc).__name__) from exc
     if offset[0] != len(payload):
         raise FrameError("payload longer than its arrays")
     return value
@@ -120,7 +152,7 @@ def decode(skeleton, payload):
 
 # ---------------------------------------------------------------- writing
 
-def write_frame(fd, header, value=None):
+def write_frame(fd: int, header: dict, value: Any = None) -> None:
     """Send header (a dict) and, when given, value as its tree."""
     payload = b""
     if value is not None:
@@ -133,37 +165,42 @@ def write_frame(fd, header, value=None):
         view = view[os.write(fd, view):]
 
 
-def pack(value):
+def pack(value: Any) -> dict[str, Any]:
     """value as one frame in JSON-able form (its tree, its payload in base64): how the grader puts
     arrays in a child's request."""
     tree, arrays = encode(value)
     return {"tree": tree, "payload": base64.b64encode(b"".join(a.tobytes() for a in arrays)).decode()}
 
 
-def unpack(packed):
+def unpack(packed: dict[str, Any]) -> Any:
     """The value of a pack()ed frame."""
     return decode(packed["tree"], bytearray(base64.b64decode(packed["payload"])))
 
 
 # ---------------------------------------------------------------- reading
 
+def blocking_read(fd: int, deadline: float | None) -> bytes:
+    return os.read(fd, 1 << 20)
+
+
 class FrameReader:
     """Reads frames from a file descriptor, with a wall-clock deadline per frame."""
 
-    def __init__(self, fd, max_payload):
+    def __init__(self, fd: int, max_payload: int):
         self.fd, self.max_payload, self.buffer = fd, max_payload, bytearray()
 
-    def _fill(self, deadline, wait):
+    def _fill(self, deadline: float | None, wait: Wait) -> None:
         chunk = wait(self.fd, deadline)
         if not chunk:
             raise EOFError
         self.buffer += chunk
 
-    def read(self, deadline=None, wait=None, limit=None):
+    def read(self, deadline: float | None = None, wait: Wait | None = None,
+             limit: int | None = None) -> tuple[dict, Any]:
         """(header, value or None). wait(fd, deadline) returns the next bytes (b"" at end of file)
         or raises TimeoutError; by default a blocking read. limit: a smaller payload cap for this
         frame (refused from its header, before any of the payload is read)."""
-        wait = wait or (lambda fd, _: os.read(fd, 1 << 20))
+        wait = wait or blocking_read
         while b"\n" not in self.buffer:
             if len(self.buffer) > MAX_HEADER:
                 raise FrameError("header longer than %d bytes" % MAX_HEADER)
@@ -174,7 +211,7 @@ class FrameReader:
         try:
             header = json.loads(line)
         except (ValueError, RecursionError) as exc:
-            raise FrameError("header is not JSON: %s" % type(exc).__name__)
+            raise FrameError("header is not JSON: %s" % type(exc).__name__) from exc
         if not isinstance(header, dict):
             raise FrameError("header is not an object")
         size, cap = header.get("size"), self.max_payload if limit is None else min(limit, self.max_payload)
@@ -194,7 +231,7 @@ class FrameReader:
         return header, decode(header["tree"], payload)
 
 
-def field(header, name, kind, default=None, limit=2000):
+def field(header: dict, name: str, kind: type, default: Any = None, limit: int = 2000) -> Any:
     """header[name] when it has the expected type (text cut to `limit`), else default."""
     value = header.get(name, default)
     if kind is str:

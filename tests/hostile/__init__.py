@@ -14,9 +14,10 @@ import textwrap
 import time
 import zipfile
 from pathlib import Path
+
 from autograder import sandbox
 from autograder.course import REFERENCE_PACKAGE
-from autograder.report import unit_scores
+from autograder.results import GradingOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = REFERENCE_PACKAGE
@@ -94,7 +95,7 @@ def zip_folder(folder, archive, top=None):
 
 def lost_units(results):
     """The units a list of TestResult does not give full points."""
-    return {u for u, (got, top) in unit_scores(results).items() if got < top - 1e-9}
+    return {u for u, (got, top) in results.by_unit().items() if got < top - 1e-9}
 
 
 def mine(uid):
@@ -135,7 +136,7 @@ def clear_user_keyring(uid):
 def graded(tmp_path, name, units, limits, **code):
     """Grade a hostile submission built by make(); every result must carry a reason."""
     from autograder.grade import grade
-    results = grade(make(tmp_path, name, **code), units=units, limits=limits, jobs=1)
+    results = grade(make(tmp_path, name, **code), GradingOptions(units=units, limits=limits, jobs=1))
     assert results
     for r in results:
         assert r.output.startswith(("PASS: ", "FAIL: ")) and len(r.output) > len("FAIL: "), r.output

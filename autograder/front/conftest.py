@@ -1,9 +1,9 @@
-"""pytest front end: `pytest autograder --submission=DIR [--public]`, one pytest test per check.
+"""pytest front end: `pytest autograder/front --submission=DIR [--public]`, one pytest test per check.
 
 The submission is one word, `--submission=DIR`, and only grade() reads it (intake's staged copy).
 pytest reads `--submission DIR` before this file declares the option, takes DIR for a test path
 and imports DIR's conftest.py as the grading user, outside the sandbox: that form is refused here,
-before pytest gets to DIR (pass autograder first, as shown). A submission inside a folder pytest
+before pytest gets to DIR (pass autograder/front first, as shown). A submission inside a folder pytest
 collects is refused too.
 """
 from pathlib import Path
@@ -33,15 +33,16 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def graded(request):
-    """{test name: TestResult} of the whole submission, graded once in the sandbox."""
+    """{test name: CheckResult} of the whole submission, graded once in the sandbox."""
     from autograder.grade import grade
-    results = grade(request.config.getoption("--submission"), public_only=request.config.getoption("--public"))
-    return {r.name: r for r in results}
+    from autograder.results import GradingOptions
+    options = GradingOptions(public_only=request.config.getoption("--public"))
+    return {r.name: r for r in grade(request.config.getoption("--submission"), options)}
 
 
 def pytest_generate_tests(metafunc):
     """One test per check (only the public ones with --public)."""
     if "title" in metafunc.fixturenames:
-        from autograder.grade import all_checks
+        from autograder.reference import all_checks
         public_only = metafunc.config.getoption("--public")
         metafunc.parametrize("title", [t for t, c in all_checks().items() if c.public or not public_only])

@@ -18,26 +18,31 @@ outputs. --similarity also writes GRADES_DIR/similarity.html, the class's most s
 student files (similarity.py): a report for staff, never a grade. A progress bar with the ETA goes
 to stderr.
 """
+from __future__ import annotations
+
+import dataclasses
 import json
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Callable, Iterator
 
-from .grade import grade_timed, sandbox_layers
-from .intake import SubmissionError
-from .report import (clean_line, failure_document, gradescope, is_current, make_folders, write_grades_csv,
-                     write_json_atomically, write_summary_html)
-from .sandbox import SandboxError, add_limit_arguments, limits_from
-from autograder.course import ASSIGNMENT
+from ..course import ASSIGNMENT
+from ..grade import GraderError, grade_student, sandbox_layers
+from ..intake import SubmissionError
+from ..report import make_folders, write_grades_csv, write_json_atomically, write_summary_html
+from ..results import GradingOptions, GradingResults
+from ..sandbox import SandboxError, add_limit_arguments, limits_from
+from ..text import clean_line
+
+Grades = Iterator[tuple[str, "GradingResults | None", "str | None"]]  # (student, results, grader error)
 
 
-
-def student_name(path):
+def student_name(path: Path) -> str:
     return path.stem if path.suffix == ".zip" else path.name
 
 
-def discover(submissions_dir):
+def discover(submissions_dir: str | Path) -> list[tuple[str, Path]]:
     """[(student, path to grade)] sorted by student: folders and zips, or nbgrader's submitted/."""
     root = Path(submissions_dir)
     if not root.is_dir():
@@ -53,36 +58,14 @@ def discover(submissions_dir):
     return sorted(found.items())
 
 
-class GraderError(Exception):
-    """Grading one submission failed on the grader's side: nothing is recorded for it."""
-
-
-def grade_student(path, units=None, limits=None, public_only=False):
-    """The Gradescope results document of one submission.
-
-    A submission that cannot be graded gets a score-0 document with the reason. A failure of the
-    grader itself is never written down as the student's grade: SandboxError stops the batch,
-    anything else raises GraderError for this student only (run again to grade them)."""
-    started = time.monotonic()
-    try:
-        results, seconds = grade_timed(path, public_only=public_only, units=units, limits=limits, jobs=1)
-    except SubmissionError as exc:
-        return failure_document(str(exc), time.monotonic() - started)
-    except SandboxError:
-        raise
-    except Exception as exc:
-        raise GraderError("%s: %s" % (type(exc).__name__, str(exc)[:200])) from exc
-    return gradescope(results, seconds)
-
-
-def load_results(path):
-    """A results document written before, or None (missing, unreadable, or from an older grader
-    whose tests lack the "tags" units are read from: graded again)."""
+def load_results(path: Path) -> GradingResults | None:
+    """The results in a results.json written before, or None (missing, unreadable, or from an older
+    grader whose tests lack the "tags" units are read from: graded again)."""
     try:
         document = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
-    return document if is_current(document) else None
+    return GradingResults.from_document(document)
 
 
 PROGRESS_FORMAT = ("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
@@ -96,10 +79,10 @@ def progress_bar(total, enabled=True):
                 bar_format=PROGRESS_FORMAT, dynamic_ncols=True)
 
 
-def local_grades(todo, workers=2, units=None, limits=None, public_only=False):
-    """Yield (student, results document or None, grader error or None) as the local pool finishes them."""
+def local_grades(todo: list[tuple[str, Path]], options: GradingOptions, workers: int = 2) -> Grades:
+    """Yield (student, results or None, grader error or None) as the local pool finishes them."""
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        futures = {pool.submit(grade_student, path, units, limits, public_only): student for student, path in todo}
+        futures = {pool.submit(grade_student, path, options): student for student, path in todo}
         try:
             for future in as_completed(futures):
                 try:
@@ -112,53 +95,56 @@ def local_grades(todo, workers=2, units=None, limits=None, public_only=False):
             raise
 
 
-def run_batch(submissions_dir, out, workers=2, force=False, units=None, limits=None, public_only=False,
-              progress=True, scheduler=None, log=None):
+def run_batch(submissions_dir: str | Path, out: str | Path, options: GradingOptions | None = None, workers: int = 2,
+              force: bool = False, progress: bool = True, scheduler: str | None = None,
+              log: Callable[[str], None] | None = None) -> dict[str, GradingResults]:
     """Grade every submission not graded yet, on the local pool or (scheduler: a Dask scheduler's
-    address) on a cluster (see cluster.py); {student: results document} of the whole class."""
+    address) on a cluster (see cluster.py); {student: results} of the whole class. Each submission
+    runs its checks in one child at a time (options.jobs 1): the pool's workers are the parallelism."""
+    options = dataclasses.replace(options or GradingOptions(), jobs=1)
     out = Path(out)
     make_folders(out)
     students = discover(submissions_dir)
-    documents, todo, failed = {}, [], {}
+    grades, todo, failed = {}, [], {}
     for student, path in students:
         existing = None if force else load_results(out / student / "results.json")
         if existing is not None:
-            documents[student] = existing
+            grades[student] = existing
         else:
             todo.append((student, path))
     client = None
     if scheduler:  # every worker's kit version and sandbox are checked before anything is sent
         from .cluster import connect, grades
-        client = connect(scheduler, limits, log)
-        stream = grades(client, todo, units, limits, public_only)
+        client = connect(scheduler, options.limits, log)
+        stream = grades(client, todo, options)
     else:
-        stream = local_grades(todo, workers, units, limits, public_only)
+        stream = local_grades(todo, options, workers)
     bar = progress_bar(len(todo), progress)
     try:
-        for student, document, error in stream:
-            if error is not None:
+        for student, results, error in stream:
+            if error is not None or results is None:
                 failed[student] = error
                 print("not graded (grader error, run again): %s: %s" % (clean_line(student), clean_line(error)),
                       file=sys.stderr)
             else:
-                documents[student] = document
-                write_json_atomically(out / student / "results.json", document)
-                bar.set_postfix_str("%s %.1f" % (clean_line(student)[:40], document["score"]), refresh=False)
+                grades[student] = results
+                write_json_atomically(out / student / "results.json", results.to_gradescope())
+                bar.set_postfix_str("%s %.1f" % (clean_line(student)[:40], results.total), refresh=False)
             bar.update()
     finally:
         stream.close()
         bar.close()
         if client is not None:
             client.close()
-    write_grades_csv(out / "grades.csv", documents)
-    write_summary_html(out / "summary.html", documents)
+    write_grades_csv(out / "grades.csv", grades)
+    write_summary_html(out / "summary.html", grades)
     if failed:
         raise GraderError("%d submission(s) not graded because of grader errors: %s; run again to grade them"
                           % (len(failed), ", ".join(clean_line(s) for s in sorted(failed))))
-    return documents
+    return grades
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     import argparse
     parser = argparse.ArgumentParser(prog="python -m autograder batch", description=__doc__.split("\n")[0])
     parser.add_argument("submissions", help="folder of student folders/zips, or nbgrader's submitted/ tree")
@@ -175,13 +161,14 @@ def main(argv):
     parser.add_argument("--similarity-threshold", type=float, metavar="T",
                         help="similarity (0-1) from which a pair is flagged and shown side by side (default 0.5)")
     args = parser.parse_args(argv)
-    units = [u.strip() for u in args.units.split(",")] if args.units else None
+    units = tuple(u.strip() for u in args.units.split(",")) if args.units else None
     limits = limits_from(args)
+    options = GradingOptions(units=units, limits=limits, public_only=args.public)
     from .cluster import ClusterError
     try:
         if not args.scheduler:  # on a cluster, every worker reports its own (cluster.connect)
             print("isolation: " + "; ".join(sandbox_layers(limits)), file=sys.stderr)
-        documents = run_batch(args.submissions, args.out, args.workers, args.force, units, limits, args.public,
+        grades = run_batch(args.submissions, args.out, options, args.workers, args.force,
                               scheduler=args.scheduler, log=lambda line: print(line, file=sys.stderr))
     except SubmissionError as exc:
         print("cannot grade: %s" % exc, file=sys.stderr)
@@ -192,9 +179,9 @@ def main(argv):
     except KeyboardInterrupt:
         print("interrupted: the results.json already written are kept; run again to resume", file=sys.stderr)
         return 130
-    totals = [d.get("score", 0.0) for d in documents.values()]
+    totals = [r.total for r in grades.values()]
     print("%d submissions graded, mean %.2f; wrote %s" % (
-        len(documents), sum(totals) / max(1, len(totals)),
+        len(grades), sum(totals) / max(1, len(totals)),
         ", ".join(str(Path(args.out) / f) for f in ("grades.csv", "summary.html"))))
     if args.similarity:
         from .similarity import DEFAULT_THRESHOLD, write_similarity_report

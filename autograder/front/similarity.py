@@ -19,9 +19,10 @@ import itertools
 import tempfile
 from pathlib import Path
 
-from .course import PACKAGE, RELEASE_DIR
-from .intake import STUDENT_FILES, SubmissionError, _read_student_file, find_package, unpack
-from .report import clean_line, write_atomically
+from ..course import PACKAGE, RELEASE_DIR
+from ..intake import STUDENT_FILES, SubmissionError, _read_student_file, find_package, unpack
+from ..report import write_atomically
+from ..text import clean_line
 
 DEFAULT_THRESHOLD = 0.5
 NOISE_TOKENS = 25       # copydetect's defaults: k-grams of 25 filtered characters,

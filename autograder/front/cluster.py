@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .course import ROOT
+from ..course import ROOT
 
 KIT_TREES = ("autograder", "source")
 KIT_SUFFIXES = (".py", ".ipynb")
@@ -61,7 +61,7 @@ def worker_version():
 
 def worker_status(limits=None):
     """What client.run() asks each worker: its kit version and isolation layers (or why the sandbox fails)."""
-    from .grade import SandboxError, sandbox_layers
+    from ..grade import SandboxError, sandbox_layers
     try:
         layers, problem = "; ".join(sandbox_layers(limits)), None
     except SandboxError as exc:
@@ -69,27 +69,28 @@ def worker_status(limits=None):
     return {"version": worker_version(), "isolation": layers, "sandbox_error": problem}
 
 
-def grade_packed(packed, units, limits, public_only, expected_version):
-    """The task: grade packed submission bytes (intake.pack) with batch.grade_student, on the worker."""
-    from .batch import grade_student
+def grade_packed(packed, options, expected_version):
+    """The task: grade packed submission bytes (intake.pack) with grade.grade_student, on the worker."""
+    from ..grade import grade_student
     if worker_version() != expected_version:
         raise ClusterError("a worker runs kit version %s, the client %s: install the same kit on every worker"
                            % (worker_version(), expected_version))
     with tempfile.TemporaryDirectory(prefix="packed-%d-" % os.getpid()) as tmp:  # 0700
         path = Path(tmp) / "submission.zip"
         path.write_bytes(packed)
-        return grade_student(path, units, limits, public_only)
+        return grade_student(path, options)
 
 
 def connect(address, limits=None, log=None):
     """A Client of the scheduler at address whose every worker runs this kit with a working sandbox
     (each worker's isolation layers go to log)."""
     from distributed import Client
-    from .sandbox import SandboxError
+
+    from ..sandbox import SandboxError
     try:
         client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
     except (OSError, TimeoutError) as exc:
-        raise ClusterError("cannot reach the Dask scheduler at %s: %s" % (address, exc))
+        raise ClusterError("cannot reach the Dask scheduler at %s: %s" % (address, exc)) from exc
     try:
         mine = kit_version()
         try:
@@ -97,14 +98,15 @@ def connect(address, limits=None, log=None):
         except Exception as exc:  # it cannot unpickle the kit's functions: nor could it the tasks
             raise ClusterError("the Dask scheduler at %s cannot run the kit's code (%s: %s): start it with `python -m "
                                "autograder cluster scheduler` from the kit's folder"
-                               % (address, type(exc).__name__, str(exc)[:200]))
+                               % (address, type(exc).__name__, str(exc)[:200])) from exc
         if version != mine:
             raise ClusterError("the Dask scheduler at %s runs kit version %s, this client %s: install the same kit "
                                "on every machine" % (address, version, mine))
         try:
             client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
         except (TimeoutError, OSError):
-            raise ClusterError("no worker joined the Dask scheduler at %s within %d s" % (address, WORKER_WAIT_SECONDS))
+            raise ClusterError("no worker joined the Dask scheduler at %s within %d s"
+                               % (address, WORKER_WAIT_SECONDS)) from None
         statuses = client.run(worker_status, limits)
         for worker, status in sorted(statuses.items()):
             if status["version"] != mine:
@@ -122,17 +124,18 @@ def connect(address, limits=None, log=None):
         raise
 
 
-def grades(client, todo, units=None, limits=None, public_only=False):
-    """Yield (student, results document or None, grader error or None) as the cluster (client, from
+def grades(client, todo, options):
+    """Yield (student, results or None, grader error or None) as the cluster (client, from
     connect()) finishes them.
 
-    A submission with nothing to grade gets its score-0 document from the client (intake.pack
+    A submission with nothing to grade gets its not-gradable results from the client (intake.pack
     raises what grade() would). SandboxError and ClusterError from a worker stop the run."""
     from distributed import as_completed
-    from .batch import GraderError
-    from .intake import SubmissionError, pack
-    from .report import failure_document
-    from .sandbox import SandboxError
+
+    from ..grade import GraderError
+    from ..intake import SubmissionError, pack
+    from ..results import GradingResults
+    from ..sandbox import SandboxError
 
     futures = {}
     try:
@@ -141,9 +144,9 @@ def grades(client, todo, units=None, limits=None, public_only=False):
             try:
                 packed = pack(path)
             except SubmissionError as exc:
-                yield student, failure_document(str(exc)), None
+                yield student, GradingResults.not_gradable(str(exc)), None
                 continue
-            future = client.submit(grade_packed, packed, units, limits, public_only, version, pure=False, retries=1)
+            future = client.submit(grade_packed, packed, options, version, pure=False, retries=1)
             futures[future] = student
         for future in as_completed(list(futures), loop=client.loop):
             student = futures.pop(future)

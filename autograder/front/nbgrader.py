@@ -22,15 +22,9 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions, NbGraderPreprocessor
 from traitlets import Bool
 
-from autograder.course import PACKAGE
-from autograder.units import BY_GRADE_ID, UNITS
-
-
-def student_modules(assignment_dir, marker="BEGIN SOLUTION"):
-    """Sorted posix paths, relative to assignment_dir, of the .py files holding solution regions."""
-    base = Path(assignment_dir)
-    return sorted(p.relative_to(base).as_posix() for p in base.rglob("*.py")
-                  if marker in p.read_text(encoding="utf-8"))
+from ..course import PACKAGE, student_modules
+from ..results import GradingResults
+from ..units import BY_GRADE_ID, UNITS
 
 
 def unmark(text, clear):
@@ -131,9 +125,9 @@ def unit_outputs(results, points):
     """The outputs of one unit's test cell: its report, then its points as an execute_result (which
     nbgrader's determine_grade takes as partial credit, capped at the cell's points), holding in its
     metadata the report without the hidden tests' details, for HiddenCheckDetails."""
-    from autograder.report import table
+    from ..report import table
 
-    got = min(round(sum(r.score for r in results), 4), float(points))
+    got = min(round(results.total, 4), float(points))
     intro = "Graded on your captioning package by the course's grader (this notebook is not run for grading):\n"
     reports = [intro + (table(results, details) if results else "no result for this unit: 0 points") + "\n"
                for details in (True, False)]
@@ -184,8 +178,9 @@ class GradeWithKit(NbGraderPreprocessor):
     """
 
     def preprocess(self, nb, resources):
-        from autograder.grade import grade
-        from autograder.intake import SubmissionError
+        from ..grade import grade
+        from ..intake import SubmissionError
+        from ..results import GradingOptions
 
         notebook = resources["nbgrader"]["notebook"] + ".ipynb"
         coursedir = CourseDirectory(config=self.config)
@@ -201,7 +196,7 @@ class GradeWithKit(NbGraderPreprocessor):
         elif units:
             self.log.info("Grading %s of %s with the kit's grader: %s", notebook, folder, ", ".join(units))
             try:
-                for result in grade(folder, units=units):
+                for result in grade(folder, GradingOptions(units=tuple(units))):
                     by_unit.setdefault(result.unit, []).append(result)
             except SubmissionError as exc:
                 problem = "cannot grade the submission: %s" % exc
@@ -219,5 +214,5 @@ class GradeWithKit(NbGraderPreprocessor):
                 cell.outputs = [new_output("stream", name="stdout", text=problem + "\n"),
                                 new_output("execute_result", data={"text/plain": "0.0"}, execution_count=None)]
             else:
-                cell.outputs = unit_outputs(by_unit[unit.name], cell.metadata.nbgrader["points"])
+                cell.outputs = unit_outputs(GradingResults(tuple(by_unit[unit.name])), cell.metadata.nbgrader["points"])
         return nb, resources

@@ -1,0 +1,143 @@
+"""What a grade is, apart from who asks for one: the results every front end reports, and the
+options a grade is asked for with.
+
+- CheckResult: one graded check (a test of Gradescope's, pytest's, nbgrader's);
+- GradingResults: one submission's checks, or why it has none (status), with its totals;
+  to_gradescope() / from_document() are Gradescope's results.json, the one stored form;
+- GradingOptions: which units, which limits, public checks only, how many children at once.
+
+Every output (the terminal table, results.json, grades.csv, summary.html, nbgrader's cells) is
+made from these objects; nothing reads a message back to learn a score, a unit or a status.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Iterator
+
+from .sandbox import Limits
+from .text import clean_line, clean_text
+from .units import TOTAL, UNITS, WRITTEN
+
+EPSILON = 1e-9  # scores are rounded to 4 decimals: a check that earned its share within this passed
+
+
+class Status(str, Enum):
+    GRADED = "graded"              # every check of the wanted units has a result
+    NOT_GRADABLE = "not_gradable"  # the submission has nothing to grade (reason says why): score 0
+    GRADER_ERROR = "grader_error"  # the grader failed: never recorded as the student's grade
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One graded check: its unit, its name, its points and what the student reads."""
+    unit: str
+    name: str
+    score: float
+    max_score: float
+    output: str
+    public: bool
+
+    @property
+    def passed(self) -> bool:
+        """Whether the check earned its share."""
+        return self.score >= self.max_score - EPSILON
+
+    def to_gradescope(self) -> dict[str, Any]:
+        return {"name": clean_line(self.name), "score": round(self.score, 4), "max_score": round(self.max_score, 4),
+                "output": clean_text(self.output), "visibility": "visible" if self.public else "after_published",
+                "tags": [self.unit]}
+
+    @classmethod
+    def from_gradescope(cls, test: dict[str, Any]) -> CheckResult:
+        return cls(test["tags"][0], test["name"], test["score"], test["max_score"], test.get("output", ""),
+                   test.get("visibility") == "visible")
+
+
+@dataclass(frozen=True)
+class GradingResults:
+    """One submission's grade: its checks in grading order, or (status not GRADED) the reason."""
+    checks: tuple[CheckResult, ...] = ()
+    status: Status = Status.GRADED
+    reason: str = ""
+    seconds: float = 0.0
+    isolation: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[CheckResult]:
+        return iter(self.checks)
+
+    def __len__(self) -> int:
+        return len(self.checks)
+
+    def __getitem__(self, index: int) -> CheckResult:
+        return self.checks[index]
+
+    @property
+    def total(self) -> float:
+        return sum(c.score for c in self.checks)
+
+    @property
+    def possible(self) -> float:
+        return sum(c.max_score for c in self.checks)
+
+    def by_unit(self) -> dict[str, tuple[float, float]]:
+        """{unit: (score, possible)} in UNITS order, for the units that were graded."""
+        scores: dict[str, tuple[float, float]] = {}
+        for c in self.checks:
+            got, top = scores.get(c.unit, (0.0, 0.0))
+            scores[c.unit] = (got + c.score, top + c.max_score)
+        order = [u.name for u in UNITS] + sorted(set(scores) - {u.name for u in UNITS})
+        return {name: scores[name] for name in order if name in scores}
+
+    def timed(self, seconds: float, isolation: tuple[str, ...] = ()) -> GradingResults:
+        return dataclasses.replace(self, seconds=seconds, isolation=tuple(isolation))
+
+    @classmethod
+    def not_gradable(cls, reason: str, seconds: float = 0.0) -> GradingResults:
+        return cls(status=Status.NOT_GRADABLE, reason=reason, seconds=seconds)
+
+    def to_gradescope(self) -> dict[str, Any]:
+        """Gradescope's results.json: each test tagged with its unit ("tags": [unit]); the output
+        names the isolation layers the code ran under, when known. A submission that could not be
+        graded gets score 0 and the reason, without tests."""
+        if self.status is not Status.GRADED:
+            return {"score": 0.0, "execution_time": round(self.seconds, 2),
+                    "output": "Not graded: " + clean_line(self.reason), "tests": []}
+        notes = ["Your code ran in a sandbox: " + "; ".join(self.isolation) + "."] if self.isolation else []
+        notes.append("The autograder grades %g points; the %d written questions (%g points, %g in all) are graded "
+                     "by hand in the written-answers assignment, from the PDF that python -m captioning.submit "
+                     "writes." % (TOTAL, len(WRITTEN), sum(WRITTEN.values()), TOTAL + sum(WRITTEN.values())))
+        return {"score": round(self.total, 4), "execution_time": round(self.seconds, 2),
+                "tests": [c.to_gradescope() for c in self.checks], "output": clean_text("\n".join(notes))}
+
+    @classmethod
+    def from_document(cls, document: Any) -> GradingResults | None:
+        """The results of a results.json written before, or None when it is not one this version
+        wrote (an older grader's tests lack the "tags" units are read from: graded again)."""
+        if not isinstance(document, dict) or not isinstance(document.get("tests"), list):
+            return None
+        tests = document["tests"]
+        if not all(isinstance(t, dict) and t.get("tags") for t in tests):
+            return None
+        try:
+            seconds = float(document.get("execution_time", 0.0))
+            if not tests:
+                output = str(document.get("output", ""))
+                return cls.not_gradable(output.removeprefix("Not graded: "), seconds)
+            return cls(tuple(CheckResult.from_gradescope(t) for t in tests), seconds=seconds)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+@dataclass(frozen=True)
+class GradingOptions:
+    """How a grade is asked for, passed as one value from every front end to grade()."""
+    units: tuple[str, ...] | None = None  # the units to report (default: all)
+    limits: Limits = field(default_factory=Limits)
+    public_only: bool = False             # only the checks students can see (self-check)
+    jobs: int = 2                         # children run at once for one submission
+
+    def __post_init__(self) -> None:
+        if self.units is not None:  # any sequence of names, kept as a tuple
+            object.__setattr__(self, "units", tuple(self.units))

@@ -1,0 +1,248 @@
+"""The grading rules (README, "How grading works"), as pure code over a runner.
+
+Given each check's first verdict (on the submission's own code) and a Runner that can run checks
+again (with units swapped for the reference, or against the student's own forward pass), resolve()
+decides every unit's State and every check's final Verdict, and scored() turns them into points.
+Nothing here touches a sandbox, a file or the reference: tests/test_rules.py drives it with canned
+verdicts.
+
+1. A unit whose own function raises NotImplementedError gets 0, "not implemented yet".
+2. A check that fails is run again with the failing or unwritten units it depends on swapped for
+   the reference (a forward swapped in brings its backward partner, for their shared cache layout);
+   feedback names root causes only.
+3. A backward unit that fails with the reference forward (cache layouts differ) is checked against
+   numerical gradients of the student's own forward, when that forward is close to the layer's.
+4. A training unit is retried with failing layers swapped, never with its loss swapped, and earns
+   points only when the loss unit passes.
+5. A unit function that ran past its limit is not waited for again (the runner's business): the
+   unit "did not finish in time".
+6. A unit's public checks earn points only with at least one of its hidden checks.
+7. A unit earns nothing when its gate check fails (a backward pass must be analytic).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Callable, Iterable, Mapping, Protocol
+
+from .inside.frames import ErrorKind
+from .results import CheckResult
+from .units import BY_NAME, Unit, closure
+
+LATE = (ErrorKind.TIMEOUT, ErrorKind.SKIPPED)
+
+
+class State(Enum):
+    """A unit's state once graded, with the words feedback says it in ("... which is wrong")."""
+    PASS = "passes"
+    NOT_WRITTEN = "is not written yet"
+    TIMED_OUT = "did not finish in time"
+    WRONG = "is wrong"
+    NEEDS_LOSS = "needs a working loss"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One check's outcome: passed or not, why, the child's warnings, and for an error its kind,
+    the unit function it arose in ('module:qualname') and the module that did not import."""
+    passed: bool
+    message: str
+    warnings: tuple[str, ...] = ()
+    kind: ErrorKind | None = None
+    function: str | None = None
+    module: str | None = None
+
+
+@dataclass(frozen=True)
+class OwnForward:
+    """Rule 3's answer for one backward check: whether the student's forward is close to the
+    layer's there (near), and the comparison with its numerical gradients (None when not near)."""
+    near: Verdict
+    gradients: Verdict | None
+
+
+class CheckInfo(Protocol):
+    """What the rules read of a check (checks.Check has it)."""
+    title: str
+    unit: str
+    public: bool
+    gate: bool
+    backward_of: object
+
+
+class Runner(Protocol):
+    def run(self, titles: list[str], swaps: tuple[str, ...]) -> dict[str, Verdict]:
+        """The titles' verdicts, run again with these unit functions swapped for the reference."""
+
+    def own_forward(self, titles: list[str]) -> dict[str, OwnForward]:
+        """Rule 3 for backward checks (those with backward_of) among titles."""
+
+    def stub_location(self, unit: Unit) -> str:
+        """' (file, line N, in f)' of the unit's `raise NotImplementedError`, or ''."""
+
+
+def not_written(unit: Unit, runner: Runner) -> Verdict:
+    """A check of a unit whose own function raises NotImplementedError. The place is read from the
+    staged source: what a retry itself says never reaches the student."""
+    return Verdict(False, "not implemented yet: NotImplementedError" + runner.stub_location(unit))
+
+
+def why(roots: Iterable[str], states: Mapping[str, State]) -> str:
+    """What the root causes of a retry are, as its feedback names them."""
+    return "; ".join("%s %s" % (d, "fails its own tests" if states[d] is State.WRONG else states[d].value)
+                     for d in roots)
+
+
+class Resolution:
+    """The units of one submission resolved in dependency order (UNITS order)."""
+
+    def __init__(self, units: list[Unit], by_unit: Mapping[str, list[str]], verdicts: Mapping[str, Verdict],
+                 checks: Mapping[str, CheckInfo], runner: Runner):
+        self.units, self.by_unit, self.checks, self.runner = units, by_unit, checks, runner
+        self.verdicts = dict(verdicts)
+        self.states: dict[str, State] = {}
+
+    def resolve(self) -> dict[str, State]:
+        for unit in self.units:
+            self.states[unit.name] = self.state(unit)
+            if unit.training and self.states[unit.name] is State.PASS:
+                self.needs_loss(unit)
+        return self.states
+
+    def state(self, unit: Unit) -> State:
+        titles = self.by_unit[unit.name]
+        failing = [t for t in titles if not self.verdicts[t].passed]
+        own = [self.verdicts[t] for t in failing if self.verdicts[t].function == unit.function]
+        if not failing:
+            return State.PASS
+        if any(v.kind is ErrorKind.NOT_IMPLEMENTED for v in own):
+            for t in titles:
+                if self.verdicts[t].passed:
+                    self.verdicts[t] = not_written(unit, self.runner)
+            return State.NOT_WRITTEN
+        if any(v.kind in LATE for v in own):
+            return State.TIMED_OUT
+        return self.retry(unit, failing)
+
+    def needs_loss(self, unit: Unit) -> None:
+        """Rule 4: training earns points only with a working loss of the student's own."""
+        loss = unit.depends[0]
+        state = self.states.get(loss, State.PASS)
+        if state is not State.PASS:
+            for t in self.by_unit[unit.name]:
+                self.verdicts[t] = Verdict(False, "training is graded with your own %s, which %s (see its test)"
+                                           % (loss, state.value))
+            self.states[unit.name] = State.NEEDS_LOSS
+
+    def swaps(self, unit: Unit, roots: list[str]) -> tuple[str, ...]:
+        """The unit functions swapped for the reference: each root cause, and its partner (a forward
+        and its backward share a cache layout) unless that partner is the unit itself."""
+        functions = set()
+        for dep in roots:
+            functions.add(BY_NAME[dep].function)
+            partner = BY_NAME[dep].partner
+            if partner and partner != unit.name:
+                functions.add(BY_NAME[partner].function)
+        return tuple(sorted(functions))
+
+    def retry(self, unit: Unit, failing: list[str]) -> State:
+        """Rule 2: run the failing checks again with the unit's root-cause dependencies swapped."""
+        roots = [d for d in closure(unit.name) if self.states.get(d, State.PASS) is not State.PASS]
+        if unit.training:
+            roots = [d for d in roots if d not in unit.depends]  # the loss is the unit's own code
+        swaps = self.swaps(unit, roots)
+        if not swaps:
+            return State.WRONG
+        because = why(roots, self.states)
+        retried = self.runner.run(failing, swaps)
+        own = [v for v in retried.values() if v.function == unit.function]
+        if any(v.kind is ErrorKind.NOT_IMPLEMENTED for v in own):
+            for title in failing:
+                self.verdicts[title] = not_written(unit, self.runner)
+            return State.NOT_WRITTEN
+        fallback = []
+        for title, verdict in retried.items():
+            first = self.verdicts[title]
+            if verdict.passed:
+                self.verdicts[title] = Verdict(True, "right with the reference %s in place of yours (%s)"
+                                               % (", ".join(roots), because), first.warnings)
+            elif unit.is_backward and self.states.get(unit.partner) is State.WRONG and self.ran(unit.partner):
+                fallback.append(title)
+            else:  # what a retry says is never shown: student code there could call the oracle
+                self.verdicts[title] = replace(first, passed=False, message="%s; it fails with the reference %s too"
+                                               % (first.message, ", ".join(roots)))
+        self.own_forward(unit, fallback, because)
+        if any(v.kind in LATE for v in own):
+            return State.TIMED_OUT
+        return State.PASS if all(self.verdicts[t].passed for t in failing) else State.WRONG
+
+    def ran(self, unit: str) -> bool:
+        """Whether every check of unit got numeric outputs to compare (wrong ones, or right ones)
+        rather than an error: only a forward that computes something can be differentiated."""
+        return all(self.verdicts[t].kind is None for t in self.by_unit[unit])
+
+    def own_forward(self, unit: Unit, titles: list[str], because: str) -> None:
+        """Rule 3: backward checks the reference forward's cache does not fit, judged against
+        numerical gradients of the student's own forward where it is close to the layer's."""
+        if not titles:
+            return
+        answers = self.runner.own_forward([t for t in titles if self.checks[t].backward_of is not None])
+        for title in titles:
+            first, answer = self.verdicts[title], answers.get(title)
+            if answer is None:
+                message, passed = "%s (%s)" % (first.message, because), False
+            elif answer.gradients is None:
+                message, passed = "%s; %s (%s)" % (first.message, answer.near.message, because), False
+            elif answer.gradients.passed:
+                message, passed = ("agrees with numerical gradients of your own %s (%s): %s"
+                                   % (unit.partner, because, answer.gradients.message)), True
+            else:
+                message, passed = ("%s; it does not match numerical gradients of your own %s either (%s)"
+                                   % (first.message, unit.partner, because)), False
+            self.verdicts[title] = Verdict(passed, message, first.warnings)
+
+
+def withheld(titles: list[str], verdicts: Mapping[str, Verdict], checks: Mapping[str, CheckInfo]) -> str | None:
+    """Why the passing checks of a unit earn nothing, or None: its gate check fails (rule 7), or
+    all its hidden checks fail (rule 6: the public checks' answers are published)."""
+    unit_checks = [checks[t] for t in titles]
+    if any(c.gate and not verdicts[c.title].passed for c in unit_checks):
+        return ("the check on large inputs fails, and this unit earns points only with it: a backward pass "
+                "must be analytic (numerical gradients take two forward passes per input element)")
+    hidden = [c for c in unit_checks if not c.public]
+    if hidden and not any(verdicts[c.title].passed for c in hidden):
+        return ("every hidden check of this unit fails, and the public checks' answers are published: they "
+                "count only with a hidden one")
+    return None
+
+
+def split_points(points: float, count: int) -> list[float]:
+    """count per-test shares, rounded to 4 decimals, adding up exactly to points."""
+    share = round(points / count, 4)
+    return [share] * (count - 1) + [round(points - share * (count - 1), 4)]
+
+
+def scored(wanted: list[str], by_unit: Mapping[str, list[str]], verdicts: Mapping[str, Verdict],
+           checks: Mapping[str, CheckInfo], module_file: Callable[[str], str]) -> tuple[CheckResult, ...]:
+    """The CheckResult of every check of the wanted units: each unit's points split over its
+    checks, withheld (rules 6 and 7) where they must be; a module that does not import is
+    explained once, on the first test it fails (module_file names its file)."""
+    results: list[CheckResult] = []
+    told: dict[str, str] = {}  # module -> the test that says why it does not import
+    for name in wanted:
+        titles = by_unit.get(name, [])
+        reason = withheld(titles, verdicts, checks)
+        for title, share in zip(titles, split_points(BY_NAME[name].points, len(titles))):
+            verdict = verdicts[title]
+            if reason and verdict.passed:
+                verdict = Verdict(False, verdict.message + "; but " + reason)
+            if verdict.module and verdict.module in told:
+                verdict = Verdict(False, "could not import %s (why: see the test %r)"
+                                  % (module_file(verdict.module), told[verdict.module]))
+            elif verdict.module:
+                told[verdict.module] = title
+            output = ("PASS: " if verdict.passed else "FAIL: ") + verdict.message
+            output += "".join("\nwarning: " + w for w in verdict.warnings)
+            results.append(CheckResult(name, title, share if verdict.passed else 0.0, share, output,
+                                       checks[title].public))
+    return tuple(results)
