@@ -31,6 +31,7 @@ class Unit:
 RNN_NB, LSTM_NB, TRANSFORMER_NB = "RNN_Captioning.ipynb", "LSTM_Captioning.ipynb", "Transformer_Captioning.ipynb"
 LAYERS, MODEL = "rnn_layers:", "classifiers.rnn:CaptioningRNN."
 T_LAYERS, T_MODEL = "transformer_layers:", "classifiers.transformer:CaptioningTransformer."
+NETVIZ_NB, NETVIZ = "Network_Visualization.ipynb", "net_visualization_pytorch:"
 
 
 def layer(name, notebook, points, depends=(), partner=None):
@@ -87,6 +88,10 @@ UNITS = (
          training=True),
     Unit("CaptioningTransformer.beam_search", TRANSFORMER_NB, 5, T_MODEL + "beam_search",
          ("word_embedding_forward", "positional_encoding", "decoder_layer_forward"), optional=True),
+    # The network visualization part (PyTorch): 15 points, each function on its own.
+    Unit("compute_saliency_maps", NETVIZ_NB, 5, NETVIZ + "compute_saliency_maps"),
+    Unit("make_fooling_image", NETVIZ_NB, 5, NETVIZ + "make_fooling_image"),
+    Unit("class_visualization_update_step", NETVIZ_NB, 5, NETVIZ + "class_visualization_update_step"),
 )
 
 
