@@ -2,11 +2,11 @@
 # Get the captioning data into datasets/ (where captioning.coco_utils.load_coco_data looks).
 #   ./get_datasets.sh          download, verify and unpack the official COCO captioning data (~1 GB)
 #                              into datasets/coco_captioning/; an interrupted download resumes on rerun
-#                              and the network visualization's SqueezeNet 1.1 weights (torchvision's,
-#                              5 MB) and 25 ImageNet validation images into datasets/squeezenet/
 #   ./get_datasets.sh --mini   build the small offline datasets/coco_mini/ and the embedded model of the
 #                              network visualization notebook, datasets/netviz_mini/ (seconds; PyTorch)
-#   ./get_datasets.sh --squeezenet   only the SqueezeNet weights and ImageNet images (verified, resumable)
+#   ./get_datasets.sh --squeezenet   the network visualization's real model and data: torchvision's
+#                              SqueezeNet 1.1 ImageNet weights (5 MB) and the course's 25 ImageNet
+#                              validation images, into datasets/squeezenet/ (verified, resumable; PyTorch)
 # Options: --url URL (default $COCO_URL, else the CS231n URL), --weights-url and --images-url (defaults
 # $SQUEEZENET_URL and $IMAGENET_VAL_URL, else download.pytorch.org's and CS231n's), --dest DIR (default $DATASETS_DIR,
 # else datasets/ next to this script). Runs on $PYTHON if set, else the .venv next to this script,
@@ -57,6 +57,4 @@ if [ -n "$squeezenet" ]; then
     exec "$python" "$here/datasets/fetch_squeezenet.py" --weights-url "$weights_url" --images-url "$images_url" \
         --dest "$dest/squeezenet"
 fi
-"$python" "$here/datasets/fetch_coco.py" --url "$url" --dest "$dest"
-exec "$python" "$here/datasets/fetch_squeezenet.py" --weights-url "$weights_url" --images-url "$images_url" \
-    --dest "$dest/squeezenet"
+exec "$python" "$here/datasets/fetch_coco.py" --url "$url" --dest "$dest"

@@ -110,7 +110,8 @@ BY_GRADE_ID = {u.grade_id: u for u in UNITS}
 TOTAL = sum(u.points for u in UNITS)
 # The written questions, graded by hand (not by the kit): the points of the notebooks' answer cells
 # by grade_id, as the source notebooks give them (tests/test_student_release.py checks they agree).
-WRITTEN = {"char_vs_word": 2, "sigmoid_gates": 2, "causal_mask_question": 2, "cross_attention_question": 2}
+WRITTEN = {"char_vs_word": 2, "sigmoid_gates": 2, "causal_mask_question": 2, "cross_attention_question": 2,
+           "saliency_ascent_question": 2}
 
 
 def closure(name):

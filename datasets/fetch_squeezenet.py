@@ -95,8 +95,9 @@ def main():
     parser.add_argument("--weights-url", required=True)
     parser.add_argument("--images-url", required=True)
     parser.add_argument("--dest", required=True, type=Path, help="folder to hold the two files")
-    parser.add_argument("--weights-hash", default=WEIGHTS.split("-")[1].split(".")[0],
-                        help="the sha256 prefix the weights must have (default: the one in their name)")
+    parser.add_argument("--weights-hash", default=os.environ.get("SQUEEZENET_HASH") or WEIGHTS.split("-")[1][:8],
+                        help="the sha256 prefix the weights must have (default $SQUEEZENET_HASH, else the one "
+                             "in their name)")
     args = parser.parse_args()
     try:
         args.dest.mkdir(parents=True, exist_ok=True)
