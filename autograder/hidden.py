@@ -10,6 +10,8 @@ hidden check as a public probe's name and its arguments (arrays, numbers; Check.
 """
 import dataclasses
 
+from .netviz_hidden import netviz_hidden_checks
+
 ANALYTIC = "large inputs, in the time of an analytic backward pass"
 
 
@@ -99,7 +101,7 @@ def hidden_checks(C, seed):
              N=1, max_length=4, scale=2.0, beam_size=2, compare="tokens"),
         same("CaptioningRNN.beam_search", "beam_size=2, lstm, max_length=5, 4 models", "sample_probe", "lstm", s(37),
              N=5, max_length=5, scale=2.0, beam_size=2, models=4, compare="tokens"),
-    ] + transformer_hidden_checks(C, s, same)
+    ] + transformer_hidden_checks(C, s, same) + netviz_hidden_checks(C, s, same)
 
 
 def transformer_hidden_checks(C, s, same):

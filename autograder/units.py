@@ -31,6 +31,7 @@ class Unit:
 RNN_NB, LSTM_NB, TRANSFORMER_NB = "RNN_Captioning.ipynb", "LSTM_Captioning.ipynb", "Transformer_Captioning.ipynb"
 LAYERS, MODEL = "rnn_layers:", "classifiers.rnn:CaptioningRNN."
 T_LAYERS, T_MODEL = "transformer_layers:", "classifiers.transformer:CaptioningTransformer."
+NETVIZ_NB, NETVIZ = "Network_Visualization.ipynb", "net_visualization_pytorch:"
 
 
 def layer(name, notebook, points, depends=(), partner=None):
@@ -87,6 +88,10 @@ UNITS = (
          training=True),
     Unit("CaptioningTransformer.beam_search", TRANSFORMER_NB, 5, T_MODEL + "beam_search",
          ("word_embedding_forward", "positional_encoding", "decoder_layer_forward"), optional=True),
+    # The network visualization part (PyTorch): 15 points, each function on its own.
+    Unit("compute_saliency_maps", NETVIZ_NB, 5, NETVIZ + "compute_saliency_maps"),
+    Unit("make_fooling_image", NETVIZ_NB, 5, NETVIZ + "make_fooling_image"),
+    Unit("class_visualization_update_step", NETVIZ_NB, 5, NETVIZ + "class_visualization_update_step"),
 )
 
 
@@ -105,7 +110,8 @@ BY_GRADE_ID = {u.grade_id: u for u in UNITS}
 TOTAL = sum(u.points for u in UNITS)
 # The written questions, graded by hand (not by the kit): the points of the notebooks' answer cells
 # by grade_id, as the source notebooks give them (tests/test_student_release.py checks they agree).
-WRITTEN = {"char_vs_word": 2, "sigmoid_gates": 2, "causal_mask_question": 2, "cross_attention_question": 2}
+WRITTEN = {"char_vs_word": 2, "sigmoid_gates": 2, "causal_mask_question": 2, "cross_attention_question": 2,
+           "saliency_ascent_question": 2}
 
 
 def closure(name):

@@ -780,3 +780,11 @@ FINITE_DIFFERENCES = Submission("finite_differences", (
     frozenset(u.name for u in UNITS if u.is_backward or u.name in (RNN_LOSS, LSTM_LOSS, T_LOSS)),
     tuple(u.name for u in UNITS if not u.training),
     "numerical gradients in place of every backward pass")
+
+
+# ---------------------------------------------------------------- the network visualization part
+
+from tests.netviz_mutants import NETVIZ_ALTERNATIVES, NETVIZ_MUTANTS  # noqa: E402 (it builds on the above)
+
+MUTANTS += NETVIZ_MUTANTS
+ALTERNATIVES += NETVIZ_ALTERNATIVES

@@ -56,7 +56,7 @@ def test_readme_points_are_the_kits():
     text = " ".join(README.read_text().split())
     assert written_points() == WRITTEN
     written = sum(WRITTEN.values())
-    assert "%d points: %d autograded and %d for the four written questions" % (TOTAL + written, TOTAL, written) in text
+    assert "%d points: %d autograded and %d for the five written questions" % (TOTAL + written, TOTAL, written) in text
     by_notebook = {name: sum(u.points for u in UNITS if u.notebook == name) for name in notebooks()}
     assert "RNN %d, LSTM %d, Transformer %d" % (by_notebook["RNN_Captioning.ipynb"], by_notebook[
         "LSTM_Captioning.ipynb"], by_notebook["Transformer_Captioning.ipynb"]) in text
@@ -147,8 +147,8 @@ def test_the_release_alone_sets_up_runs_and_submits_for_full_marks(tmp_path, ima
         assert sorted(archive.namelist()) == sorted(["%s/%s" % (PACKAGE, r) for r in STUDENT_FILES] + notebooks())
     document, _, proc = run_autograder(image, fresh, upload)
     assert document["score"] == pytest.approx(TOTAL), (document.get("output"), proc.stderr[-2000:])
-    assert ("The autograder grades %d points; the 4 written questions (8 points, %d in all) are graded by hand in the "
-            "written-answers assignment" % (TOTAL, TOTAL + 8)) in document["output"]
+    assert ("The autograder grades %d points; the 5 written questions (10 points, %d in all) are graded by hand in the "
+            "written-answers assignment" % (TOTAL, TOTAL + 10)) in document["output"]
 
     server.files["/coco.zip"] = real_zip  # the real COCO download, from a stand-in server
     run(real, folder, dict(env, COCO_URL=server.url("/coco.zip")))

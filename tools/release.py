@@ -30,7 +30,8 @@ OUTPUTS = ("release", "solutions")
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 SHOWN_LOG = "build/release.log"
 LOG = ROOT / SHOWN_LOG
-STUDENT_DATA = ("get_datasets.sh", "datasets/coco_format.py", "datasets/make_mini.py", "datasets/fetch_coco.py")
+STUDENT_DATA = ("get_datasets.sh", "datasets/coco_format.py", "datasets/make_mini.py", "datasets/fetch_coco.py",
+                "datasets/make_netviz.py", "datasets/fetch_squeezenet.py")
 STUDENT_INPUTS = STUDENT_DATA + ("requirements.txt",)  # read from the kit, besides STAGED
 STUDENT_TOOLS = ("notebook", "ipykernel")  # to open and run the notebooks
 REQUIREMENTS_HEADER = """\

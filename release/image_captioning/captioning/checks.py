@@ -60,6 +60,7 @@ class Impl:
         self.model_module = package_modules["classifiers.rnn"]
         self.transformer_module = package_modules["classifiers.transformer"]
         self.solver_module = package_modules["captioning_solver"]
+        self.net_visualization = package_modules.get("net_visualization_pytorch")
         self.warnings = []
 
     def call(self, name, *args):
@@ -86,12 +87,35 @@ class Impl:
 TRANSFORMER_FUNCTIONS = ("positional_encoding", "multihead_attention_forward", "multihead_attention_backward",
                          "layernorm_forward", "layernorm_backward", "decoder_layer_forward", "decoder_layer_backward")
 MODULES = ("rnn_layers", "transformer_layers", "classifiers.rnn", "classifiers.transformer", "captioning_solver")
+# Modules imported only when a check first uses them: the network visualization's, which imports
+# PyTorch (a second or two): the numpy units' checks never pay for it.
+LAZY_MODULES = ("net_visualization_pytorch",)
+
+
+class LazyModule:
+    """Stands for a module imported by load() on first use of an attribute."""
+
+    def __init__(self, load):
+        self.__dict__["_load"], self.__dict__["_module"] = load, None
+
+    def __getattr__(self, name):
+        if self.__dict__["_module"] is None:
+            self.__dict__["_module"] = self.__dict__["_load"]()
+        return getattr(self.__dict__["_module"], name)
+
+    def __setattr__(self, name, value):
+        self.__getattr__("__name__")
+        setattr(self.__dict__["_module"], name, value)
 
 
 def load_impl(package):
     """Impl for an imported `captioning` package (or a package of another name, same layout)."""
+    import functools
     import importlib
-    return Impl({n: importlib.import_module(package.__name__ + "." + n) for n in MODULES})
+    modules = {n: importlib.import_module(package.__name__ + "." + n) for n in MODULES}
+    modules.update({n: LazyModule(functools.partial(importlib.import_module, package.__name__ + "." + n))
+                    for n in LAZY_MODULES})
+    return Impl(modules)
 
 
 # ---------------------------------------------------------------- inputs
@@ -770,6 +794,156 @@ PUBLIC_CHECKS = [
           overfit_probe("transformer"), {"final training loss": np.array(1.0)}, compare="below",
           evaluate=overfit_loss("transformer"), seeded=True),
 ]
+
+
+# ---------------------------------------------------------------- network visualization (PyTorch)
+
+# The checks' model: a small CNN whose weights come from a numpy seed (the same on every machine,
+# no file to read), with a dropout layer, so that a model left in train mode gives other scores.
+# Probes import PyTorch when they run (one thread: the grader runs checks side by side).
+NETVIZ_UNITS = ("compute_saliency_maps", "make_fooling_image", "class_visualization_update_step")
+NETVIZ_CLASSES = 10
+
+
+def torch_module():
+    import torch
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    return torch
+
+
+def torch_dtype(dtype):
+    torch = torch_module()
+    return torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+
+
+def to_numpy(value):
+    """A tensor (or array) as a numpy array, detached from any graph."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def check_model(seed, dtype=np.float64, train=False, classes=NETVIZ_CLASSES):
+    """The checks' CNN: conv 3x3 (8) - ReLU - max pool - conv 3x3 (16) - ReLU - average pool to
+    2x2 - dropout - linear; weights He-scaled standard normal from seed, parameters frozen, in
+    eval mode unless train."""
+    torch = torch_module()
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                          nn.Dropout(0.5), nn.Linear(64, classes))
+    rng = np.random.RandomState(seed)
+    for p in model.parameters():
+        scale = np.sqrt(2.0 / p[0].numel()) if p.dim() > 1 else 0.1
+        p.data = torch.from_numpy(scale * rng.randn(*p.shape)).to(torch_dtype(dtype))
+        p.requires_grad = False
+    return model.train(train)
+
+
+def check_images(seed, N, H, W, dtype=np.float64):
+    """N standard normal images (N, 3, H, W), smoothed a little (neighbour means) so that they
+    have structure, as a tensor of dtype."""
+    torch = torch_module()
+    x = np.random.RandomState(seed).randn(N, 3, H + 1, W + 1)
+    x = (x[:, :, 1:, 1:] + x[:, :, :-1, 1:] + x[:, :, 1:, :-1] + x[:, :, :-1, :-1]) / 2
+    return torch.from_numpy(x).to(torch_dtype(dtype))
+
+
+def saliency_probe(seed, N=3, H=16, W=16, dtype=np.float64, pick=None):
+    """run(): your saliency maps of check_images(seed) for labels from seed, on check_model(seed)
+    handed over in train mode (compute_saliency_maps must put it in eval mode)."""
+    def run(impl):
+        model = check_model(seed, dtype, train=True)
+        X = check_images(seed + 1, N, H, W, dtype)
+        y = torch_module().from_numpy(np.random.RandomState(seed + 2).randint(NETVIZ_CLASSES, size=N))
+        saliency = to_numpy(impl.net_visualization.compute_saliency_maps(X, y, model))
+        return {"saliency": pick(saliency) if pick else saliency}
+    return run
+
+
+def fooling_target(model, X, rank):
+    """The class at rank (Python index into the classes sorted by score, lowest first) of the
+    model's scores on X: -2 is the runner-up."""
+    with torch_module().no_grad():
+        return int(model(X)[0].argsort()[rank])
+
+
+def fooling_probe(seed, H=16, W=16, dtype=np.float64, rank=-2):
+    """run(): your fooling image of check_images(seed + 1) (N=1) for the class at rank of the
+    model's scores (fooling_target), on check_model(seed) in eval mode."""
+    def run(impl):
+        model = check_model(seed, dtype)
+        X = check_images(seed + 1, 1, H, W, dtype)
+        y = fooling_target(model, X, rank)
+        return {"image": to_numpy(impl.net_visualization.make_fooling_image(X.clone(), y, model))}
+    return run
+
+
+def fooling_outcome(seed, H=16, W=16, dtype=np.float64, rank=-2):
+    """evaluate(): of a fooling image, the model's margin (best other class's score minus the
+    target's: negative when the model predicts the target) and the change's size relative to the
+    image's, computed by the grader."""
+    def evaluate(impl, outputs):
+        torch = torch_module()
+        model = check_model(seed, dtype)
+        X = check_images(seed + 1, 1, H, W, dtype)
+        y = fooling_target(model, X, rank)
+        image = np.asarray(outputs["image"], dtype=np.float64)
+        if image.shape != tuple(X.shape):
+            raise ValueError("the fooling image has shape %s, expected %s" % (image.shape, tuple(X.shape)))
+        with torch.no_grad():
+            scores = model(torch.from_numpy(image).to(X.dtype))[0].double().numpy()
+        margin = np.delete(scores, y).max() - scores[y]
+        change = np.linalg.norm(image - X.double().numpy()) / np.linalg.norm(X.double().numpy())
+        return {"score margin of the best other class": np.asarray(margin), "relative change": np.asarray(change)}
+    return evaluate
+
+
+def class_step_probe(seed, target, l2_reg, learning_rate, steps=1, H=16, W=16, dtype=np.float64):
+    """run(): the image after `steps` calls of your class_visualization_update_step, starting from
+    check_images(seed + 1) (N=1) as a leaf tensor that requires gradients, on check_model(seed)."""
+    def run(impl):
+        model = check_model(seed, dtype)
+        img = check_images(seed + 1, 1, H, W, dtype).requires_grad_()
+        for _ in range(steps):
+            impl.net_visualization.class_visualization_update_step(img, model, target, l2_reg, learning_rate)
+        return {"img": to_numpy(img)}
+    return run
+
+
+PROBES.update({f.__name__: f for f in (saliency_probe, fooling_probe, class_step_probe)})
+
+# The fooling image may differ from the image by at most this fraction of its norm (the reference's
+# change is about a tenth of it): the ascent must take small normalised steps.
+FOOLING_CHANGE = 0.25
+
+NETVIZ_PUBLIC_CHECKS = [
+    Check("compute_saliency_maps", "fixed images and labels, row 5, columns 3 to 8 of each map",
+          saliency_probe(231, pick=lambda s: s[:, 5, 3:9]),
+          {"saliency": np.array([
+              [0.0648913548, 0.0204547148, 0.0326939392, 0.0394428780, 0.0145486646, 0.0240862158],
+              [0.0812066643, 0.0252817665, 0.0141261952, 0.0413256834, 0.0127582968, 0.0116067713],
+              [0.0233500448, 0.0162232984, 0.0102559263, 0.0137227783, 0.0168080280, 0.0128276152]])},
+          tol=1e-6, atol=1e-10),
+    Check("make_fooling_image", "the model predicts the target class, the image barely changed",
+          fooling_probe(231), {"score margin of the best other class": np.array(0.0),
+                               "relative change": np.array(FOOLING_CHANGE)},
+          compare="below", evaluate=lambda impl, outputs: fooling_outcome(231)(impl, outputs)),
+    Check("class_visualization_update_step", "one step, l2_reg=0.05, learning_rate=5: row 7, columns 4 to 7",
+          lambda impl: {"img": class_step_probe(231, 3, 0.05, 5.0)(impl)["img"][0, :, 7, 4:8]},
+          {"img": np.array([[-1.0781262302, -0.2573150304, -0.4330360384, -0.9264371577],
+                            [0.2109130749, 0.5231529233, 1.2206371729, 0.5573687343],
+                            [0.2170114398, -1.1650744717, -0.3399583822, 0.2964124483]])},
+          tol=1e-6, atol=1e-10),
+]
+PUBLIC_CHECKS += NETVIZ_PUBLIC_CHECKS
+
+
+def needs_torch(check):
+    """Whether a check runs PyTorch (the sandbox imports it before the check's clock starts)."""
+    return check.unit in NETVIZ_UNITS or bool(check.probe and check.probe[0] in
+                                               ("saliency_probe", "fooling_probe", "class_step_probe"))
 
 
 # ---------------------------------------------------------------- comparing and reporting

@@ -19,11 +19,10 @@ import tempfile
 # Single-threaded BLAS: the same bytes whatever the core count, and no thread thrashing on busy machines.
 os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
 
+import coco_format
 import h5py
 import numpy as np
 from PIL import Image
-
-import coco_format
 
 SEED = 231
 NUM_IMAGES = {"train": 1500, "val": 300}

@@ -19,9 +19,8 @@ import urllib.request
 import zipfile
 import zlib
 
-from tqdm import tqdm
-
 import coco_format
+from tqdm import tqdm
 
 NAME = "coco_captioning"
 CONNECT_TIMEOUT = 8  # seconds until the response headers (includes name lookup)

@@ -2,11 +2,19 @@
 import numpy as np
 
 from ..beam_search import extend_beams, start_beams
-from ..layers import affine_forward, affine_backward
+from ..layers import affine_backward, affine_forward
 from ..rnn_layers import (
-    lstm_backward, lstm_forward, lstm_step_forward, rnn_backward, rnn_forward, rnn_step_forward,
-    temporal_affine_backward, temporal_affine_forward, temporal_softmax_loss,
-    word_embedding_backward, word_embedding_forward,
+    lstm_backward,
+    lstm_forward,
+    lstm_step_forward,
+    rnn_backward,
+    rnn_forward,
+    rnn_step_forward,
+    temporal_affine_backward,
+    temporal_affine_forward,
+    temporal_softmax_loss,
+    word_embedding_backward,
+    word_embedding_forward,
 )
 
 

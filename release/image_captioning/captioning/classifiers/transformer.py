@@ -4,11 +4,17 @@ import numpy as np
 from ..beam_search import extend_beams, start_beams
 from ..layers import affine_backward, affine_forward
 from ..rnn_layers import (
-    temporal_affine_backward, temporal_affine_forward, temporal_softmax_loss,
-    word_embedding_backward, word_embedding_forward,
+    temporal_affine_backward,
+    temporal_affine_forward,
+    temporal_softmax_loss,
+    word_embedding_backward,
+    word_embedding_forward,
 )
 from ..transformer_layers import (
-    ATTENTION_KEYS, decoder_layer_backward, decoder_layer_forward, positional_encoding,
+    ATTENTION_KEYS,
+    decoder_layer_backward,
+    decoder_layer_forward,
+    positional_encoding,
 )
 
 
