@@ -17,10 +17,14 @@ import source.image_captioning.captioning.net_visualization_utils as U
 from autograder.grade import grade
 from autograder.results import GradingOptions
 from autograder.units import BY_NAME
-from tests import netviz_mutants as NM
 from tests.hostile import lost_units
-from tests.mutants import answer_key, stub_submission  # before netviz_mutants, which tests.mutants imports
 from tests.test_datasets import ROOT, Server
+
+# tests.mutants first: it imports netviz_mutants, which builds on it
+# isort: off
+from tests.mutants import answer_key, stub_submission
+from tests import netviz_mutants as NM
+# isort: on
 
 UNITS = NM.SALIENCY, NM.FOOLING, NM.STEP
 EMBEDDED = ROOT / "datasets"

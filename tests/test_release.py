@@ -193,6 +193,14 @@ def layer_params(rng, prefixes=("",), F=6):
     return params
 
 
+def torch_model_inputs(rng):
+    """(X, y, model) for the network visualization's functions: images, labels and a small CNN."""
+    import torch
+    X = torch.tensor(rng.standard_normal((2, 3, 8, 8)), dtype=torch.float32)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
+    return X, torch.tensor([0, 1]), model
+
+
 def arguments(pkg, module, name, rng):
     """Well-shaped arguments for name; a backward pass gets ones as upstream gradients and the
     cache of pkg's own forward pass."""
@@ -219,6 +227,10 @@ def arguments(pkg, module, name, rng):
         "CaptioningTransformer.loss": lambda: (r((N, D)), rng.integers(0, V, (N, T + 1))),
         "CaptioningTransformer.sample": lambda: (r((N, D)), T),
         "CaptioningTransformer.beam_search": lambda: (r((N, D)), T, 3),
+        "compute_saliency_maps": lambda: torch_model_inputs(rng),
+        "make_fooling_image": lambda: (torch_model_inputs(rng)[0][:1], 1, torch_model_inputs(rng)[2]),
+        "class_visualization_update_step": lambda: (torch_model_inputs(rng)[0][:1].requires_grad_(),
+                                                    torch_model_inputs(rng)[2], 1, 1e-3, 1.0),
     }
     assert name in known, f"tests/test_release.py: give call arguments for {module}.{name}"
     return known[name]()
