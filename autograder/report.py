@@ -215,38 +215,47 @@ def results_link(student: str) -> str:
                                                  html.escape(clean_line(student)))
 
 
+def pass_rates(grades: dict[str, GradingResults]) -> dict[str, float]:
+    """{unit: the share of the class with the unit's full points}, for the units anyone was graded on."""
+    scores = [r.by_unit() for r in grades.values()]
+    return {u.name: sum(1 for s in scores if u.name in s and s[u.name][0] >= s[u.name][1] - EPSILON) / len(grades)
+            for u in UNITS if any(u.name in s for s in scores)}
+
+
+def failures_html(grades: dict[str, GradingResults]) -> list[str]:
+    """summary.html's "What the class got wrong": per unit, the most shared failure messages."""
+    failures = common_failures(grades)
+    if not failures:
+        return []
+    parts = ["<h2>What the class got wrong</h2><p>Per unit, the failure messages shared by the most "
+             "students (numbers shown as #), with the students behind each.</p>"]
+    for unit, groups in failures.items():
+        parts.append("<h3>%s</h3><table border=1 cellpadding=3><tr><th>students</th><th>message</th>"
+                     "<th>who</th></tr>" % html.escape(unit))
+        parts += ["<tr><td>%d</td><td>%s</td><td>%s</td></tr>" % (
+            len(who), html.escape(message), ", ".join(results_link(s) for s in who)) for message, who in groups]
+        parts.append("</table>")
+    return parts
+
+
 def summary_html(grades: dict[str, GradingResults]) -> str:
-    """summary.html's text: score statistics, the plot, per-unit pass rates, who was not graded."""
+    """summary.html's text: score statistics, the plot, per-unit pass rates, what the class got
+    wrong, who was not graded."""
     totals = [r.total for r in grades.values()]
-    scores = {s: r.by_unit() for s, r in grades.items()}
     possible = max([r.possible for r in grades.values() if r.status is Status.GRADED], default=TOTAL)
-    graded_units = [u for u in UNITS if any(u.name in s for s in scores.values())]
-    pass_rates = {}
-    for u in graded_units:
-        full = [s[u.name] for s in scores.values() if u.name in s]
-        pass_rates[u.name] = sum(1 for got, top in full if got >= top - EPSILON) / max(1, len(grades))
-    png = base64.b64encode(plot_png(totals, pass_rates, possible)).decode()
-    not_graded = sorted((s, r.reason) for s, r in grades.items() if r.status is not Status.GRADED)
-    mean = sum(totals) / len(totals) if totals else 0.0
+    rates = pass_rates(grades) if grades else {}
+    png = base64.b64encode(plot_png(totals, rates, possible)).decode()
     median = sorted(totals)[len(totals) // 2] if totals else 0
     parts = ["<!doctype html><meta charset='utf-8'><title>Grades summary</title>",
              "<h1>Image captioning: %d submissions</h1>" % len(grades),
              "<p>mean %.2f, median %.2f, min %.2f, max %.2f</p>" % (
-                 mean, median, min(totals, default=0), max(totals, default=0)),
+                 sum(totals) / max(1, len(totals)), median, min(totals, default=0), max(totals, default=0)),
              "<img alt='score distribution and per-unit pass rates' src='data:image/png;base64,%s'>" % png,
              "<h2>Per-unit pass rate</h2><table border=1 cellpadding=3><tr><th>unit</th><th>full points</th></tr>"]
-    parts += ["<tr><td>%s</td><td>%.0f%%</td></tr>" % (html.escape(n), 100 * r) for n, r in pass_rates.items()]
+    parts += ["<tr><td>%s</td><td>%.0f%%</td></tr>" % (html.escape(n), 100 * r) for n, r in rates.items()]
     parts.append("</table>")
-    failures = common_failures(grades)
-    if failures:
-        parts.append("<h2>What the class got wrong</h2><p>Per unit, the failure messages shared by the most "
-                     "students (numbers shown as #), with the students behind each.</p>")
-        for unit, groups in failures.items():
-            parts.append("<h3>%s</h3><table border=1 cellpadding=3><tr><th>students</th><th>message</th>"
-                         "<th>who</th></tr>" % html.escape(unit))
-            parts += ["<tr><td>%d</td><td>%s</td><td>%s</td></tr>" % (
-                len(who), html.escape(message), ", ".join(results_link(s) for s in who)) for message, who in groups]
-            parts.append("</table>")
+    parts += failures_html(grades)
+    not_graded = sorted((s, r.reason) for s, r in grades.items() if r.status is not Status.GRADED)
     if not_graded:
         parts.append("<h2>Not graded</h2><ul>")
         parts += ["<li>%s: %s</li>" % (html.escape(clean_line(s)), html.escape(clean_line(reason)))

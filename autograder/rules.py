@@ -160,6 +160,15 @@ class Resolution:
             for title in failing:
                 self.verdicts[title] = not_written(unit, self.runner)
             return State.NOT_WRITTEN
+        self.own_forward(unit, self.take_retried(unit, roots, retried, because), because)
+        if any(v.kind in LATE for v in own):
+            return State.TIMED_OUT
+        return State.PASS if all(self.verdicts[t].passed for t in failing) else State.WRONG
+
+    def take_retried(self, unit: Unit, roots: list[str], retried: Mapping[str, Verdict], because: str) -> list[str]:
+        """Each retried check's verdict: right with the reference in place, or still wrong (what a
+        retry says is never shown: student code there could call the oracle); the titles left for
+        rule 3 (a backward pass whose own forward computes something wrong)."""
         fallback = []
         for title, verdict in retried.items():
             first = self.verdicts[title]
@@ -168,13 +177,10 @@ class Resolution:
                                                % (", ".join(roots), because), first.warnings)
             elif unit.is_backward and self.states.get(unit.partner) is State.WRONG and self.ran(unit.partner):
                 fallback.append(title)
-            else:  # what a retry says is never shown: student code there could call the oracle
+            else:
                 self.verdicts[title] = replace(first, passed=False, message="%s; it fails with the reference %s too"
                                                % (first.message, ", ".join(roots)))
-        self.own_forward(unit, fallback, because)
-        if any(v.kind in LATE for v in own):
-            return State.TIMED_OUT
-        return State.PASS if all(self.verdicts[t].passed for t in failing) else State.WRONG
+        return fallback
 
     def ran(self, unit: str) -> bool:
         """Whether every check of unit got numeric outputs to compare (wrong ones, or right ones)

@@ -723,33 +723,35 @@ class Session:
                           % (when, " (%s)" % clean_line(exc)[:MAX_DETAIL] if exc else ""))
 
 
+def child_place(error: dict) -> str:
+    """' (captioning/file.py, line N, in f)' of a child's error when its "where" has that fixed form, else ''."""
+    where = frames.field(error, "where", list, [])
+    if (len(where) == 3 and isinstance(where[0], str) and SOURCE_FILE.match(where[0]) and type(where[1]) is int
+            and isinstance(where[2], str) and (IDENTIFIER.match(where[2]) or where[2] == "<module>")):
+        return " (%s, line %d, in %s)" % tuple(where)
+    return ""
+
+
 def child_error(error: dict, functions: list[str], seconds: float) -> ChildError:
-    """The ChildError of an error a child reported, in the grader's own words: kind,
-    exception type, place and function must have their fixed forms; the exception's own message
-    is cut to one cleaned line."""
+    """The ChildError of an error a child reported, in the grader's own words: kind, exception
+    type, place and function must have their fixed forms; the exception's own message is cut to
+    one cleaned line."""
     kind = frames.field(error, "kind", str)
     kind = ErrorKind(kind) if kind in frames.ERROR_KINDS else ErrorKind.EXCEPTION
     function = frames.field(error, "function", str, limit=200)
     function = function if function in functions else None  # a forged name blames nobody
     name = function.split(":")[1] if function else None
-    where = frames.field(error, "where", list, [])
-    place = ""
-    if (len(where) == 3 and isinstance(where[0], str) and SOURCE_FILE.match(where[0]) and type(where[1]) is int
-            and isinstance(where[2], str) and (IDENTIFIER.match(where[2]) or where[2] == "<module>")):
-        place = " (%s, line %d, in %s)" % tuple(where)
     detail = clean_line(frames.field(error, "detail", str, "", MAX_DETAIL)).strip()
     exc_type = frames.field(error, "type", str, "Exception", 100)
     exc_type = exc_type if IDENTIFIER.match(exc_type) else "Exception"
-    if kind is ErrorKind.NOT_IMPLEMENTED:
-        message = "not implemented yet: NotImplementedError" + place
-    elif kind is ErrorKind.SKIPPED:
-        message = "skipped: %s did not finish in an earlier check" % (name or "a function")
-    elif kind is ErrorKind.TIMEOUT:
-        message = "time limit: this check took longer than %.3g s%s" % (seconds, " (in %s)" % name if name else "")
-    elif kind is ErrorKind.OUTPUT:
-        message = detail or "your outputs cannot be used"
-    else:
-        message = exc_type + (": " + detail if detail else "") + place
+    messages = {
+        ErrorKind.NOT_IMPLEMENTED: lambda: "not implemented yet: NotImplementedError" + child_place(error),
+        ErrorKind.SKIPPED: lambda: "skipped: %s did not finish in an earlier check" % (name or "a function"),
+        ErrorKind.TIMEOUT: lambda: "time limit: this check took longer than %.3g s%s"
+                                   % (seconds, " (in %s)" % name if name else ""),
+        ErrorKind.OUTPUT: lambda: detail or "your outputs cannot be used",
+    }
+    message = messages.get(kind, lambda: exc_type + (": " + detail if detail else "") + child_place(error))()
     module = frames.field(error, "module", str, limit=100) if kind is ErrorKind.IMPORT else None
     if module is not None:
         module = module if MODULE.match(module) else "?"

@@ -293,8 +293,10 @@ def test_cli_public_only_exits_0_whatever_the_score(slow, workdir, monkeypatch, 
 def test_cli_exits_0_for_a_failing_submission(workdir):
     """A real CLI run on a broken submission: grading fails fast (its package does not import)."""
     broken = workdir / "syntax_error"
-    M.Submission("syntax_error", tuple(M.Patch(f, "import numpy as np", "import numpy as np +")
-                                       for f in (M.LAYERS, M.MODEL, M.T_LAYERS, M.T_MODEL))).build(broken)
+    files = (M.LAYERS, M.MODEL, M.T_LAYERS, M.T_MODEL)
+    edits = [M.Patch(f, "import numpy as np", "import numpy as np +") for f in files]
+    edits.append(M.Patch("captioning/net_visualization_pytorch.py", "import torch\n", "import torch +\n"))
+    M.Submission("syntax_error", tuple(edits)).build(broken)
     proc = run_cli(broken, "--results", workdir / "broken.json", "--public")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((workdir / "broken.json").read_text())

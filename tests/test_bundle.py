@@ -50,6 +50,7 @@ def clean_env(root):
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "/usr/bin:/bin").split(os.pathsep)
                                   if p and not p.startswith(str(ROOT)))
     env["AUTOGRADER_ROOT"] = str(root)
+    env["TORCH_INDEX_URL"] = ""  # pip here finds PyTorch's CPU wheel on disk (env: no other network)
     return env
 
 

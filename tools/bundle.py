@@ -67,8 +67,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     PY="$(system_python)"
 fi
 "$PY" -m venv --clear "$ROOT/venv"
+# PyTorch's CPU-only wheels come from its own index (PyPI's x86_64 torch is the CUDA build, several GB,
+# with the same version number: the index's 2.13.0+cpu wins). TORCH_INDEX_URL= (empty) skips it, for a
+# machine whose pip already finds CPU wheels.
+TORCH_INDEX_URL="${TORCH_INDEX_URL-https://download.pytorch.org/whl/cpu}"
+extra=()
+if [ -n "$TORCH_INDEX_URL" ]; then extra=(--extra-index-url "$TORCH_INDEX_URL"); fi
 "$ROOT/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input --only-binary=:all: \\
-    -r "$ROOT/source/requirements-grader.txt"
+    "${extra[@]}" -r "$ROOT/source/requirements-grader.txt"
 # Fail the image build, not every submission, when the grader cannot import.
 (cd "$ROOT/source" && "$ROOT/venv/bin/python" -B -c "import autograder.grade")
 chmod -R a+rX "$ROOT/venv"

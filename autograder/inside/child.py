@@ -386,35 +386,30 @@ class Watchdog:
         os._exit(0)
 
 
-def main():
-    request = json.loads(sys.stdin.readline())
-    apply_limits(request["limits"])
-    if request.get("probe"):  # the grader's check that the sandbox works at all
-        import h5py  # noqa: F401 (what every child imports: numpy and, through the solver, h5py)
-        import numpy.random  # noqa: F401
-        for path in request.get("unreadable", []):
-            try:
-                with open(path, "rb") as f:
-                    f.read(1)
-            except OSError:
-                continue
-            print(path, flush=True)
-            os._exit(3)  # sandbox.PROBE_READ_SECRETS
-        os._exit(0)
-    fd = int(sys.argv[1])
-    C = load_checks(request["sources"])
-    by_title = {c.title: c for c in C.PUBLIC_CHECKS}
-    by_title.update({title: C.probe_check("", title, probe)
-                     for title, probe in frames.unpack(request["probes"]).items()})
-    scratch = request["scratch"]
-    attribution = Attribution(os.path.join(scratch, PACKAGE), request["functions"])
-    lock = threading.Lock()
-    watchdog = Watchdog(fd, attribution, lock)
-    sys.path.insert(0, scratch)
+def probe(request):
+    """The grader's check that the sandbox works at all: import what every child imports (numpy
+    and, through the solver, h5py), and read none of the files that must be unreadable."""
+    import h5py  # noqa: F401
+    import numpy.random  # noqa: F401
+    for path in request.get("unreadable", []):
+        try:
+            with open(path, "rb") as f:
+                f.read(1)
+        except OSError:
+            continue
+        print(path, flush=True)
+        os._exit(3)  # sandbox.PROBE_READ_SECRETS
+    os._exit(0)
+
+
+def submission_modules(C, request, by_title, attribution):
+    """{name: module} of the submission's package, as the checks call it. PyTorch and the modules
+    that need it are imported before any check's clock starts, and only when a check needs them."""
+    sys.path.insert(0, request["scratch"])
     modules = {name: import_module(name, attribution) for name in C.MODULES}
     lazy = {name: C.LazyModule(lazy_module(name, attribution)) for name in getattr(C, "LAZY_MODULES", ())}
     if lazy and any(C.needs_torch(by_title[entry[1]]) for entry in request["checks"]):
-        import torch  # before any check's clock starts: the import takes a second or two
+        import torch  # the import takes a second or two
         torch.set_num_threads(1)
         for module in lazy.values():
             try:
@@ -422,6 +417,38 @@ def main():
             except ImportError:
                 pass
     modules.update(lazy)
+    return modules
+
+
+def send(fd, check_id, warnings, outputs, error):
+    """One check's answer: its outputs, or the error, with the warnings."""
+    header = {"id": check_id, "warnings": [str(w)[:300] for w in warnings[:5]]}
+    try:
+        if error:
+            header["error"] = error
+            frames.write_frame(fd, header)
+        else:
+            frames.write_frame(fd, header, outputs)
+    except frames.FrameError as exc:
+        header.pop("tree", None)
+        header["error"] = {"kind": frames.ErrorKind.OUTPUT, "detail": "your outputs cannot be sent: %s" % exc}
+        frames.write_frame(fd, header)
+
+
+def main():
+    request = json.loads(sys.stdin.readline())
+    apply_limits(request["limits"])
+    if request.get("probe"):
+        probe(request)
+    fd = int(sys.argv[1])
+    C = load_checks(request["sources"])
+    by_title = {c.title: c for c in C.PUBLIC_CHECKS}
+    by_title.update({title: C.probe_check("", title, args)
+                     for title, args in frames.unpack(request["probes"]).items()})
+    attribution = Attribution(os.path.join(request["scratch"], PACKAGE), request["functions"])
+    lock = threading.Lock()
+    watchdog = Watchdog(fd, attribution, lock)
+    modules = submission_modules(C, request, by_title, attribution)
     switchboard = Switchboard(modules)
     if request["swaps"]:
         oracle = Oracle(int(sys.argv[2]), int(sys.argv[3]), request["max_payload"])
@@ -446,17 +473,7 @@ def main():
             outputs, error = None, attribution.describe(exc)
         with lock:
             watchdog.disarm()
-            header = {"id": check_id, "warnings": [str(w)[:300] for w in impl.warnings[:5]]}
-            try:
-                if error:
-                    header["error"] = error
-                    frames.write_frame(fd, header)
-                else:
-                    frames.write_frame(fd, header, outputs)
-            except frames.FrameError as exc:
-                header.pop("tree", None)
-                header["error"] = {"kind": frames.ErrorKind.OUTPUT, "detail": "your outputs cannot be sent: %s" % exc}
-                frames.write_frame(fd, header)
+            send(fd, check_id, impl.warnings, outputs, error)
     os._exit(0)
 
 
