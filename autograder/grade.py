@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .course import PACKAGE, REFERENCE_PACKAGE
+from .diagnosis import Diagnosis  # issue #22 hook
 from .hidden import hidden_checks
 from .inside import frames
 from .intake import find_package, stage, unpack
@@ -124,6 +125,7 @@ class TestResult:
     max_score: float
     output: str
     public: bool
+    diagnosis: dict = None  # issue #22 hook: {"mistakes": [ids], "hint": text} on the test carrying a hint
 
 
 # ---------------------------------------------------------------- time limits and sizes
@@ -230,6 +232,7 @@ class Grading:
         for title in titles:
             self.by_unit.setdefault(checks[title].unit, []).append(title)
         self.verdicts, self.expected_cache = {}, {}
+        self.diagnosis = Diagnosis(checks, self.expected)  # issue #22 hook
 
     def expected(self, title):
         """A check's expected values, computed with the reference once per grade (hidden checks,
@@ -281,6 +284,7 @@ class Grading:
 
         def judged(n, result):
             verdicts[titles[n]] = self.judge(titles[n], result)
+            self.diagnosis.observe(titles[n], result, verdicts[titles[n]].passed)  # issue #22 hook
         with ThreadPoolExecutor(max(1, len(groups))) as pool:
             list(pool.map(lambda g: self.session.run(g, FUNCTIONS, collect or judged, probes, swaps, reference),
                           groups))
@@ -481,9 +485,10 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
         try:
             grading = Grading(session, checks_for(session.seed), titles, limits, jobs)
             grading.first_pass()
-            grading.resolve()
+            state = grading.resolve()
         finally:
             session.close()
+    hints = grading.diagnosis.hints(state, grading.verdicts, grading.by_unit)  # issue #22 hook
     results, told = [], {}  # told: module -> the test that says why it does not import
     for name in wanted:
         unit_titles = grading.by_unit.get(name, [])
@@ -499,7 +504,10 @@ def grade(submission, public_only=False, units=None, limits=None, jobs=2):
                 told[verdict.module] = title
             output = ("PASS: " if verdict.passed else "FAIL: ") + verdict.message
             output += "".join("\nwarning: " + w for w in verdict.warnings)
-            results.append(TestResult(name, title, share if verdict.passed else 0.0, share, output, check.public))
+            hint = hints.get(name) if hints.get(name) and hints[name].title == title else None  # issue #22 hook
+            output += "\n" + hint.line if hint else ""  # issue #22 hook
+            results.append(TestResult(name, title, share if verdict.passed else 0.0, share, output, check.public,
+                                      hint.as_data() if hint else None))  # issue #22 hook
     return results
 
 

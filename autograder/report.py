@@ -29,6 +29,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from .diagnosis import class_html  # issue #22 hook
 from .units import TOTAL, UNITS, WRITTEN
 
 PRIVATE_FILE, PRIVATE_FOLDER = 0o600, 0o700
@@ -110,7 +111,8 @@ def gradescope(results, seconds, isolation=None):
         "execution_time": round(seconds, 2),
         "tests": [{"name": clean_line(r.name), "score": round(r.score, 4), "max_score": round(r.max_score, 4),
                    "output": clean_text(r.output), "visibility": "visible" if r.public else "after_published",
-                   "tags": [r.unit]}
+                   "tags": [r.unit],
+                   **({"extra_data": {"diagnosis": r.diagnosis}} if getattr(r, "diagnosis", None) else {})}  # issue #22
                   for r in results],
     }
     notes = ["Your code ran in a sandbox: " + "; ".join(isolation) + "."] if isolation else []
@@ -310,6 +312,7 @@ def summary_html(documents):
              "<h2>Per-unit pass rate</h2><table border=1 cellpadding=3><tr><th>unit</th><th>full points</th></tr>"]
     parts += ["<tr><td>%s</td><td>%.0f%%</td></tr>" % (html.escape(n), 100 * r) for n, r in pass_rates.items()]
     parts.append("</table>")
+    parts += class_html(documents)  # issue #22 hook: the diagnosed mistakes, counted per unit
     failures = common_failures(documents)
     if failures:
         parts.append("<h2>What the class got wrong</h2><p>Per unit, the failure messages shared by the most "
