@@ -128,3 +128,27 @@ def test_cli_results_file_has_the_ordinary_mode_and_a_clean_reason(tmp_path, cap
     document = json.loads(results.read_text())
     assert document["score"] == 0 and document["output"].startswith("Not graded: ") and "\x1b" not in document["output"]
     assert "\x1b" not in capsys.readouterr().err
+
+
+def test_summary_counts_the_diagnosed_mistakes_per_unit():
+    """Issue #22: results.json keeps a hint as the test's extra_data; summary.html counts students per hint."""
+    gates = {"mistakes": ["lstm_gate_order_ifgo"], "hint": "gates <in> another order"}
+    carry = {"mistakes": ["rnn_backward_no_carry"], "hint": "no carry"}
+
+    def student(*diagnoses):
+        return gradescope([Result(unit, unit + ": a check", 0.0, 5.0, "FAIL: x\nThis looks like ...", True, d)
+                           for unit, d in diagnoses], 1.0)
+    documents = {"s%d" % i: student(("lstm_step_forward", gates)) for i in range(12)}
+    documents["t"] = student(("lstm_step_forward", gates), ("rnn_backward", carry))
+    documents["u"] = student(("rnn_backward", None))
+    assert documents["t"]["tests"][1]["extra_data"] == {"diagnosis": carry}
+    assert "extra_data" not in documents["u"]["tests"][0]
+    from autograder.diagnosis import class_counts
+    counts = class_counts(documents)
+    assert list(counts) == ["rnn_backward", "lstm_step_forward"]  # UNITS order
+    assert [(h, len(who)) for h, who in counts["lstm_step_forward"]] == [("gates <in> another order", 13)]
+    assert counts["rnn_backward"] == [("no carry", ["t"])]
+    html = report.summary_html(documents)
+    assert "<h2>Mistakes diagnosed</h2>" in html
+    assert "<td>lstm_step_forward</td><td>13</td><td>gates &lt;in&gt; another order</td>" in html
+    assert "Mistakes diagnosed" not in report.summary_html({"u": documents["u"]})
