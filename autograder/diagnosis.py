@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .course import PACKAGE, REFERENCE_PACKAGE
-from .mistakes import BY_ID, of_unit
+from .mistakes import BY_ID, MISTAKES, of_unit
 from .units import BY_NAME
 
 HINT_PREFIX = "This looks like a common mistake: "
@@ -136,21 +136,17 @@ def student_answer(result):
     return result.error["kind"], PLACE.sub("", result.error["message"])
 
 
+@functools.lru_cache(maxsize=None)
+def _hints():
+    """The reference package's captioning/hints.py: the notebook's side of the diagnosis."""
+    from .grade import reference
+    return importlib.import_module(reference().__name__ + ".hints")
+
+
 def same(check, got, want):
-    """Whether two answers agree under the check's own rule and tolerance (non-finite values exactly)."""
-    if isinstance(got, tuple) or isinstance(want, tuple):
-        return got == want
-    C = _checks()
-    for key, value in want.items():
-        if key not in got:
-            return False
-        a, b = np.asarray(got[key]), np.asarray(value)
-        if check.compare != "tokens" and a.shape == b.shape and not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-            if not np.array_equal(a, b, equal_nan=True):
-                return False
-        elif not C.compare(check, {key: a}, {key: b})[0]:
-            return False
-    return True
+    """Whether two answers agree under the check's own rule and tolerance: the notebook's rule
+    (captioning/hints.py), so that the grader and check("unit") say the same."""
+    return _hints().same(check, got, want)
 
 
 # ---------------------------------------------------------------- one grade's diagnosis
@@ -209,6 +205,43 @@ class Diagnosis:
                 public = [t for t in failing if self.checks[t].public]
                 found[unit] = Hint(tuple(candidates), texts.pop(), (public or failing)[0])
         return found
+
+
+# ---------------------------------------------------------------- the notebook's fingerprints
+
+def fingerprints():
+    """hints.json's data, which the release ships in captioning/ for check("unit") (captioning/hints.py):
+    for each public check of a diagnosed unit, each of the unit's mistakes' answer on its (public)
+    inputs, or "pass" when the mistake passes it as the notebook judges (numerical gradients of its
+    own forward pass). Nothing of the hidden checks, nor of the edits."""
+    from .grade import checks_module
+    C, H = checks_module(), _hints()
+    units = {}
+    for mistake in MISTAKES:
+        for unit in sorted(mistake.diagnosed):
+            known = {}
+            impl = variant_impl(mistake.id)
+            for check in [c for c in C.PUBLIC_CHECKS if c.unit == unit]:
+                got = H.answer(check, impl)
+                known[check.name] = "pass" if isinstance(got, dict) and _passes(C, check, got, impl) else H.encode(got)
+            units.setdefault(unit, {})[mistake.id] = {"hint": mistake.hint, "checks": known}
+    return {"prefix": HINT_PREFIX, "units": units}
+
+
+def _passes(C, check, outputs, impl):
+    """Whether outputs pass a check as the notebook judges them, impl's own forward giving the
+    numerical gradients (as `check("unit")` does with the student's)."""
+    try:
+        with np.errstate(all="ignore"):
+            return C.judge_outputs(check, outputs, impl, C.expected_values(check, impl))[0]
+    except Exception:
+        return False
+
+
+def fingerprints_json():
+    """fingerprints() as the text of hints.json (one line, keys sorted: the same text every release)."""
+    import json
+    return json.dumps(fingerprints(), sort_keys=True, separators=(",", ":")) + "\n"
 
 
 # ---------------------------------------------------------------- the class view (summary.html)
