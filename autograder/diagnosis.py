@@ -34,7 +34,7 @@ import numpy as np
 
 from .course import PACKAGE, REFERENCE_PACKAGE
 from .mistakes import BY_ID, MISTAKES, of_unit
-from .units import BY_NAME
+from .units import BY_NAME, closure
 
 HINT_PREFIX = "This looks like a common mistake: "
 NOT_MATCHED = frozenset()
@@ -157,6 +157,7 @@ class Diagnosis:
     def __init__(self, checks, expected):
         self.checks, self.expected = checks, expected  # expected(title): the grade's expected values
         self.matched = {}   # title: frozenset of mistake ids (of the latest run of that check)
+        self.failed = set()  # units with a check that failed on the student's own code (no swaps)
         self.answers = {}   # (title, mistake id): the variant's answer on a hidden check of this grade
 
     def variant(self, title, mistake_id):
@@ -167,10 +168,16 @@ class Diagnosis:
             cache[key] = answer(check, variant_impl(mistake_id))
         return cache[key]
 
-    def observe(self, title, result, passed):
-        """Keep which mistakes of its unit a check's answer matches (nothing for a passing one)."""
+    def observe(self, title, result, passed, swaps=()):
+        """Keep which mistakes of its unit a check's answer matches (nothing for a passing one). A
+        check run on the student's own code (no swaps) is not matched when a unit its unit depends on
+        has failed already: it will be run again with that unit swapped (rule 2), and matched then."""
         unit = self.checks[title].unit
         mistakes = of_unit(unit)
+        if not passed and not swaps:
+            self.failed.add(unit)
+            if self.failed.intersection(closure(unit)):
+                mistakes = []
         got = None if passed or BY_NAME[unit].training or not mistakes else student_answer(result)
         if got is None:
             self.matched[title] = NOT_MATCHED

@@ -284,7 +284,7 @@ class Grading:
 
         def judged(n, result):
             verdicts[titles[n]] = self.judge(titles[n], result)
-            self.diagnosis.observe(titles[n], result, verdicts[titles[n]].passed)  # issue #22 hook
+            self.diagnosis.observe(titles[n], result, verdicts[titles[n]].passed, swaps)  # issue #22 hook
         with ThreadPoolExecutor(max(1, len(groups))) as pool:
             list(pool.map(lambda g: self.session.run(g, FUNCTIONS, collect or judged, probes, swaps, reference),
                           groups))
