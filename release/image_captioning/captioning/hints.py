@@ -7,7 +7,9 @@ release from the public checks only (their inputs and expected values are printe
 already). The autograder says the same on its hidden checks too. A hint names a likely cause; it is
 not a rule that your code must follow, and no hint does not mean no mistake.
 """
+import contextlib
 import functools
+import io
 import json
 import os
 
@@ -86,7 +88,8 @@ def diagnose(unit, impl, results):
     mistakes = fingerprints().get(unit, {})
     if not mistakes or all(passed for _, passed, *_ in results):
         return None
-    answers = {c.name: answer(c, impl) for c, passed, *_ in results if not passed}
+    with contextlib.redirect_stdout(io.StringIO()):  # what your code prints was shown once already
+        answers = {c.name: answer(c, impl) for c, passed, *_ in results if not passed}
     found = set()
     for data in mistakes.values():
         known = data["checks"]
