@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from . import reference as R
 from .course import PACKAGE
+from .diagnosis import Diagnosis
 from .inside import frames
 from .inside.frames import ErrorKind
 from .intake import SubmissionError, find_package, stage, unpack
@@ -77,6 +78,7 @@ class SandboxRunner:
     def __init__(self, session: Session, checks: dict[str, Any], options: GradingOptions):
         self.session, self.checks, self.options = session, checks, options
         self.expected = R.Expected(checks)
+        self.diagnosis = Diagnosis(checks, self.expected)  # the typical mistakes failing checks match
 
     def judge(self, title: str, result: ChildResult,
               compare: Callable[[dict], tuple[bool, str]] | None = None) -> Verdict:
@@ -131,6 +133,7 @@ class SandboxRunner:
 
         def judged(n: int, result: ChildResult) -> None:
             verdicts[titles[n]] = self.judge(titles[n], result)
+            self.diagnosis.observe(titles[n], result, verdicts[titles[n]].passed, swaps)
         self.dispatch(titles, judged, swaps)
         return verdicts
 
@@ -229,10 +232,11 @@ def grade(submission: str | Path, options: GradingOptions | None = None) -> Grad
                 by_unit.setdefault(checks[title].unit, []).append(title)
             resolution = Resolution([u for u in UNITS if u.name in by_unit], by_unit, runner.first_pass(titles),
                                     checks, runner)
-            resolution.resolve()
+            states = resolution.resolve()
         finally:
             session.close()
-    results = scored(wanted, by_unit, resolution.verdicts, checks, module_file)
+    hints = runner.diagnosis.hints(states, resolution.verdicts, by_unit)
+    results = scored(wanted, by_unit, resolution.verdicts, checks, module_file, hints)
     return GradingResults(results).timed(time.monotonic() - started, layers)
 
 

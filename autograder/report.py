@@ -238,6 +238,36 @@ def failures_html(grades: dict[str, GradingResults]) -> list[str]:
     return parts
 
 
+def class_counts(grades: dict[str, GradingResults]) -> dict[str, list[tuple[str, list[str]]]]:
+    """{unit: [(hint, [students])]} in UNITS order, most students first: the typical mistakes
+    diagnosed in a class's results (each CheckResult's diagnosis; results.json's "extra_data")."""
+    found: dict[str, dict[str, set]] = {}
+    for student, results in grades.items():
+        for check in results:
+            if check.diagnosis and isinstance(check.diagnosis.get("hint"), str):
+                found.setdefault(check.unit, {}).setdefault(check.diagnosis["hint"], set()).add(student)
+    order = [u.name for u in UNITS] + sorted(set(found) - {u.name for u in UNITS})
+    return {unit: sorted(((h, sorted(s)) for h, s in found[unit].items()), key=lambda g: (-len(g[1]), g[0]))
+            for unit in order if unit in found}
+
+
+def diagnosed_html(grades: dict[str, GradingResults]) -> list[str]:
+    """summary.html's "Mistakes diagnosed": per unit, the hints the class was shown, with how many
+    students got each (what to explain again)."""
+    counts = class_counts(grades)
+    if not counts:
+        return []
+    parts = ["<h2>Mistakes diagnosed</h2><p>Per unit, the typical mistakes the grader recognised (the hint "
+             "students were shown), with how many students made each: what to explain again.</p>",
+             "<table border=1 cellpadding=3><tr><th>unit</th><th>students</th><th>mistake</th><th>who</th></tr>"]
+    for unit, groups in counts.items():
+        parts += ["<tr><td>%s</td><td>%d</td><td>%s</td><td>%s</td></tr>" % (
+            html.escape(unit), len(who), html.escape(clean_line(hint)), ", ".join(results_link(s) for s in who))
+            for hint, who in groups]
+    parts.append("</table>")
+    return parts
+
+
 def summary_html(grades: dict[str, GradingResults]) -> str:
     """summary.html's text: score statistics, the plot, per-unit pass rates, what the class got
     wrong, who was not graded."""
@@ -254,6 +284,7 @@ def summary_html(grades: dict[str, GradingResults]) -> str:
              "<h2>Per-unit pass rate</h2><table border=1 cellpadding=3><tr><th>unit</th><th>full points</th></tr>"]
     parts += ["<tr><td>%s</td><td>%.0f%%</td></tr>" % (html.escape(n), 100 * r) for n, r in rates.items()]
     parts.append("</table>")
+    parts += diagnosed_html(grades)
     parts += failures_html(grades)
     not_graded = sorted((s, r.reason) for s, r in grades.items() if r.status is not Status.GRADED)
     if not_graded:

@@ -38,6 +38,7 @@ class CheckResult:
     max_score: float
     output: str
     public: bool
+    diagnosis: dict[str, Any] | None = None  # the typical mistake it carries the hint of: {"mistakes", "hint"}
 
     @property
     def passed(self) -> bool:
@@ -45,14 +46,19 @@ class CheckResult:
         return self.score >= self.max_score - EPSILON
 
     def to_gradescope(self) -> dict[str, Any]:
-        return {"name": clean_line(self.name), "score": round(self.score, 4), "max_score": round(self.max_score, 4),
+        """Gradescope's test object; a diagnosis goes in its "extra_data" (kept, not shown)."""
+        test = {"name": clean_line(self.name), "score": round(self.score, 4), "max_score": round(self.max_score, 4),
                 "output": clean_text(self.output), "visibility": "visible" if self.public else "after_published",
                 "tags": [self.unit]}
+        if self.diagnosis:
+            test["extra_data"] = {"diagnosis": self.diagnosis}
+        return test
 
     @classmethod
     def from_gradescope(cls, test: dict[str, Any]) -> CheckResult:
+        diagnosis = (test.get("extra_data") or {}).get("diagnosis")
         return cls(test["tags"][0], test["name"], test["score"], test["max_score"], test.get("output", ""),
-                   test.get("visibility") == "visible")
+                   test.get("visibility") == "visible", diagnosis if isinstance(diagnosis, dict) else None)
 
 
 @dataclass(frozen=True)

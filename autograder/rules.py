@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Callable, Iterable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from .inside.frames import ErrorKind
 from .results import CheckResult
@@ -228,11 +228,24 @@ def split_points(points: float, count: int) -> list[float]:
     return [share] * (count - 1) + [round(points - share * (count - 1), 4)]
 
 
+class HintInfo(Protocol):
+    """What scored() reads of a unit's diagnosis (diagnosis.Hint has it)."""
+    @property
+    def title(self) -> str: ...  # the test that carries it
+
+    @property
+    def line(self) -> str: ...  # what the student reads
+
+    def as_data(self) -> dict[str, Any]: ...
+
+
 def scored(wanted: list[str], by_unit: Mapping[str, list[str]], verdicts: Mapping[str, Verdict],
-           checks: Mapping[str, CheckInfo], module_file: Callable[[str], str]) -> tuple[CheckResult, ...]:
+           checks: Mapping[str, CheckInfo], module_file: Callable[[str], str],
+           hints: Mapping[str, HintInfo] | None = None) -> tuple[CheckResult, ...]:
     """The CheckResult of every check of the wanted units: each unit's points split over its
     checks, withheld (rules 6 and 7) where they must be; a module that does not import is
-    explained once, on the first test it fails (module_file names its file)."""
+    explained once, on the first test it fails (module_file names its file); a unit's hint (rule
+    8), on the test that carries it."""
     results: list[CheckResult] = []
     told: dict[str, str] = {}  # module -> the test that says why it does not import
     for name in wanted:
@@ -249,6 +262,9 @@ def scored(wanted: list[str], by_unit: Mapping[str, list[str]], verdicts: Mappin
                 told[verdict.module] = title
             output = ("PASS: " if verdict.passed else "FAIL: ") + verdict.message
             output += "".join("\nwarning: " + w for w in verdict.warnings)
+            hint = (hints or {}).get(name)
+            hint = hint if hint is not None and hint.title == title else None
+            output += "\n" + hint.line if hint else ""
             results.append(CheckResult(name, title, share if verdict.passed else 0.0, share, output,
-                                       checks[title].public))
+                                       checks[title].public, hint.as_data() if hint else None))
     return tuple(results)

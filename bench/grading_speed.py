@@ -6,7 +6,9 @@
    through executing its notebooks (what a stock nbgrader autograde does); the ratios;
 2. the mistake corpus (tests/mutants.py) graded on every unit, training checks included: how
    many mistakes lose points (the kill rate) and whether they lose exactly their units;
-3. throughput of a batch of --n copies of the answer key with 1 vs 2 workers (jobs=1 per grade),
+3. what naming the mistake costs (issue #22; bench/diagnosis_cost.py): the answer key and a
+   submission with three wrong units, all units, with the diagnosis on and off;
+4. throughput of a batch of --n copies of the answer key with 1 vs 2 workers (jobs=1 per grade),
    graded on --units (default: every unit but the two training ones, to keep the run short).
 
 Usage: .venv/bin/python -m bench.grading_speed [--n 40] [--units all|a,b,...] [--skip-nbgrader]
@@ -27,6 +29,7 @@ from autograder.front.batch import run_batch
 from autograder.grade import grade
 from autograder.results import GradingOptions
 from autograder.units import UNITS
+from bench import diagnosis_cost
 from tests import mutants as M
 from tools.release import copy_student_inputs
 
@@ -123,6 +126,7 @@ def main(argv=None):
         loop = M.Submission("loop", (M.Body(M.LAYERS, "rnn_step_forward", "while True:\n    pass\n"),))
         hang, hang_score = time_grade(loop.build(Path(tmp) / "loop"))
     print("kit, endless loop in rnn_step_forward: %.1f s, scored %.1f" % (hang, hang_score))
+    print(diagnosis_cost.report(diagnosis_cost.measure(3, None), "all units"))  # issue #22 hook
     if args.skip_nbgrader:
         print("nbgrader: skipped (--skip-nbgrader)")
     else:

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 AREAS = {
-    "rules": ("test_rules", "test_report"),
+    "rules": ("test_rules", "test_report", "test_layout"),
     "grading": ("test_autograder", "test_netviz", "test_fair_grading", "test_new_unit", "test_beam_search",
                 "test_channels", "test_frames", "test_retry_attacks"),
     "sandbox": ("test_isolation", "test_hostile", "test_attacks", "test_container_mode", "test_bundle"),

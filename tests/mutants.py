@@ -1,72 +1,57 @@
 """Submissions for the autograder's own tests, built as patches of the answer key.
 
-A submission is a copy of source/image_captioning/captioning with some edits applied:
-- Patch(file, old, new): replace a snippet that must occur exactly once (so an edit of the
-  source cannot silently turn a mutant into the answer key);
-- Body(file, function, new): replace the whole solution region of one function or method;
-- Append(file, code): add code at the end of a file.
+A submission is a copy of source/image_captioning/captioning with some edits applied (Patch, Body,
+Append: autograder/mistakes.py).
 
-MUTANTS are typical student mistakes with the units they must lose points on; ALTERNATIVES are
-correct implementations written differently, which must get full marks.
+MUTANTS are the typical student mistakes of autograder/mistakes.py (the corpus the grader's
+diagnosis shares), each with the units it must lose points on; ALTERNATIVES are correct
+implementations written differently, which must get full marks.
 """
 import re
 import shutil
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.course import RELEASE_DIR, SOLUTIONS_DIR, SOURCE_DIR
+from autograder.mistakes import (
+    BEAM,
+    BEGIN,
+    DEC,
+    DEC_B,
+    FOOLING,
+    LAYERS,
+    LSTM_LOSS,
+    LSTM_SAMPLE,
+    LSTM_STEP_DICT_BACKWARD,
+    LSTM_STEP_DICT_FORWARD,
+    MHA,
+    MHA_B,
+    MISTAKES,
+    MODEL,
+    NV,
+    RNN_LOSS,
+    RNN_SAMPLE,
+    SALIENCY,
+    STEP,
+    T_BEAM,
+    T_LAYERS,
+    T_LOSS,
+    T_MODEL,
+    T_OVERFIT,
+    T_SAMPLE,
+    Append,
+    Body,
+    Patch,
+)
 from autograder.units import UNITS
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = SOURCE_DIR
 RELEASE = RELEASE_DIR
 SOLUTIONS = SOLUTIONS_DIR
-LAYERS, MODEL = "captioning/rnn_layers.py", "captioning/classifiers/rnn.py"
-T_LAYERS, T_MODEL = "captioning/transformer_layers.py", "captioning/classifiers/transformer.py"
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-
-
-@dataclass(frozen=True)
-class Patch:
-    file: str
-    old: str
-    new: str
-
-    def apply(self, text):
-        count = text.count(self.old)
-        assert count == 1, "%s: snippet occurs %d times, expected once: %r" % (self.file, count, self.old)
-        return text.replace(self.old, self.new)
-
-
-@dataclass(frozen=True)
-class Body:
-    """The solution region of `def function(` (first region after it) replaced by `new`."""
-    file: str
-    function: str
-    new: str
-
-    def apply(self, text):
-        starts = [m.start() for m in re.finditer(r"\bdef %s\(" % re.escape(self.function), text)]
-        assert len(starts) == 1, "%s: %d definitions of %s" % (self.file, len(starts), self.function)
-        begin = text.index(BEGIN, starts[0])
-        nxt = re.search(r"\n\s*def \w+\(", text[starts[0] + 4:])
-        assert nxt is None or begin < starts[0] + 4 + nxt.start(), "%s has no solution region" % self.function
-        line_start = text.rindex("\n", 0, begin) + 1
-        indent = text[line_start:begin]
-        end = text.index("\n", text.index(END, begin)) + 1
-        body = textwrap.indent(textwrap.dedent(self.new).strip("\n") + "\n", indent)
-        return text[:line_start] + body + text[end:]
-
-
-@dataclass(frozen=True)
-class Append:
-    """Code added at the end of a file."""
-    file: str
-    code: str
-
-    def apply(self, text):
-        return text + textwrap.dedent(self.code)
+# What the tests use of the corpus's names, re-exported (M.Patch, M.LAYERS, M.MHA, ...)
+__all__ = ["Append", "Body", "Patch", "BEAM", "DEC", "DEC_B", "LAYERS", "LSTM_LOSS", "LSTM_SAMPLE", "MHA", "MHA_B",
+           "MODEL", "RNN_LOSS", "RNN_SAMPLE", "T_BEAM", "T_LAYERS", "T_LOSS", "T_MODEL", "T_OVERFIT", "T_SAMPLE"]
 
 
 @dataclass(frozen=True)
@@ -114,240 +99,10 @@ def answer_key():
     return SOLUTIONS if (SOLUTIONS / LAYERS).is_file() else SOURCE
 
 
-RNN_LOSS, LSTM_LOSS = "CaptioningRNN.loss (rnn)", "CaptioningRNN.loss (lstm)"
-RNN_SAMPLE, LSTM_SAMPLE = "CaptioningRNN.sample (rnn)", "CaptioningRNN.sample (lstm)"
-MHA, MHA_B = "multihead_attention_forward", "multihead_attention_backward"
-DEC, DEC_B = "decoder_layer_forward", "decoder_layer_backward"
-T_LOSS, T_SAMPLE, T_OVERFIT = "CaptioningTransformer.loss", "CaptioningTransformer.sample", "overfit (transformer)"
-BEAM, T_BEAM = "CaptioningRNN.beam_search", "CaptioningTransformer.beam_search"
+# ---------------------------------------------------------------- typical mistakes: the shared corpus
 
+MUTANTS = [Submission(m.id, m.edits, m.lost, m.units, m.what) for m in MISTAKES]
 
-def mutant(name, edits, lost, what, units=None):
-    return Submission(name, tuple(edits), frozenset(lost), units, what)
-
-
-# ---------------------------------------------------------------- typical mistakes
-
-MUTANTS = [
-    mutant("relu_instead_of_tanh", [Patch(LAYERS, "next_h = np.tanh(x.dot(Wx) + prev_h.dot(Wh) + b)",
-                                          "next_h = np.maximum(0, x.dot(Wx) + prev_h.dot(Wh) + b)")],
-           {"rnn_step_forward"}, "ReLU instead of tanh in the RNN step"),
-    mutant("no_tanh_derivative", [Patch(LAYERS, "da = dnext_h * (1 - next_h ** 2)", "da = dnext_h")],
-           {"rnn_step_backward"}, "forgets the 1 - tanh^2 factor"),
-    mutant("db_wrong_axis", [Patch(LAYERS, "db = da.sum(axis=0)\n    ### END SOLUTION\n    return dx, dprev_h, dWx, dWh, db",
-                                   "db = da.sum(axis=1)\n    ### END SOLUTION\n    return dx, dprev_h, dWx, dWh, db")],
-           {"rnn_step_backward"}, "db summed over the hidden axis: shape (N,) instead of (H,)"),
-    mutant("rnn_forward_off_by_one", [Patch(LAYERS, "    for t in range(T):\n        prev_h, step_cache = rnn_step_forward",
-                                            "    for t in range(T - 1):\n        prev_h, step_cache = rnn_step_forward")],
-           {"rnn_forward"}, "time loop stops one step early"),
-    mutant("rnn_backward_no_carry", [Patch(LAYERS, "rnn_step_backward(dh[:, t] + dprev_h, cache[t])",
-                                           "rnn_step_backward(dh[:, t], cache[t])")],
-           {"rnn_backward"}, "does not carry dprev_h from one step to the previous one"),
-    mutant("rnn_backward_overwrites_dW", [Patch(LAYERS, "dWx, dWh, db = (sum(g[i] for g in grads) for i in (2, 3, 4))",
-                                                "dWx, dWh, db = (grads[-1][i] for i in (2, 3, 4))")],
-           {"rnn_backward"}, "keeps the weight gradients of one step instead of summing over time"),
-    mutant("embedding_flattened", [Patch(LAYERS, "out = W[x]", "out = W[x.reshape(-1)]")],
-           {"word_embedding_forward"}, "returns (N*T, D) instead of (N, T, D)"),
-    mutant("embedding_fancy_index_add", [Patch(LAYERS, "np.add.at(dW, x, dout)", "dW[x] += dout")],
-           {"word_embedding_backward"}, "dW[x] += dout loses repeated words"),
-    mutant("embedding_returns_none", [Patch(LAYERS, "np.add.at(dW, x, dout)", "dW = np.add.at(dW, x, dout)")],
-           {"word_embedding_backward"}, "dW = np.add.at(...) makes dW None"),
-    mutant("lstm_gate_order_ifgo", [Patch(LAYERS, "i, f, o = (sigmoid(a[:, k * H:(k + 1) * H]) for k in range(3))\n    g = np.tanh(a[:, 3 * H:])",
-                                          "i, f, g, o = np.split(a, 4, axis=1)\n    i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)")],
-           {"lstm_step_forward"}, "gates split as i, f, g, o"),
-    mutant("lstm_tanh_prev_c", [Patch(LAYERS, "tanh_c = np.tanh(next_c)", "tanh_c = np.tanh(prev_c)")],
-           {"lstm_step_forward"}, "next_h = o * tanh(prev_c)"),
-    mutant("lstm_swapped_weights", [Patch(LAYERS, "a = x.dot(Wx) + prev_h.dot(Wh) + b\n    i, f, o",
-                                          "a = x.dot(Wh) + prev_h.dot(Wx) + b\n    i, f, o")],
-           {"lstm_step_forward"}, "multiplies x by Wh and prev_h by Wx (raises)"),
-    mutant("lstm_dprev_c_without_dh", [Patch(LAYERS, "dprev_c = dc * f", "dprev_c = dnext_c * f")],
-           {"lstm_step_backward"}, "dprev_c ignores the path through next_h"),
-    mutant("lstm_c0_is_h0", [Patch(LAYERS, "prev_h, prev_c, step_caches = h0, np.zeros_like(h0), []",
-                                   "prev_h, prev_c, step_caches = h0, h0, []")],
-           {"lstm_forward"}, "initial cell state h0 instead of zeros"),
-    mutant("lstm_backward_no_dc_carry", [Patch(LAYERS, "lstm_step_backward(dh[:, t] + dprev_h, dprev_c, cache[t])",
-                                               "lstm_step_backward(dh[:, t] + dprev_h, np.zeros_like(dprev_c), cache[t])")],
-           {"lstm_backward"}, "does not carry the cell-state gradient between steps"),
-    mutant("lstm_backward_last_step_dW", [Patch(LAYERS, "dWx, dWh, db = (sum(g[i] for g in grads) for i in (3, 4, 5))",
-                                                "dWx, dWh, db = (grads[0][i] for i in (3, 4, 5))")],
-           {"lstm_backward"}, "weight gradients of the first step only"),
-    mutant("loss_no_mask", [Patch(MODEL, "temporal_softmax_loss(scores, captions_out, mask)",
-                                  "temporal_softmax_loss(scores, captions_out, np.ones_like(mask))")],
-           {RNN_LOSS, LSTM_LOSS}, "does not mask <NULL> targets"),
-    mutant("loss_no_shift", [Patch(MODEL, "word_embedding_forward(captions_in, W_embed)",
-                                   "word_embedding_forward(captions_out, W_embed)")],
-           {RNN_LOSS, LSTM_LOSS}, "feeds the targets as inputs (no shift)"),
-    mutant("sample_no_feedback", [Patch(MODEL, "words = np.argmax(h.dot(W_vocab) + b_vocab, axis=1)\n            captions[:, t] = words",
-                                        "captions[:, t] = np.argmax(h.dot(W_vocab) + b_vocab, axis=1)")],
-           {RNN_SAMPLE, LSTM_SAMPLE}, "always feeds <START>"),
-    mutant("sample_start_in_column_0", [Patch(MODEL, "words = np.full(N, self._start)\n        for t in range(max_length):",
-                                              "words = np.full(N, self._start)\n        captions[:, 0] = self._start\n"
-                                              "        for t in range(1, max_length):")],
-           {RNN_SAMPLE, LSTM_SAMPLE}, "writes <START> in column 0"),
-    mutant("sample_lstm_c0_from_features", [Patch(MODEL, "h, _ = affine_forward(features, W_proj, b_proj)\n        c = np.zeros_like(h)",
-                                                  "h, _ = affine_forward(features, W_proj, b_proj)\n        c = h.copy()")],
-           {LSTM_SAMPLE}, "LSTM sampling starts the cell state at the projected features"),
-    mutant("zero_init", [Patch(MODEL, "self.params[k] = v.astype(self.dtype)",
-                               "self.params[k] = np.zeros_like(v).astype(self.dtype)")],
-           {"overfit (rnn)", "overfit (lstm)"}, "all parameters initialised to zero: nothing but b_vocab learns",
-           units=(RNN_LOSS, RNN_SAMPLE, "overfit (rnn)", LSTM_LOSS, LSTM_SAMPLE, "overfit (lstm)")),
-]
-
-# ---------------------------------------------------------------- typical Transformer mistakes
-
-MUTANTS += [
-    mutant("pe_sin_cos_swapped", [Patch(T_LAYERS, "pe[:, 0::2] = np.sin(t * frequencies)\n    pe[:, 1::2] = np.cos(t * frequencies)",
-                                        "pe[:, 0::2] = np.cos(t * frequencies)\n    pe[:, 1::2] = np.sin(t * frequencies)")],
-           {"positional_encoding"}, "cosines in the even columns, sines in the odd ones"),
-    mutant("pe_exponent_i_not_2i", [Patch(T_LAYERS, "10000.0 ** (-np.arange(0, embed_dim, 2) / embed_dim)",
-                                          "10000.0 ** (-np.arange(embed_dim // 2) / embed_dim)")],
-           {"positional_encoding"}, "frequency exponent i / D instead of 2i / D"),
-    mutant("attention_scaled_by_sqrt_E", [Patch(T_LAYERS, "scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(d)",
-                                                "scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(E)")],
-           {MHA}, "scores divided by sqrt(E) instead of sqrt(E / h)"),
-    mutant("attention_mask_after_softmax", [Patch(T_LAYERS, """    if attn_mask is not None:
-        scores = np.where(attn_mask, scores, -np.inf)
-    scores = scores - scores.max(axis=-1, keepdims=True)
-    weights = np.exp(scores)
-    weights /= weights.sum(axis=-1, keepdims=True)
-""", """    scores = scores - scores.max(axis=-1, keepdims=True)
-    weights = np.exp(scores)
-    weights /= weights.sum(axis=-1, keepdims=True)
-    if attn_mask is not None:
-        weights = weights * attn_mask
-""")], {MHA}, "masks the attention weights after the softmax (rows no longer sum to 1)"),
-    mutant("attention_heads_split_wrong_axis", [Patch(T_LAYERS, "return x.reshape(N, L, num_heads, d).transpose(0, 2, 1, 3)   # (N, h, L, d)",
-                                                      "return x.reshape(N, num_heads, L, d)")],
-           {MHA}, "heads split by reshaping (N, L, E) straight to (N, h, L, d)"),
-    mutant("attention_softmax_over_queries", [Patch(T_LAYERS, """    scores = scores - scores.max(axis=-1, keepdims=True)
-    weights = np.exp(scores)
-    weights /= weights.sum(axis=-1, keepdims=True)
-""", """    scores = scores - scores.max(axis=-2, keepdims=True)
-    weights = np.exp(scores)
-    weights /= weights.sum(axis=-2, keepdims=True)
-""")], {MHA}, "softmax over the queries instead of the keys"),
-    mutant("attention_backward_softmax_without_sum", [Patch(T_LAYERS, "dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True)) / math.sqrt(d)",
-                                                            "dscores = weights * dweights / math.sqrt(d)")],
-           {MHA_B}, "softmax backward as if it were elementwise"),
-    mutant("attention_backward_forgets_scale", [Patch(T_LAYERS, "dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True)) / math.sqrt(d)",
-                                                      "dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True))")],
-           {MHA_B}, "forgets the 1 / sqrt(d) of the scores in the backward pass"),
-    mutant("decoder_missing_residual", [Patch(T_LAYERS, 'x1, ln1_cache = layernorm_forward(x + self_out, params["ln1_gamma"], params["ln1_beta"])',
-                                              'x1, ln1_cache = layernorm_forward(self_out, params["ln1_gamma"], params["ln1_beta"])')],
-           {DEC}, "no residual connection around the self-attention"),
-    mutant("decoder_layer_norm_wrong_axis", [Patch(T_LAYERS, 'out, ln3_cache = layernorm_forward(x2 + ffn_out, params["ln3_gamma"], params["ln3_beta"])',
-                                                   'out, ln3_cache = layernorm_forward((x2 + ffn_out).transpose(0, 2, 1), params["ln3_gamma"][:, None], '
-                                                   'params["ln3_beta"][:, None])\n    out = out.transpose(0, 2, 1)')],
-           {DEC}, "last layer norm over the positions instead of the features"),
-    mutant("decoder_cross_attends_to_x", [Patch(T_LAYERS, "multihead_attention_forward(x1, memory, memory, attention_params(params, \"cross_\"),",
-                                                "multihead_attention_forward(x1, x1, x1, attention_params(params, \"cross_\"),")],
-           {DEC}, "the cross-attention attends to the caption instead of the image"),
-    mutant("decoder_backward_x_only_as_query", [Patch(T_LAYERS, "dx = dres1 + dq + dk + dv", "dx = dres1 + dq")],
-           {DEC_B}, "x feeds the self-attention's query, key and value: only the query's gradient is kept"),
-    mutant("decoder_backward_no_relu_mask", [Patch(T_LAYERS, "dhidden = (dres3 @ W2.T) * (hidden > 0)", "dhidden = dres3 @ W2.T")],
-           {DEC_B}, "forgets the ReLU's derivative"),
-    mutant("loss_no_causal_mask", [Patch(T_MODEL, "x, cache = decoder_layer_forward(x, memory, self.layer_params(layer), self.num_heads, causal)",
-                                         "x, cache = decoder_layer_forward(x, memory, self.layer_params(layer), self.num_heads, None)")],
-           {T_LOSS}, "no causal mask at training time: every word sees the words it must predict"),
-    mutant("loss_causal_mask_off_by_one", [Patch(T_MODEL, "        causal = np.tril(np.ones((T, T), dtype=bool))\n        layer_caches = []",
-                                                 "        causal = np.tril(np.ones((T, T), dtype=bool), k=1)\n        layer_caches = []")],
-           {T_LOSS}, "causal mask one step too wide: position t also sees t + 1"),
-    mutant("loss_memory_gradient_of_last_layer_only", [Patch(T_MODEL, "dmemory = dmemory + dmemory_layer", "dmemory = dmemory_layer")],
-           {T_LOSS}, "keeps the memory gradient of one layer instead of summing over the layers"),
-    mutant("loss_no_positional_encoding", [Patch(T_MODEL, "x = x + positional_encoding(T, self.embed_dim).astype(x.dtype)", "pass")],
-           {T_LOSS}, "forgets the positional encodings"),
-    mutant("sample_last_word_only", [Body(T_MODEL, "sample", """
-        projected, _ = affine_forward(features, W_proj, b_proj)
-        memory = projected[:, None, :]
-        pe = positional_encoding(max_length, self.embed_dim)
-        words = np.full(N, self._start)
-        for t in range(max_length):
-            x, _ = word_embedding_forward(words[:, None], W_embed)
-            x = x + pe[t:t + 1].astype(x.dtype)
-            for layer in range(self.num_layers):
-                x, _ = decoder_layer_forward(x, memory, self.layer_params(layer), self.num_heads, None)
-            words = np.argmax(x[:, -1] @ W_vocab + b_vocab, axis=1)
-            captions[:, t] = words
-    """)], {T_SAMPLE}, "feeds only the last word back (an RNN habit), not the whole prefix"),
-    mutant("sample_no_positional_encoding", [Patch(T_MODEL, "(prefix, W_embed)\n            x = x + pe[:t + 1].astype(x.dtype)",
-                                                   "(prefix, W_embed)")],
-           {T_SAMPLE}, "samples without positional encodings"),
-    mutant("transformer_zero_init", [Patch(T_MODEL, "self.params[k] = v.astype(self.dtype)",
-                                           "self.params[k] = np.zeros_like(v).astype(self.dtype)")],
-           {T_OVERFIT}, "all Transformer parameters initialised to zero: it cannot learn",
-           units=(T_LOSS, T_SAMPLE, T_OVERFIT)),
-]
-
-# A correct LSTM step written differently: separate matmuls per gate, a dict cache.
-LSTM_STEP_DICT_FORWARD = Body(LAYERS, "lstm_step_forward", """
-    H = prev_h.shape[1]
-    gates = {}
-    for k, name in enumerate("ifog"):
-        cols = slice(k * H, (k + 1) * H)
-        a_k = x @ Wx[:, cols] + prev_h @ Wh[:, cols] + b[cols]
-        gates[name] = np.tanh(a_k) if name == "g" else sigmoid(a_k)
-    next_c = gates["f"] * prev_c + gates["i"] * gates["g"]
-    next_h = gates["o"] * np.tanh(next_c)
-    cache = dict(gates, x=x, prev_h=prev_h, prev_c=prev_c, tanh_c=np.tanh(next_c), Wx=Wx, Wh=Wh)
-""")
-LSTM_STEP_DICT_BACKWARD = Body(LAYERS, "lstm_step_backward", """
-    i, f, o, g, tanh_c = (cache[k] for k in ("i", "f", "o", "g", "tanh_c"))
-    dc = dnext_c + dnext_h * o * (1 - tanh_c ** 2)
-    di, df, do, dg = dc * g, dc * cache["prev_c"], dnext_h * tanh_c, dc * i
-    da = np.hstack([di * i * (1 - i), df * f * (1 - f), do * o * (1 - o), dg * (1 - g * g)])
-    dx = da @ cache["Wx"].T
-    dprev_h = da @ cache["Wh"].T
-    dprev_c = dc * f
-    dWx = cache["x"].T @ da
-    dWh = cache["prev_h"].T @ da
-    db = np.sum(da, axis=0)
-""")
-
-MUTANTS.append(mutant(
-    "dict_cache_lstm_tanh_prev_c",
-    [LSTM_STEP_DICT_FORWARD, LSTM_STEP_DICT_BACKWARD,
-     Patch(LAYERS, "tanh_c=np.tanh(next_c)", "tanh_c=np.tanh(prev_c)"),
-     Patch(LAYERS, 'next_h = gates["o"] * np.tanh(next_c)', 'next_h = gates["o"] * np.tanh(prev_c)')],
-    # The reference forward's cache does not fit this backward pass, and the backward pass is right
-    # for the correct forward, not for its own buggy one (tanh(prev_c)): neither the retry nor the
-    # check against numerical gradients of its own forward can credit it. (When the backward pass
-    # matches its own forward, it is credited: tests/test_fair_grading.py.)
-    {"lstm_step_forward", "lstm_step_backward"}, "own cache layout and a forward bug"))
-
-# Beam search: the mistakes of the two model families.
-MUTANTS += [
-    mutant("beam_raw_scores", [Patch(MODEL, "log_probs = vocab_scores - np.log(np.exp(vocab_scores).sum(axis=1, keepdims=True))",
-                                     "log_probs = vocab_scores")],
-           {BEAM}, "ranks hypotheses by summed raw scores, not log-probabilities"),
-    mutant("beam_probabilities", [Patch(MODEL, "log_probs = vocab_scores - np.log(np.exp(vocab_scores).sum(axis=1, keepdims=True))",
-                                        "log_probs = np.exp(vocab_scores) / np.exp(vocab_scores).sum(axis=1, keepdims=True)")],
-           {BEAM}, "adds probabilities instead of log-probabilities"),
-    mutant("beam_states_not_reordered", [Patch(MODEL, "h, c, words = h[parents], c[parents], words.ravel()",
-                                               "words = words.ravel()")],
-           {BEAM}, "keeps each slot's state when the kept hypotheses come from other slots"),
-    mutant("beam_cell_state_not_reordered", [Patch(MODEL, "h, c, words = h[parents], c[parents], words.ravel()",
-                                                   "h, words = h[parents], words.ravel()")],
-           {BEAM}, "LSTM: the hidden states follow their hypotheses, the cell states do not"),
-    mutant("beam_never_finishes", [Patch(MODEL, "finished = finished[images, kept] | (words == self._end)",
-                                         "finished = finished[images, kept]")],
-           {BEAM}, "hypotheses go on after <END>"),
-    mutant("beam_returns_last_slot", [Patch(MODEL, "        ### END SOLUTION\n        return captions[:, 0]",
-                                            "        ### END SOLUTION\n        return captions[:, -1]")],
-           {BEAM}, "returns the worst kept hypothesis, not the best"),
-    mutant("beam_search_is_greedy", [Body(MODEL, "beam_search", "return self.sample(features, max_length)"),
-                                     Body(T_MODEL, "beam_search", "return self.sample(features, max_length)")],
-           {BEAM, T_BEAM}, "a trick: greedy captions passed off as beam search (right for beam_size=1 only)"),
-    mutant("transformer_beam_prefixes_not_reordered", [
-        Patch(T_MODEL, "prefixes = np.concatenate([prefixes[images, kept], words[:, :, None]], axis=2)",
-              "prefixes = np.concatenate([prefixes, words[:, :, None]], axis=2)")],
-           {T_BEAM}, "appends each kept word to the prefix in its slot, not to the one it extends"),
-    mutant("transformer_beam_never_finishes", [
-        Patch(T_MODEL, "finished = finished[images, kept] | (words == self._end)", "finished = finished[images, kept]")],
-           {T_BEAM}, "hypotheses go on after <END>"),
-    mutant("transformer_beam_raw_scores", [
-        Patch(T_MODEL, "log_probs -= np.log(np.exp(log_probs).sum(axis=1, keepdims=True))", "pass")],
-           {T_BEAM}, "ranks hypotheses by summed raw (shifted) scores, not log-probabilities"),
-]
 
 # ---------------------------------------------------------------- correct alternatives
 
@@ -784,7 +539,68 @@ FINITE_DIFFERENCES = Submission("finite_differences", (
 
 # ---------------------------------------------------------------- the network visualization part
 
-from tests.netviz_mutants import NETVIZ_ALTERNATIVES, NETVIZ_MUTANTS  # noqa: E402 (it builds on the above)
-
-MUTANTS += NETVIZ_MUTANTS
+NETVIZ_ALTERNATIVES = [
+    Submission("netviz_autograd_grad_and_one_hot", (
+        Body(NV, SALIENCY, """
+            model.eval()
+            X = X.detach().requires_grad_(True)
+            scores = model(X)
+            one_hot = torch.zeros_like(scores)
+            one_hot[torch.arange(len(y)), y] = 1
+            (grad,) = torch.autograd.grad(scores, X, grad_outputs=one_hot)
+            saliency, _ = torch.max(torch.abs(grad), dim=1)
+        """),
+        Body(NV, STEP, """
+            score = model(img)[0, target_y]
+            (g,) = torch.autograd.grad(score, img)
+            g = g - 2 * l2_reg * img.detach()
+            img.data.add_(learning_rate * g / torch.sqrt((g ** 2).sum()))
+        """)), units=(SALIENCY, STEP)),
+    Submission("netviz_course_style_data_updates", (
+        Body(NV, SALIENCY, """
+            model.eval()
+            X.requires_grad_()
+            scores = model(X)
+            scores.backward(torch.nn.functional.one_hot(y, scores.shape[1]).to(scores.dtype))
+            saliency = X.grad.data.abs().amax(dim=1)
+        """),
+        Body(NV, FOOLING, """
+            for i in range(100):
+                scores = model(X_fooling)
+                _, predicted = scores.max(1)
+                if predicted[0] == target_y:
+                    break
+                scores[:, target_y].sum().backward()
+                dX = learning_rate * X_fooling.grad.data / X_fooling.grad.data.norm()
+                X_fooling.data += dX
+                X_fooling.grad.data.zero_()
+        """),
+        Body(NV, STEP, """
+            scores = model(img)
+            objective = scores[:, target_y].sum() - l2_reg * torch.norm(img) ** 2
+            objective.backward()
+            img.data += learning_rate * img.grad.data / torch.norm(img.grad.data)
+            img.grad.data.zero_()
+        """)), units=(SALIENCY, FOOLING, STEP)),
+    Submission("netviz_fresh_leaf_each_step", (
+        Body(NV, FOOLING, """
+            X_fooling = X.detach().clone()
+            for _ in range(100):
+                x = X_fooling.clone().requires_grad_(True)
+                scores = model(x)
+                if int(torch.argmax(scores[0])) == target_y:
+                    break
+                g = torch.autograd.grad(scores[0, target_y], x)[0]
+                X_fooling = X_fooling + learning_rate * g / g.norm(p=2)
+        """),
+        Body(NV, STEP, """
+            img.grad = None
+            loss = l2_reg * img.square().sum() - model(img)[0][target_y]
+            loss.backward()
+            with torch.no_grad():
+                step = -img.grad
+                img.add_(step, alpha=learning_rate / step.norm().item())
+            img.grad = None
+        """)), units=(FOOLING, STEP)),
+]
 ALTERNATIVES += NETVIZ_ALTERNATIVES

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from autograder.course import RELEASE_DIR, ROOT
+from autograder.diagnosis import HINT_PREFIX
 from autograder.front import cli
 from autograder.grade import grade
 from autograder.intake import STUDENT_FILES
+from autograder.mistakes import BY_ID, MISTAKES, of_unit
 from autograder.reference import all_checks, checks_module, reference_impl
 from autograder.results import GradingOptions
 from autograder.units import BY_NAME, TOTAL, UNITS
@@ -151,6 +153,70 @@ def test_a_mistake_costs_exactly_the_units_it_breaks(graded, sub):
         sub.name, sub.what, sorted(lost), sorted(sub.lost), failures(results))
 
 
+# ---------------------------------------------------------------- 2b. the mistake named (issue #22)
+
+def hint_lines(results):
+    """{unit: [hint lines in its tests' outputs]} of the units that have any."""
+    found = {}
+    for r in results:
+        for line in r.output.split("\n"):
+            if line.startswith(HINT_PREFIX):
+                found.setdefault(r.unit, []).append(line)
+    return found
+
+
+def test_the_corpus_is_the_mutants_and_every_code_unit_has_two_diagnosable_mistakes():
+    assert [s.name for s in M.MUTANTS] == [m.id for m in MISTAKES]
+    for unit in UNITS:
+        if not unit.training:
+            assert len(of_unit(unit.name)) >= 2, unit.name
+    for m in MISTAKES:
+        assert m.hint and "\n" not in m.hint and not m.hint.endswith(".") and len(m.hint) <= 160, m.id
+        trained = {u for u in m.lost if BY_NAME[u].training}
+        undiagnosable = m.hinted == frozenset()  # declared so in the corpus, with the reason
+        assert m.diagnosed <= m.lost - trained and (m.diagnosed or m.lost == trained or undiagnosable), m.id
+    assert [m.id for m in MISTAKES if m.hinted == frozenset()] == ["saliency_train_mode", "fooling_descent"]
+
+
+@pytest.mark.parametrize("sub", M.MUTANTS, ids=lambda s: s.name)
+def test_a_mistake_gets_exactly_its_own_hint(graded, sub):
+    """Once per unit it breaks (the training units aside), on a failing test, and nowhere else."""
+    mistake = BY_ID[sub.name]
+    _, results = graded(sub)
+    lines = hint_lines(results)
+    assert set(lines) == set(mistake.diagnosed), "%s: hints on %s, expected on %s\n%s" % (
+        sub.name, sorted(lines), sorted(mistake.diagnosed), failures(results))
+    for unit in mistake.diagnosed:
+        assert lines[unit] == [HINT_PREFIX + mistake.hint + "."], (sub.name, lines[unit])
+        carrier = [r for r in results if r.diagnosis and r.unit == unit]
+        assert len(carrier) == 1 and carrier[0].score == 0, (sub.name, unit)
+        assert carrier[0].diagnosis["hint"] == mistake.hint and mistake.id in carrier[0].diagnosis["mistakes"]
+        assert all(BY_ID[m].hint == mistake.hint for m in carrier[0].diagnosis["mistakes"])
+
+
+@pytest.mark.parametrize("sub", M.ALTERNATIVES, ids=lambda s: s.name)
+def test_a_correct_variant_gets_no_hint(graded, sub):
+    _, results = graded(sub)
+    assert not hint_lines(results) and not any(r.diagnosis for r in results)
+
+
+def test_the_answer_key_and_the_untouched_release_get_no_hint(slow):
+    proc, doc = slow["cli"].result()
+    assert doc and not [t for t in doc["tests"] if HINT_PREFIX in t["output"] or t.get("extra_data")]
+    assert not hint_lines(slow["stub"].result())
+
+
+def test_a_partial_submission_gets_a_hint_on_its_mistake_only(graded):
+    """Units left unwritten, units of the answer key and one mistake: the mistake's unit alone is named."""
+    sub = M.Submission("partial_with_a_mistake", (
+        M.Body(M.LAYERS, "lstm_step_forward", "raise NotImplementedError()"),
+        M.Body(M.T_LAYERS, "multihead_attention_backward", "raise NotImplementedError()"),
+        M.Body(M.MODEL, "beam_search", "raise NotImplementedError()"),
+    ) + BY_ID["rnn_backward_no_carry"].edits)
+    _, results = graded(sub)
+    assert set(hint_lines(results)) == {"rnn_backward"}, failures(results)
+
+
 # ---------------------------------------------------------------- 3. correct variants
 
 def test_there_are_enough_correct_variants():
@@ -215,7 +281,8 @@ def test_hidden_failures_never_show_expected_values(graded):
             if r.public or r.score == r.max_score:
                 continue
             seen += 1
-            message = "\n".join(line for line in r.output.split("\n") if not line.startswith("warning: "))
+            message = "\n".join(line for line in r.output.split("\n")
+                                if not line.startswith(("warning: ", HINT_PREFIX)))
             assert "\n" not in message and "[" not in message, (sub.name, r.name, r.output)
             assert "expected [" not in message and "got " not in message, (sub.name, r.name, r.output)
             check = next(c for c in CHECKS if c.title == r.name)

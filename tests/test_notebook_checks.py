@@ -1,14 +1,21 @@
 """The notebooks' check("unit") cells, run as a student runs them in a copy of the release: a unit
 failing only through a unit it depends on names that unit first, as the grader does; an optional
-unit left unwritten is skipped, never a stop."""
+unit left unwritten is skipped, never a stop; a known mistake is named (captioning/hints.py)."""
+import json
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from autograder.course import ASSIGNMENT, PACKAGE, RELEASE_DIR
+from autograder.diagnosis import HINT_PREFIX
 from autograder.grade import grade
 from autograder.intake import STUDENT_FILES
+from autograder.mistakes import BY_ID, MISTAKES
+from autograder.reference import checks_module
 from autograder.results import GradingOptions
+from autograder.units import UNITS
+from tests import mutants as M
 from tests.mutants import LAYERS, MODEL, T_MODEL, Body, Patch, Submission
 
 NO_BIAS = Patch(LAYERS, "next_h = np.tanh(x.dot(Wx) + prev_h.dot(Wh) + b)",
@@ -68,3 +75,47 @@ def test_an_unwritten_optional_unit_is_skipped_and_a_required_one_stops(tmp_path
     lines, raised = check_cell(folder, "CaptioningRNN.sample (rnn)")
     assert raised and lines == ["FAIL  CaptioningRNN.sample (rnn): greedy decode with fixed parameters -- "
                                 "not implemented yet"], lines
+
+
+# ---------------------------------------------------------------- issue #22: the mistake named at the desk
+
+def hint_cells(folder, units):
+    """The HINT lines check(unit) prints for each of units (their failures caught)."""
+    code = ("from captioning.checks import check\nfor u in %r:\n    try:\n        check(u)\n"
+            "    except AssertionError:\n        pass\n" % (list(units),))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return [line for line in proc.stdout.splitlines() if line.startswith("HINT  ")]
+
+
+def fails_in_public(unit, mistake_id):
+    """Whether a mistake fails a public check of unit in the notebook (hints.json says so)."""
+    data = json.loads((RELEASE_DIR / PACKAGE / "hints.json").read_text())["units"][unit][mistake_id]["checks"]
+    return any(answer != "pass" for answer in data.values())
+
+
+def test_check_names_each_mistake_of_the_corpus_that_fails_a_public_check(tmp_path):
+    """Every mistake of the corpus (autograder/mistakes.py) that fails a public check of a unit gets its
+    own hint there, once; the correct variants get none."""
+    def hints_of(n, sub):
+        return sub, hint_cells(student_folder(tmp_path / str(n), *sub.edits), sorted(sub.lost) if sub.lost else
+                               [u.name for u in UNITS if not u.training])
+    wrong = []
+    with ThreadPoolExecutor(2) as pool:
+        for sub, hints in pool.map(lambda a: hints_of(*a), enumerate(M.MUTANTS + M.ALTERNATIVES)):
+            mistake = BY_ID.get(sub.name)
+            units = [u for u in sorted(mistake.diagnosed) if fails_in_public(u, mistake.id)] if mistake else []
+            if hints != ["HINT  " + HINT_PREFIX + (mistake.hint if mistake else "") + "."] * len(units):
+                wrong.append((sub.name, units, hints))
+    assert not wrong, wrong
+    assert sum(1 for m in MISTAKES for u in m.diagnosed if fails_in_public(u, m.id)) >= 50
+
+
+def test_hints_json_holds_only_public_checks_and_hints():
+    data = json.loads((RELEASE_DIR / PACKAGE / "hints.json").read_text())
+    public = {(c.unit, c.name) for c in checks_module().PUBLIC_CHECKS}
+    for unit, mistakes in data["units"].items():
+        for mistake_id, entry in mistakes.items():
+            assert set(entry) == {"hint", "checks"} and entry["hint"] == BY_ID[mistake_id].hint
+            assert {(unit, name) for name in entry["checks"]} <= public
+    assert (RELEASE_DIR / PACKAGE / "hints.json").stat().st_size < 200_000

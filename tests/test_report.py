@@ -167,3 +167,27 @@ def test_the_histogram_shows_every_score_up_to_the_total():
     assert sum(bar.get_height() for bar in bars) == len(scores)
     assert max(bar.get_x() + bar.get_width() for bar in bars) == pytest.approx(TOTAL)
     assert "max 160.00" in summary_html(grades)
+
+def test_summary_counts_the_diagnosed_mistakes_per_unit():
+    """results.json keeps a hint as the test's extra_data (read back as it was written); summary.html
+    counts students per hint."""
+    gates = {"mistakes": ["lstm_gate_order_ifgo"], "hint": "gates <in> another order"}
+    carry = {"mistakes": ["rnn_backward_no_carry"], "hint": "no carry"}
+
+    def student(*diagnoses):
+        return graded(*(CheckResult(unit, unit + ": a check", 0.0, 5.0, "FAIL: x\nThis looks like ...", True, d)
+                        for unit, d in diagnoses))
+    grades = {"s%d" % i: student(("lstm_step_forward", gates)) for i in range(12)}
+    grades["t"] = student(("lstm_step_forward", gates), ("rnn_backward", carry))
+    grades["u"] = student(("rnn_backward", None))
+    assert grades["t"].to_gradescope()["tests"][1]["extra_data"] == {"diagnosis": carry}
+    assert "extra_data" not in grades["u"].to_gradescope()["tests"][0]
+    grades = {s: GradingResults.from_document(json.loads(json.dumps(r.to_gradescope()))) for s, r in grades.items()}
+    counts = report.class_counts(grades)
+    assert list(counts) == ["rnn_backward", "lstm_step_forward"]  # UNITS order
+    assert [(h, len(who)) for h, who in counts["lstm_step_forward"]] == [("gates <in> another order", 13)]
+    assert counts["rnn_backward"] == [("no carry", ["t"])]
+    html = report.summary_html(grades)
+    assert "<h2>Mistakes diagnosed</h2>" in html
+    assert "<td>lstm_step_forward</td><td>13</td><td>gates &lt;in&gt; another order</td>" in html
+    assert "Mistakes diagnosed" not in report.summary_html({"u": grades["u"]})

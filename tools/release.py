@@ -131,6 +131,14 @@ def add_student_files(folder):
     (folder / "requirements.txt").write_text(REQUIREMENTS_HEADER + pinned_requirements(wanted, "the release"))
 
 
+def add_hints(folder):
+    """captioning/hints.json: the typical mistakes' outputs on the public checks, for check("unit")
+    to name a mistake at the student's desk (autograder/diagnosis.py; the grader's corpus itself
+    stays in autograder/mistakes.py, never released)."""
+    from autograder.diagnosis import fingerprints_json
+    (folder / PACKAGE / "hints.json").write_text(fingerprints_json())
+
+
 def release():
     """Generate, check and install release/ASSIGNMENT and solutions/ASSIGNMENT; return a summary."""
     source = ROOT / "source" / ASSIGNMENT
@@ -148,6 +156,7 @@ def release():
         nbgrader(course, "generate_solution", log)
         for out in OUTPUTS:
             add_student_files(course / out / ASSIGNMENT)
+            add_hints(course / out / ASSIGNMENT)  # issue #22 hook
             check_output(source, course / out / ASSIGNMENT)
         counts = []
         for out in OUTPUTS:

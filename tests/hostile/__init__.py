@@ -94,7 +94,7 @@ def zip_folder(folder, archive, top=None):
 
 
 def lost_units(results):
-    """The units a list of TestResult does not give full points."""
+    """The units a grade (GradingResults) does not give full points."""
     return {u for u, (got, top) in results.by_unit().items() if got < top - 1e-9}
 
 

@@ -26,8 +26,9 @@ from pathlib import Path
 
 FOLDER = Path(__file__).resolve().parent.parent  # the assignment folder
 EDITED = ("captioning/rnn_layers.py", "captioning/transformer_layers.py", "captioning/classifiers/rnn.py",
-          "captioning/classifiers/transformer.py")
-NOTEBOOKS = ("RNN_Captioning.ipynb", "LSTM_Captioning.ipynb", "Transformer_Captioning.ipynb")
+          "captioning/classifiers/transformer.py", "captioning/net_visualization_pytorch.py")
+NOTEBOOKS = ("RNN_Captioning.ipynb", "LSTM_Captioning.ipynb", "Transformer_Captioning.ipynb",
+             "Network_Visualization.ipynb")
 CODE_ZIP = "image_captioning_code.zip"
 WRITTEN_PDF = "image_captioning_written.pdf"
 UNANSWERED = "YOUR ANSWER HERE"

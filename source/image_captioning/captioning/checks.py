@@ -1097,6 +1097,11 @@ def check(unit):
         print("%s  %s -- %s" % ("PASS" if passed else "FAIL", c.title, message))
         for w in warnings:
             print("      warning: " + w)
+    if failed and not first:  # a known mistake these outputs match (captioning/hints.py): issue #22 hook
+        from .hints import PREFIX, diagnose
+        hint = diagnose(unit, impl, results)
+        if hint:
+            print("HINT  " + PREFIX + hint + ".")
     if failed and not os.environ.get("CAPTIONING_GRADING"):
         raise AssertionError("failed: " + ", ".join(failed)
                              + "".join("; fix %s first" % dep for dep, _ in first))
