@@ -47,7 +47,7 @@ from .units import BY_NAME, closure
 HINT_PREFIX = "This looks like a common mistake: "
 NOT_MATCHED = frozenset()
 PLACE = re.compile(r" \(%s/[\w/]+\.py, line \d+, in [\w<>]+\)$" % re.escape(PACKAGE))
-UNMATCHABLE = ("not_implemented", "timeout", "skipped", "import")  # errors no variant can share
+UNMATCHABLE = ("not_implemented", "timeout", "skipped", "import", "crash")  # errors no variant can share
 _lock = threading.Lock()
 _public_answers = {}  # (title, mistake id): the same for every grade
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from autograder.course import ASSIGNMENT, REFERENCE_PACKAGE, RELEASE_DIR, SOLUTIONS_DIR
+from autograder.intake import STUDENT_FILES
 from autograder.results import GradingResults
 from autograder.sandbox import THROWAWAY_UID_BASE
 from autograder.units import BY_NAME, TOTAL, UNITS
@@ -117,11 +118,12 @@ def test_setup_builds_venv_from_system_python(bundle, image):
     if Path("/usr/bin/python3").exists():
         assert "home = /usr/bin\n" in config
     assert "include-system-site-packages = false" in config
-    freeze = subprocess.run([str(image / "venv" / "bin" / "python"), "-m", "pip", "freeze",
+    freeze = subprocess.run([str(image / "venv" / "bin" / "python"), "-m", "pip", "freeze", "--all", "--exclude", "pip",
                              "--disable-pip-version-check"], env=clean_env(image), capture_output=True,
                             text=True, check=True).stdout.split()
     with zipfile.ZipFile(bundle[0]) as archive:
         wanted = archive.read("requirements-grader.txt").decode().split()
+    freeze = [line.split("+")[0] for line in freeze]  # torch==2.13.0+cpu is the pin torch==2.13.0's CPU build
     assert sorted(map(canonical, freeze)) == sorted(map(canonical, wanted))  # all pinned, nothing else
     assert os.stat(image / "venv" / "bin" / "python").st_mode & 0o005 == 0o005  # the children run it
 
@@ -203,8 +205,8 @@ def test_empty_submission(image, fresh):
     document, _, _ = run_autograder(image, fresh, None)
     assert document["score"] == 0 and "no captioning/ package" in document["output"]
     assert ("upload the zip that `python -m captioning.submit` writes (as it is or unzipped), your assignment "
-            "folder, or just the files you edited: rnn.py, transformer.py, rnn_layers.py, "
-            "transformer_layers.py") in document["output"]
+            "folder, or just the files you edited: rnn.py, transformer.py, net_visualization_pytorch.py, "
+            "rnn_layers.py, transformer_layers.py") in document["output"]
 
 
 def answer_key_upload(folder, layout):
@@ -218,7 +220,7 @@ def answer_key_upload(folder, layout):
         return folder
     inner = folder / ("image_captioning" if layout == "files in a folder" else "")
     inner.mkdir(exist_ok=True)
-    for name in ("rnn_layers.py", "transformer_layers.py", "classifiers/rnn.py", "classifiers/transformer.py"):
+    for name in STUDENT_FILES:
         shutil.copy(SOLUTIONS_DIR / "captioning" / name, inner)
     return folder
 

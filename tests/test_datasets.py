@@ -35,12 +35,14 @@ def get_datasets(*args, script=ROOT / "get_datasets.sh", **env):
 
 
 def repo_without_python_on_path(tmp_path, with_venv):
-    """A copy of get_datasets.sh and datasets/*.py in tmp_path, optionally with a .venv/bin/python
-    that runs this interpreter; returns the script's path."""
+    """A copy of get_datasets.sh, datasets/*.py and the captioning package in tmp_path, optionally
+    with a .venv/bin/python that runs this interpreter; returns the script's path."""
     shutil.copy(ROOT / "get_datasets.sh", tmp_path)
     (tmp_path / "datasets").mkdir()
     for module in (ROOT / "datasets").glob("*.py"):
         shutil.copy(module, tmp_path / "datasets")
+    package = Path("source", "image_captioning", "captioning")  # make_netviz.py's model is defined there
+    shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     if with_venv:
         python = tmp_path / ".venv" / "bin" / "python"
         python.parent.mkdir(parents=True)

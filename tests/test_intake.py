@@ -47,8 +47,9 @@ def key_files(prefix=""):
     return {prefix + "captioning/" + rel: (KEY / rel).read_bytes() for rel in STUDENT_FILES}
 
 
-def test_student_files_are_the_two_edited_modules():
-    assert STUDENT_FILES == [MODEL, "classifiers/transformer.py", LAYERS, "transformer_layers.py"]
+def test_student_files_are_the_edited_modules():
+    assert STUDENT_FILES == [MODEL, "classifiers/transformer.py", "net_visualization_pytorch.py", LAYERS,
+                             "transformer_layers.py"]
 
 
 # ------------------------------------------------------------------------------ normal layouts
@@ -70,8 +71,8 @@ def test_zip_flat_or_with_a_top_folder(tmp_path, prefix):
     # only the student files were written, in our own layout
     written = sorted(p.relative_to(tmp_path / "unpacked").as_posix() for p in (tmp_path / "unpacked").rglob("*"))
     assert written == ["captioning", "captioning/classifiers", "captioning/classifiers/rnn.py",
-                       "captioning/classifiers/transformer.py", "captioning/rnn_layers.py",
-                       "captioning/transformer_layers.py"]
+                       "captioning/classifiers/transformer.py", "captioning/net_visualization_pytorch.py",
+                       "captioning/rnn_layers.py", "captioning/transformer_layers.py"]
 
 
 def test_zip_root_package_wins_and_missing_files_are_reported(tmp_path):
@@ -84,7 +85,8 @@ def test_zip_root_package_wins_and_missing_files_are_reported(tmp_path):
 
 def test_zip_without_package_and_garbage(tmp_path):
     with pytest.raises(SubmissionError, match="no captioning/ package .*: upload the zip that `python -m "
-                       "captioning.submit` writes .* rnn.py, transformer.py, rnn_layers.py, transformer_layers.py"):
+                       "captioning.submit` writes .* rnn.py, transformer.py, net_visualization_pytorch.py, "
+                       "rnn_layers.py, transformer_layers.py"):
         staged(tmp_path, write_zip(tmp_path / "s.zip", {"notes.txt": b"", "__MACOSX/captioning/x": b"",
                                                         "__MACOSX/rnn_layers.py": b""}))
     (tmp_path / "g.zip").write_bytes(b"not a zip at all")

@@ -10,6 +10,7 @@ import html
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -249,8 +250,10 @@ def test_a_scheduler_without_the_kit_is_refused_in_one_line(tmp_path):
     subs, port = tmp_path / "subs", free_port()
     make(subs, "alice", override=CORRECT_STEP)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    scheduler = start("%s -m distributed.cli.dask_scheduler --host 127.0.0.1 --port %d --no-dashboard"
-                      % (sys.executable, port), cwd=tmp_path, env=env)
+    without_kit = ("import sys; sys.path.remove(%r); from distributed.cli.dask_scheduler import main; main()"
+                   % str(ROOT))  # the venv's .pth puts the kit on the path: a machine without it has none
+    scheduler = start("%s -c %s --host 127.0.0.1 --port %d --no-dashboard"
+                      % (sys.executable, shlex.quote(without_kit), port), cwd=tmp_path, env=env)
     try:
         command = [sys.executable, "-m", "autograder", "batch", str(subs), "--out", str(tmp_path / "grades"),
                    "--units", UNIT[0], "--scheduler", "tcp://127.0.0.1:%d" % port]

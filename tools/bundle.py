@@ -5,10 +5,10 @@ runs /autograder/run_autograder (a copy of ours) for each submission, which grad
 /autograder/submission and writes /autograder/results/results.json.
 
 The zip holds setup.sh, run_autograder, requirements-grader.txt, the grader: the core of
-autograder/ plus its command-line front end (front/cli.py; the other front ends serve staff
-machines), and the trusted package source/image_captioning/captioning/ (reference solution,
-checks, given files; reference.py imports it from next to autograder/). No tests, solutions/,
-notebooks or .git.
+autograder/ plus its command-line front end (front/cli.py and its batch subcommand; the cluster,
+similarity, nbgrader and pytest front ends serve staff machines), and the trusted package
+source/image_captioning/captioning/ (reference solution, checks, given files; reference.py imports
+it from next to autograder/). No tests, solutions/, notebooks or .git.
 
 requirements-grader.txt is derived, not listed by hand: the distributions providing every
 third-party import in the bundled files (function bodies included), with their dependencies,
@@ -42,7 +42,8 @@ from autograder.course import REFERENCE_PACKAGE
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIRS = ("autograder", REFERENCE_PACKAGE.relative_to(ROOT).as_posix())
 FRONT_ENDS = Path("autograder", "front")
-CLI = (FRONT_ENDS / "__init__.py", FRONT_ENDS / "cli.py")  # Gradescope runs python -m autograder
+# Gradescope runs python -m autograder; its batch subcommand grades a folder of submissions
+CLI = (FRONT_ENDS / "__init__.py", FRONT_ENDS / "cli.py", FRONT_ENDS / "batch.py")
 # Given code only students run (the caption metrics, the submit command): bundled, as the release has
 # it, but the grader never imports it, so what it imports (pycocoevalcap, ~100 MB; nbconvert) is not installed.
 NOTEBOOK_ONLY = tuple(REFERENCE_PACKAGE.relative_to(ROOT).as_posix() + "/" + name

@@ -124,7 +124,7 @@ def connect(address, limits=None, log=None):
         raise
 
 
-def grades(client, todo, options):
+def grades_on(client, todo, options):
     """Yield (student, results or None, grader error or None) as the cluster (client, from
     connect()) finishes them.
 

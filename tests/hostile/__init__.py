@@ -17,6 +17,7 @@ from pathlib import Path
 
 from autograder import sandbox
 from autograder.course import REFERENCE_PACKAGE
+from autograder.intake import STUDENT_FILES
 from autograder.results import GradingOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +34,9 @@ def make(root, name, prelude="", override="", raw=None, extra=None):
     folder = Path(root) / name
     package = folder / "captioning"
     (package / "classifiers").mkdir(parents=True)
-    for rel in ("classifiers/rnn.py", "classifiers/transformer.py", "transformer_layers.py"):
-        shutil.copyfile(KEY / rel, package / rel)
+    for rel in STUDENT_FILES:
+        if rel != "rnn_layers.py":
+            shutil.copyfile(KEY / rel, package / rel)
     if raw is not None:
         (package / "rnn_layers.py").write_bytes(raw)
     else:
