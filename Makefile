@@ -62,7 +62,7 @@ lint: $(VENV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
-# The whole suite, as CI runs it (.ci/run): lint, then every test (about 6 minutes on 2 cores).
+# The whole suite, as CI runs it (.ci/run): lint, then every test (about 20 minutes on 2 cores).
 test: data sandbox-tool browser container-tools lint
 	$(PY) -m pytest -q
 

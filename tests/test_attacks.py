@@ -184,6 +184,7 @@ def test_forged_own_forward_gradients_of_zero_forwards_earn_nothing(tmp_path):
     assert any("far from this layer's" in r.output for r in results), [r.output for r in results]
 
 
+@pytest.mark.slow
 def test_numerical_gradients_in_place_of_backward_passes_earn_nothing(tmp_path):
     """tests/mutants.py FINITE_DIFFERENCES: right on every small input; each unit's gate (README
     rule 7) gives it no time for two forward passes per input element, and takes the unit's other
@@ -380,6 +381,7 @@ def test_keyring_keys_are_left_behind(tmp_path):
     ("text-outputs", header('{"d": {"next_h": {"l": [{"v": "0.1"}, {"d": {}}]}}}')),
     ("complex-outputs", header('{"d": {"next_h": {"a": ["<c16", [2, 4]]}}}', 128, "b'\\0' * 128")),
 ])
+@pytest.mark.slow
 def test_forged_frames_cost_only_the_check(tmp_path, name, frame):
     results = graded(tmp_path, name, ["rnn_step_forward"], override=forged(frame))
     assert total(results) == 0, [r.output for r in results]
@@ -607,6 +609,7 @@ def rnn_step_forward(*args):
 '''
 
 
+@pytest.mark.slow
 def test_a_classmate_graded_at_the_same_time_is_out_of_reach(tmp_path):
     outcome = {}
 

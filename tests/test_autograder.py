@@ -144,6 +144,7 @@ def test_mistakes_are_many_distinct_and_cover_every_unit():
         assert s.lost and s.lost <= set(s.units or FAST_UNITS), s.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sub", M.MUTANTS, ids=lambda s: s.name)
 def test_a_mistake_costs_exactly_the_units_it_breaks(graded, sub):
     """One bug costs once: units calling a broken unit keep their marks (dependency retry)."""
@@ -178,6 +179,7 @@ def test_the_corpus_is_the_mutants_and_every_code_unit_has_two_diagnosable_mista
     assert [m.id for m in MISTAKES if m.hinted == frozenset()] == ["saliency_train_mode", "fooling_descent"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sub", M.MUTANTS, ids=lambda s: s.name)
 def test_a_mistake_gets_exactly_its_own_hint(graded, sub):
     """Once per unit it breaks (the training units aside), on a failing test, and nowhere else."""
@@ -194,6 +196,7 @@ def test_a_mistake_gets_exactly_its_own_hint(graded, sub):
         assert all(BY_ID[m].hint == mistake.hint for m in carrier[0].diagnosis["mistakes"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sub", M.ALTERNATIVES, ids=lambda s: s.name)
 def test_a_correct_variant_gets_no_hint(graded, sub):
     _, results = graded(sub)
@@ -224,6 +227,7 @@ def test_there_are_enough_correct_variants():
     assert len({s.name for s in M.ALTERNATIVES}) == len(M.ALTERNATIVES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sub", M.ALTERNATIVES, ids=lambda s: s.name)
 def test_a_correct_variant_gets_full_marks(graded, sub):
     _, results = graded(sub)
@@ -357,6 +361,7 @@ def test_cli_public_only_exits_0_whatever_the_score(slow, workdir, monkeypatch, 
     assert "TOTAL 0.00" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_cli_exits_0_for_a_failing_submission(workdir):
     """A real CLI run on a broken submission: grading fails fast (its package does not import)."""
     broken = workdir / "syntax_error"
@@ -404,6 +409,7 @@ def test_a_zip_grades_like_the_folder(graded, workdir, top):
     assert any(WHERE.search(r.output) for r in from_zip)
 
 
+@pytest.mark.slow
 def test_pytest_front_end_reports_each_check_of_a_submission():
     """`pytest autograder/front --submission=DIR --public`: one test per public check, failing with the
     grader's message."""

@@ -63,6 +63,7 @@ def test_cli_outputs_resume_and_force(tmp_path):
     assert (out / "alice" / "results.json").stat().st_mtime_ns != stamps["alice"]
 
 
+@pytest.mark.slow
 def test_killed_midway_loses_nothing(tmp_path):
     """Nor leaves anything behind: the next run removes the killed grader's temporary folders."""
     subs, out, tmp = tmp_path / "subs", tmp_path / "grades", tmp_path / "tmp"

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from autograder import report
 from autograder.grade import grade
 from autograder.results import GradingOptions
@@ -115,6 +117,7 @@ print("PEAK_MB=%%d SCORE=%%s" %% (peak_kb >> 10, sum(r.score for r in results)))
 '''
 
 
+@pytest.mark.slow
 def test_grader_memory_stays_bounded_against_maximal_answers():
     probe = subprocess.run([sys.executable, "-c", PEAK_PROBE % {"root": str(ROOT), "prelude": MAXIMAL,
                                                                 "units": NUMPY_UNITS}],
@@ -139,6 +142,7 @@ if _F is not None:
 '''
 
 
+@pytest.mark.slow
 def test_malformed_answers_cost_less_than_twice_the_release(tmp_path):
     started = time.monotonic()
     stubs = grade(M.stub_submission(tmp_path / "stub"), GradingOptions(units=FAST_UNITS, jobs=2))

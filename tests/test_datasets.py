@@ -152,6 +152,7 @@ def assert_nothing_loadable(datasets, monkeypatch):
 
 # --- the embedded dataset -------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_mini_has_the_coco_format(mini):
     folder = mini / "coco_mini"
     coco_format.verify(folder)
@@ -166,6 +167,7 @@ def test_mini_has_the_coco_format(mini):
     assert 1000 <= len(data["train_features"]) <= 2000 and 200 <= len(data["val_features"]) <= 500
 
 
+@pytest.mark.slow
 def test_mini_build_is_deterministic_and_idempotent(mini, tmp_path):
     start = time.monotonic()
     again = get_datasets("--mini", "--dest", str(mini))
@@ -178,6 +180,7 @@ def test_mini_build_is_deterministic_and_idempotent(mini, tmp_path):
     assert all((mini / f).read_bytes() == (other / f).read_bytes() for f in files)
 
 
+@pytest.mark.slow
 def test_script_uses_the_repositorys_venv(tmp_path):
     """Run by hand after `make demo`: no python with numpy on PATH, but the repo's .venv has one."""
     script = repo_without_python_on_path(tmp_path, with_venv=True)

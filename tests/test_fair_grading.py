@@ -121,6 +121,7 @@ LOOP = "while True:\n    pass\n"
     ("lstm_forward", ["lstm_forward", "lstm_backward", "CaptioningRNN.loss (lstm)"]),
     ("CaptioningRNN.loss (rnn)", ["CaptioningRNN.loss (rnn)", "overfit (rnn)"]),
 ])
+@pytest.mark.slow
 def test_a_hang_costs_one_time_out(tmp_path, unit, graded):
     qualname = BY_NAME[unit].function.split(":")[1]
     file = M.MODEL if "." in qualname else M.LAYERS

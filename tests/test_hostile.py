@@ -69,6 +69,7 @@ def test_loop_that_swallows_interrupts(tmp_path):
     assert_zero(graded(tmp_path, "stubborn", override=override), "time limit", "did not finish")
 
 
+@pytest.mark.slow
 def test_whole_submission_budget(tmp_path):
     """Each check is slow but within its own limit: the submission's budget stops the grade."""
     limits = Limits(**{**LIMITS.__dict__, "check_seconds": 3, "submission_seconds": 4})
@@ -305,6 +306,7 @@ HOSTILE_CLASS = {
 }
 
 
+@pytest.mark.slow
 def test_generated_class_through_batch(tmp_path):
     """40 submissions (24 correct, 8 buggy, 8 hostile + 2 ungradable), 2 workers, one unit."""
     subs, out = tmp_path / "subs", tmp_path / "grades"

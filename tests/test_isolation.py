@@ -106,6 +106,7 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):
 '''
 
 
+@pytest.mark.slow
 @ROOT_ONLY
 @CGROUPS
 def test_four_processes_of_400_mb_share_one_gigabyte(tmp_path, no_leftovers):
@@ -177,6 +178,7 @@ for _ in range(30):
 HOG_STEP = "\ndef rnn_step_forward(*args):\n    while True:\n        pass\n"
 
 
+@pytest.mark.slow
 @ROOT_ONLY
 @CGROUPS
 def test_a_cpu_hog_does_not_slow_a_classmate(tmp_path, no_leftovers):

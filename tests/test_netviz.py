@@ -163,6 +163,7 @@ def test_enough_mistakes_and_variants():
     assert all(BY_NAME[u].points == 5 for u in UNITS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sub", NETVIZ_MUTANTS, ids=lambda s: s.name)
 def test_a_netviz_mistake_costs_exactly_its_unit(sub, tmp_path):
     results = grade_units(sub.build(tmp_path))  # every netviz unit graded: the others keep full marks

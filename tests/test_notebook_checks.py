@@ -7,6 +7,8 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from autograder.course import ASSIGNMENT, PACKAGE, RELEASE_DIR
 from autograder.diagnosis import HINT_PREFIX
 from autograder.grade import grade
@@ -94,6 +96,7 @@ def fails_in_public(unit, mistake_id):
     return any(answer != "pass" for answer in data.values())
 
 
+@pytest.mark.slow
 def test_check_names_each_mistake_of_the_corpus_that_fails_a_public_check(tmp_path):
     """Every mistake of the corpus (autograder/mistakes.py) that fails a public check of a unit gets its
     own hint there, once; the correct variants get none."""

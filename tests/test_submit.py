@@ -58,6 +58,7 @@ def test_a_missing_notebook_stops_it_with_one_line_and_no_zip(half_done):
     assert not (half_done / CODE).exists() and not (half_done / PDF).exists()
 
 
+@pytest.mark.slow
 def test_a_broken_notebook_or_browser_stops_it(half_done):
     (half_done / "RNN_Captioning.ipynb").write_text("{ not json")
     proc = submit(half_done)
