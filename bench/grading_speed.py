@@ -126,7 +126,7 @@ def main(argv=None):
         loop = M.Submission("loop", (M.Body(M.LAYERS, "rnn_step_forward", "while True:\n    pass\n"),))
         hang, hang_score = time_grade(loop.build(Path(tmp) / "loop"))
     print("kit, endless loop in rnn_step_forward: %.1f s, scored %.1f" % (hang, hang_score))
-    print(diagnosis_cost.report(diagnosis_cost.measure(3, None), "all units"))  # issue #22 hook
+    print(diagnosis_cost.report(diagnosis_cost.measure(3, None), "all units"))
     if args.skip_nbgrader:
         print("nbgrader: skipped (--skip-nbgrader)")
     else:

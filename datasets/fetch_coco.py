@@ -54,8 +54,9 @@ def open_url(url, offset):
     return result["response"]
 
 
-def download(url, part):
-    """Download `url` into the file `part`, resuming from its current size."""
+def download(url, part, label=NAME + ".zip", hint=OFFLINE_HINT):
+    """Download `url` into the file `part`, resuming from its current size (the progress bar says
+    label; a failure's message ends with hint)."""
     offset = os.path.getsize(part) if os.path.exists(part) else 0
     try:
         try:
@@ -68,16 +69,16 @@ def download(url, part):
             if response.status != 206:  # the server ignored the Range header: start over
                 offset = 0
             total = None if response.length is None else offset + response.length
-            bar = tqdm(desc=f"{NAME}.zip", total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024)
+            bar = tqdm(desc=label, total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024)
             with open(part, "ab" if offset else "wb") as f, bar:
                 while chunk := response.read(1 << 20):
                     f.write(chunk)
                     bar.update(len(chunk))
     except urllib.error.HTTPError as e:
-        raise Failure(f"downloading {url} failed: HTTP {e.code} {e.reason}; {OFFLINE_HINT}") from None
+        raise Failure(f"downloading {url} failed: HTTP {e.code} {e.reason}; {hint}") from None
     except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as e:
         raise Failure(f"downloading {url} failed ({getattr(e, 'reason', e)}); re-run to retry "
-                      f"(a partial download resumes), or {OFFLINE_HINT}") from None
+                      f"(a partial download resumes), or {hint}") from None
     if total is not None and os.path.getsize(part) != total:
         raise Failure(f"downloading {url} stopped at {os.path.getsize(part)} of {total} bytes; re-run to resume")
 

@@ -156,7 +156,7 @@ def release():
         nbgrader(course, "generate_solution", log)
         for out in OUTPUTS:
             add_student_files(course / out / ASSIGNMENT)
-            add_hints(course / out / ASSIGNMENT)  # issue #22 hook
+            add_hints(course / out / ASSIGNMENT)
             check_output(source, course / out / ASSIGNMENT)
         counts = []
         for out in OUTPUTS:

@@ -6,7 +6,6 @@ implementation (numerical gradients of your own forward pass). The autograder ru
 checks, plus hidden ones, against a reference implementation.
 """
 import contextlib
-import os
 import traceback
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
@@ -1078,9 +1077,8 @@ def check(unit):
     """Run the public checks of a unit on your own `captioning` package and print a report.
 
     When a check fails and a unit it depends on fails its own checks, that unit is named first.
-    Returns whether all passed. Raises AssertionError when one fails (unless CAPTIONING_GRADING is
-    set: the autograder then decides the points), except for an optional unit not written yet,
-    which is skipped.
+    Returns whether all passed. Raises AssertionError when one fails, except for an optional unit
+    not written yet, which is skipped.
     """
     import captioning
     impl = load_impl(captioning)
@@ -1097,12 +1095,12 @@ def check(unit):
         print("%s  %s -- %s" % ("PASS" if passed else "FAIL", c.title, message))
         for w in warnings:
             print("      warning: " + w)
-    if failed and not first:  # a known mistake these outputs match (captioning/hints.py): issue #22 hook
+    if failed and not first:  # a known mistake these outputs match (captioning/hints.py)
         from .hints import PREFIX, diagnose
         hint = diagnose(unit, impl, results)
         if hint:
             print("HINT  " + PREFIX + hint + ".")
-    if failed and not os.environ.get("CAPTIONING_GRADING"):
+    if failed:
         raise AssertionError("failed: " + ", ".join(failed)
                              + "".join("; fix %s first" % dep for dep, _ in first))
     return not failed

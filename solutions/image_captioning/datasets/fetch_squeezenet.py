@@ -9,45 +9,14 @@ FILE. Any failure prints one line and exits with status 1.
 """
 import argparse
 import hashlib
-import http.client
 import os
 import sys
-import urllib.error
 from pathlib import Path
 
-from fetch_coco import Failure, open_url
-from tqdm import tqdm
+from fetch_coco import Failure, download
 
 WEIGHTS, IMAGES = "squeezenet1_1-b8a52dc0.pth", "imagenet_val_25.npz"
 HINT = "./get_datasets.sh --mini builds the embedded model instead"
-
-
-def download(url, part, name):
-    """Download url into part, resuming from its current size."""
-    offset = os.path.getsize(part) if os.path.exists(part) else 0
-    try:
-        try:
-            response = open_url(url, offset)
-        except urllib.error.HTTPError as e:
-            if e.code == 416 and e.headers.get("Content-Range") == f"bytes */{offset}":
-                return
-            raise
-        with response:
-            if response.status != 206:
-                offset = 0
-            total = None if response.length is None else offset + response.length
-            with open(part, "ab" if offset else "wb") as f, tqdm(desc=name, total=total, initial=offset, unit="B",
-                                                                 unit_scale=True, unit_divisor=1024) as bar:
-                while chunk := response.read(1 << 20):
-                    f.write(chunk)
-                    bar.update(len(chunk))
-    except urllib.error.HTTPError as e:
-        raise Failure(f"downloading {url} failed: HTTP {e.code} {e.reason}; {HINT}") from None
-    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as e:
-        raise Failure(f"downloading {url} failed ({getattr(e, 'reason', e)}); re-run to retry "
-                      f"(a partial download resumes), or {HINT}") from None
-    if total is not None and os.path.getsize(part) != total:
-        raise Failure(f"downloading {url} stopped at {os.path.getsize(part)} of {total} bytes; re-run to resume")
 
 
 def verify_weights(path, hash_prefix):
@@ -79,7 +48,7 @@ def fetch_one(url, dest, name, verify):
         except Exception as e:
             raise Failure(f"{target} exists but does not verify ({e}); delete it and re-run") from None
     part = dest / (name + ".part")
-    download(url, part, name)
+    download(url, part, name, HINT)
     try:
         verify(part)
     except Exception as e:
