@@ -176,6 +176,7 @@ def lstm_forward(x, h0, Wx, Wh, b):
     "rnn_step_backward", "rnn_backward", "lstm_step_backward", "lstm_backward"))
 
 
+@pytest.mark.slow
 def test_forged_own_forward_gradients_of_zero_forwards_earn_nothing(tmp_path):
     results = graded(tmp_path, "forged-zero-forwards", ["rnn_step_backward", "rnn_backward", "lstm_step_backward",
                                                         "lstm_backward"],

@@ -209,6 +209,7 @@ def test_the_answer_key_and_the_untouched_release_get_no_hint(slow):
     assert not hint_lines(slow["stub"].result())
 
 
+@pytest.mark.slow
 def test_a_partial_submission_gets_a_hint_on_its_mistake_only(graded):
     """Units left unwritten, units of the answer key and one mistake: the mistake's unit alone is named."""
     sub = M.Submission("partial_with_a_mistake", (
@@ -275,6 +276,7 @@ def expected_token_rows(check):
     return [str(row) for row in checks_module().caption_tokens(want["captions"])]
 
 
+@pytest.mark.slow
 def test_hidden_failures_never_show_expected_values(graded):
     seen = 0
     for sub in M.MUTANTS:

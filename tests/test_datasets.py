@@ -204,6 +204,7 @@ def test_script_without_a_usable_python_fails_with_one_line(tmp_path):
 
 # --- coco_utils and image_utils -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_load_picks_the_embedded_dataset_via_env(mini, monkeypatch, capsys):
     monkeypatch.setenv("CAPTIONING_DATASETS", str(mini))
     data = coco_utils.load_coco_data()

@@ -311,6 +311,7 @@ def stamp(text):
     return datetime.fromisoformat(text.rstrip("Z"))
 
 
+@pytest.mark.slow
 def test_network_visualization_notebook_runs_passes_and_fits_a_minute(executed):
     """The answer key's fourth notebook, offline on the embedded model: no errors, every unit's public
     checks pass, and its cells take under 60 s of execution (nbclient's timings of each cell)."""

@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from autograder.course import RELEASE_DIR, ROOT
 from autograder.reference import all_checks
 
@@ -44,6 +46,7 @@ def run_pytest(args):
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_the_readme_command_grades_the_submission_and_imports_none_of_it(tmp_path):
     folder, markers = hostile_submission(tmp_path, tmp_path)
     command = README_COMMAND.search((ROOT / "README.md").read_text()).group(1)

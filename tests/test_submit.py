@@ -31,6 +31,7 @@ def half_done(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_half_done_release_is_checked_summarised_and_packed(half_done):
     proc = submit(half_done)
     assert proc.returncode == 0, proc.stderr
