@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import atexit
 import functools
-import importlib.util
 import os
 import re
 import shutil
-import sys
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -39,7 +37,7 @@ import source.image_captioning.captioning.hints as notebook_hints
 
 from .course import PACKAGE, REFERENCE_PACKAGE
 from .mistakes import BY_ID, MISTAKES, of_unit
-from .reference import checks_module, reference_impl
+from .reference import checks_module, load_impl_from, reference_impl
 from .rules import State
 from .sandbox import ChildResult, child_error
 from .units import BY_NAME, closure
@@ -93,13 +91,7 @@ def _variant_impl(mistake_id):
     shutil.copytree(REFERENCE_PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for rel, text in variant_texts(mistake).items():
         (package / rel).write_text(text)
-    name = "mistake_%s_%s" % (mistake_id, PACKAGE)
-    spec = importlib.util.spec_from_file_location(name, package / "__init__.py",
-                                                  submodule_search_locations=[str(package)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return checks_module().load_impl(module)
+    return load_impl_from(package, "mistake_%s_%s" % (mistake_id, PACKAGE))
 
 
 def variant_impl(mistake_id):

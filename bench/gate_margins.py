@@ -10,9 +10,7 @@
 Every time is the best of 3 runs in this process, one BLAS thread, as in the sandbox.
 Usage: .venv/bin/python -m bench.gate_margins
 """
-import importlib.util
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 import numpy as np
 
-from autograder.reference import all_checks, checks_module, reference_impl
+from autograder.reference import all_checks, load_impl_from, reference_impl
 from autograder.sandbox import Limits
 from tests import mutants as M
 
@@ -38,12 +36,7 @@ def best(run, times=3):
 
 def load(folder, name):
     """The captioning package in folder, imported as `name`, as the checks see it."""
-    spec = importlib.util.spec_from_file_location(name, folder / "captioning" / "__init__.py",
-                                                  submodule_search_locations=[str(folder / "captioning")])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return checks_module().load_impl(module)
+    return load_impl_from(folder / "captioning", name)
 
 
 def finite_difference_seconds(check, fd):

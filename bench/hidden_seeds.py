@@ -8,26 +8,19 @@
 Usage: .venv/bin/python -m bench.hidden_seeds [--seeds 100] [--mutant-seeds 10]
 """
 import argparse
-import importlib.util
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from autograder.reference import checks_for, checks_module, reference_impl
+from autograder.reference import checks_for, checks_module, load_impl_from, reference_impl
 from tests import mutants as M
 
 
 def load(folder, name):
     """The Impl of the captioning package in folder, imported under name."""
-    package = folder / "captioning"
-    spec = importlib.util.spec_from_file_location(name, package / "__init__.py",
-                                                  submodule_search_locations=[str(package)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return checks_module().load_impl(module)
+    return load_impl_from(folder / "captioning", name)
 
 
 def failing(impl, checks, expected, units=None):
