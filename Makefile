@@ -7,7 +7,7 @@ VENV_STAMP := .venv/.installed
 export OPENBLAS_NUM_THREADS ?= 1
 BASE_PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
-.PHONY: demo test test-fast test-area lint lock release data bundle bench clean sandbox-tool browser container-tools
+.PHONY: demo test test-fast test-area lint lock release data bundle gradescope-try bench clean sandbox-tool browser container-tools
 
 # The kit's folder goes on the venv's path (a .pth file): autograder, tools, tests, bench and the
 # reference package (source.image_captioning.captioning) import from anywhere, without installing.
@@ -21,9 +21,13 @@ $(VENV_STAMP): requirements.txt
 # requirements.txt is the lock, generated from pyproject.toml by pip-compile: after editing the
 # dependencies there, run `make lock` and commit both files. Existing pins are kept where they
 # still fit; `make lock LOCK_ARGS=--upgrade` moves everything to the newest allowed versions.
+# setuptools is pinned (torch imports it), pip is not; a build's local label (torch's +cpu, from
+# the CPU-only wheel this venv may have) is dropped: `torch==2.13.0` matches every build of it.
 lock: $(VENV_STAMP)
 	CUSTOM_COMPILE_COMMAND="make lock" $(PY) -m piptools compile --quiet --extra dev --strip-extras \
-		--no-emit-index-url --no-emit-find-links $(LOCK_ARGS) --output-file requirements.txt pyproject.toml
+		--unsafe-package pip --no-emit-index-url --no-emit-find-links $(LOCK_ARGS) \
+		--output-file requirements.txt pyproject.toml
+	sed -i 's/^\([A-Za-z0-9_.-]*==[^+ ]*\)+[A-Za-z0-9.]*$$/\1/' requirements.txt
 
 # $(call system-tool,TEST,PACKAGE,WHAT FOR): the Debian package installed when the shell test fails
 # and we are root, else one line saying what to install.
@@ -42,7 +46,7 @@ sandbox-tool:
 browser:
 	$(call system-tool,command -v chromium,chromium,the tests' screenshot of summary.html)
 
-# The tests' box shaped like Gradescope's container (tests/container.py): capsh drops CAP_SYS_ADMIN,
+# The box shaped like Gradescope's container (tools/gradescope_box.py: gradescope-try and the tests): capsh drops CAP_SYS_ADMIN,
 # and a seccomp filter from Debian's python3-seccomp refuses namespaces as Docker's profile does.
 container-tools:
 	$(call system-tool,command -v capsh,libcap2-bin,the tests' Gradescope-like container)
@@ -78,6 +82,13 @@ test-area: data sandbox-tool $(VENV_STAMP)
 
 bundle: $(VENV_STAMP) sandbox-tool
 	$(PY) -m tools.bundle
+
+# The bundle tried as Gradescope runs it (as root): built, set up by its setup.sh, SUBMISSION graded
+# by run_autograder in a Gradescope-like box; prints the score, time and peak memory (tools/gradescope_try.py).
+gradescope-try: $(VENV_STAMP) sandbox-tool container-tools
+	@test -n "$(SUBMISSION)" || { echo "make gradescope-try SUBMISSION=folder-or-zip [MEMORY=768] [CPUS=0.5] [OUT=dir]" >&2; exit 2; }
+	$(PY) -m tools.gradescope_try "$(SUBMISSION)" --memory $(or $(MEMORY),768) --cpus $(or $(CPUS),0.5) \
+		$(if $(OUT),--out "$(OUT)")
 
 bench: data
 	$(PY) -m bench

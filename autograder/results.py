@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterator
 
-from .sandbox import Limits
+from .sandbox import Limits, usable_cpus
 from .text import clean_line, clean_text
 from .units import TOTAL, UNITS, WRITTEN
 
@@ -105,17 +105,29 @@ class GradingResults:
 
     def to_gradescope(self) -> dict[str, Any]:
         """Gradescope's results.json: each test tagged with its unit ("tags": [unit]); the output
-        names the isolation layers the code ran under, when known. A submission that could not be
-        graded gets score 0 and the reason, without tests."""
+        opens with what was graded and how, in a student's words (summary()); the isolation layers
+        the code ran under, for staff, go in the top-level "extra_data", which students never see.
+        A submission that could not be graded gets score 0 and the reason, without tests."""
         if self.status is not Status.GRADED:
             return {"score": 0.0, "execution_time": round(self.seconds, 2),
                     "output": "Not graded: " + clean_line(self.reason), "tests": []}
-        notes = ["Your code ran in a sandbox: " + "; ".join(self.isolation) + "."] if self.isolation else []
-        notes.append("The autograder grades %g points; the %d written questions (%g points, %g in all) are graded "
-                     "by hand in the written-answers assignment, from the PDF that python -m captioning.submit "
-                     "writes." % (TOTAL, len(WRITTEN), sum(WRITTEN.values()), TOTAL + sum(WRITTEN.values())))
-        return {"score": round(self.total, 4), "execution_time": round(self.seconds, 2),
-                "tests": [c.to_gradescope() for c in self.checks], "output": clean_text("\n".join(notes))}
+        document = {"score": round(self.total, 4), "execution_time": round(self.seconds, 2),
+                    "tests": [c.to_gradescope() for c in self.checks], "output": clean_text("\n".join(self.summary()))}
+        if self.isolation:
+            document["extra_data"] = {"isolation": list(self.isolation)}
+        return document
+
+    def summary(self) -> list[str]:
+        """The lines that open a graded submission's feedback: what was graded and how."""
+        units = self.by_unit()
+        return ["Graded automatically: %d parts of your captioning package, %g of %g points. Each part has the "
+                "public checks of the notebooks' check() cells and hidden checks on other inputs, whose details "
+                "are shown once grades are published." % (len(units), self.total, self.possible),
+                "Your code ran in a sandbox, one part at a time: a part that crashes, runs too long or uses too "
+                "much memory loses its own points only.",
+                "The %d written questions (%g points, %g in all) are graded by hand in the written-answers "
+                "assignment, from the PDF that python -m captioning.submit writes."
+                % (len(WRITTEN), sum(WRITTEN.values()), TOTAL + sum(WRITTEN.values()))]
 
     @classmethod
     def from_document(cls, document: Any) -> GradingResults | None:
@@ -131,9 +143,17 @@ class GradingResults:
             if not tests:
                 output = str(document.get("output", ""))
                 return cls.not_gradable(output.removeprefix("Not graded: "), seconds)
-            return cls(tuple(CheckResult.from_gradescope(t) for t in tests), seconds=seconds)
+            isolation = (document.get("extra_data") or {}).get("isolation", ())
+            return cls(tuple(CheckResult.from_gradescope(t) for t in tests), seconds=seconds,
+                       isolation=tuple(map(str, isolation)))
         except (KeyError, TypeError, ValueError):
             return None
+
+
+def default_jobs() -> int:
+    """Children run at once for one submission: two, or one where less than two CPUs are usable (a
+    child more would not go faster there, and it costs memory: Gradescope's container)."""
+    return 2 if usable_cpus() >= 2 else 1
 
 
 @dataclass(frozen=True)
@@ -142,7 +162,7 @@ class GradingOptions:
     units: tuple[str, ...] | None = None  # the units to report (default: all)
     limits: Limits = field(default_factory=Limits)
     public_only: bool = False             # only the checks students can see (self-check)
-    jobs: int = 2                         # children run at once for one submission
+    jobs: int = field(default_factory=default_jobs)  # children run at once for one submission
 
     def __post_init__(self) -> None:
         if self.units is not None:  # any sequence of names, kept as a tuple

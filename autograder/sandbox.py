@@ -420,6 +420,31 @@ def cgroup_v1_base(controller):
     return None
 
 
+def usable_cpus():
+    """The CPUs this process may use: its CPU affinity, capped by its cgroup's CPU quota (v1 or v2,
+    the folders above included), as a container's half a CPU is 0.5."""
+    cpus = float(len(os.sched_getaffinity(0)))
+    quotas = []
+    v1 = cgroup_v1_base("cpu")
+    if v1 is not None:
+        quotas = [(f / "cpu.cfs_quota_us", f / "cpu.cfs_period_us") for f in (v1, *v1.parents)]
+    else:
+        try:
+            own = Path("/proc/self/cgroup").read_text().split("0::", 1)[1].split("\n")[0]
+            quotas = [(f / "cpu.max", None) for f in (Path("/sys/fs/cgroup", own.lstrip("/")),
+                                                       *Path("/sys/fs/cgroup", own.lstrip("/")).parents)]
+        except (OSError, IndexError):
+            pass
+    for quota, period in quotas:
+        try:
+            values = quota.read_text().split() + ([period.read_text()] if period else [])
+            if values[0] not in ("max", "-1"):
+                cpus = min(cpus, int(values[0]) / int(values[1]))
+        except (OSError, ValueError, IndexError):
+            continue
+    return cpus
+
+
 class Cgroup:
     """One submission's cgroups (v1: memory, pids, cpu): its processes' memory (tmpfs included),
     process count and CPU share together. None of it where the machine does not allow it."""
@@ -511,6 +536,7 @@ class Sandboxed:
     """One sandboxed process: its stdin gets a JSON request, its output is drained and capped."""
 
     def __init__(self, program, request, fds, box, limits, cgroup, with_submission=True):
+        self.stopped = False  # killed by the grader (kill() while it ran)
         self.limits, self.output, self.box, self.uid = limits, bytearray(), box, throwaway_uid()
         argv, work, gid = box.command(program, fds, limits, self.uid, with_submission)
         request = dict(request, limits={"rlimits": limits.rlimits(), "uid": self.uid, "gid": gid},
@@ -545,6 +571,7 @@ class Sandboxed:
     def kill(self):
         """Kill the process and every process it started (bubblewrap's PID namespace takes them
         along; in container mode, every process of its uid). Idempotent."""
+        self.stopped = self.stopped or self.proc.poll() is None
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -580,7 +607,7 @@ class Session:
     def __init__(self, scratch, limits, sources, seed):
         self.scratch, self.limits, self.sources, self.seed = scratch, limits, sources, seed  # scratch: the staged copy
         self.deadline = time.monotonic() + limits.submission_seconds
-        self.hangs = set()
+        self.hangs, self.killed = set(), set()
         self.breaks, self.payload_left = 0, limits.submission_payload
         self.lock = threading.Lock()
         self.cgroup = Cgroup(limits)
@@ -648,12 +675,20 @@ class Session:
         reader, done = frames.FrameReader(result_r, self.limits.max_payload), set()
         try:
             error = self._wait_ready(child, reader)
+            if error and killed(child) and self.killed_once(None):
+                return done  # a fresh child tries again
+            if error and killed(child):
+                raise SandboxError("the grading machine ran out of memory: a sandboxed process was killed twice while "
+                                   "it imported the submission, before any of its functions ran; grade it again on a "
+                                   "machine with more memory")
             if error:
                 for c in pending:
                     on_result(c.key, ChildResult(error=error))
                 return {c.key for c in pending}
             for c in pending:
                 result = self._next_result(child, reader, c.key, c.seconds, c.cap, functions)
+                if result.error and killed(child) and self.killed_once(c.key):
+                    break  # a fresh child tries this check again
                 on_result(c.key, result)
                 done.add(c.key)
                 if result.error and result.error.kind in (ErrorKind.TIMEOUT, ErrorKind.CRASH):
@@ -667,6 +702,15 @@ class Session:
                 oracle.kill()
             os.close(result_r)
         return done
+
+    def killed_once(self, key):
+        """Whether this is the first time a child was killed by SIGKILL importing the package (key
+        None) or running check key. Out of memory, the kernel kills sandboxed processes first,
+        whichever process used the memory: the first kill gets a fresh child, the second counts."""
+        with self.lock:
+            first = key not in self.killed
+            self.killed.add(key)
+        return first
 
     def _wait_ready(self, child, reader):
         budget = self.deadline - time.monotonic()
@@ -770,6 +814,12 @@ def child_warnings(header, functions):
     return kept
 
 
+def killed(child):
+    """Whether the child was killed by SIGKILL, not by the grader (bubblewrap passes a kill on as
+    exit status 137)."""
+    return not child.stopped and child.proc.poll() in (-signal.SIGKILL, 128 + signal.SIGKILL)
+
+
 def crash(child, when, exc):
     """The error of a child that stopped answering, with its output's tail."""
     try:
@@ -778,7 +828,7 @@ def crash(child, when, exc):
         pass
     child.kill()
     reason = "the grading process %s %s" % (child.exit_reason(), when)
-    if child.proc.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL):  # bubblewrap passes a kill on as 137
+    if killed(child):
         reason += " (out of memory or a resource limit)"
     tail = clean_line(child.tail())[:MAX_DETAIL]
     return ChildError(ErrorKind.CRASH, None, reason + (": " + tail if tail else ""))

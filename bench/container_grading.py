@@ -1,6 +1,6 @@
 """Grading in a Gradescope-like container, side by side with grading on this machine: the answer
-key graded by the CLI here (bubblewrap mode) and in tests/container.py's box (768 MB, half a CPU,
-namespaces refused: container mode), and tests.hostile's CONTAINER_HOSTILE submission (fork flood,
+key graded by the CLI here (bubblewrap mode) and in tools/gradescope_box.py's box (768 MB, and 512 MB,
+half a CPU, namespaces refused: container mode), and tests.hostile's CONTAINER_HOSTILE submission (fork flood,
 memory bomb, two endless loops, a real-time signal) in the box, against Gradescope's 10-minute limit. Needs root.
 
 Usage: .venv/bin/python -m bench.container_grading
@@ -16,8 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 from autograder.course import REFERENCE_PACKAGE, SOLUTIONS_DIR
-from tests.container import Container
 from tests.hostile import container_hostile
+from tools.gradescope_box import Container, MiB
 
 
 def timed(argv, cwd, box=None):
@@ -43,18 +43,21 @@ def main():
         cli = [sys.executable, "-m", "autograder"]
         here, here_total = timed(cli + [SOLUTIONS_DIR], kit)
         results = {}
-        for name, submission in (("answer key", SOLUTIONS_DIR), ("hostile", hostile)):
-            box = Container()
+        for name, submission, memory in (("answer key", SOLUTIONS_DIR, 768), ("answer key", SOLUTIONS_DIR, 512),
+                                         ("hostile", hostile, 768)):
+            box = Container(memory=memory * MiB)
             try:
-                results[name] = timed(cli + [submission, "--min-isolation", "container"], kit, box)
-                peak = box.peak_mb
+                results[name, memory] = timed(cli + [submission, "--min-isolation", "container"], kit, box)
+                results[name, memory] += (box.peak_mb, box.oom_kills)
             finally:
                 box.close()
-            results[name] += (peak,)
-    key, key_total, key_peak = results["answer key"]
-    bad, bad_total, bad_peak = results["hostile"]
+    key, key_total, key_peak, _ = results["answer key", 768]
     print("answer key: here (bubblewrap, 2 cores) %.1f s; in the box (container mode, half a CPU) %.1f s (%.1fx), "
           "peak %d MB of 768; %s" % (here, key, key / here, key_peak, key_total))
+    key, key_total, key_peak, kills = results["answer key", 512]
+    print("answer key in a 512 MB box: %.1f s, peak %d MB, %d out-of-memory kills; %s"
+          % (key, key_peak, kills, key_total))
+    bad, bad_total, bad_peak, _ = results["hostile", 768]
     print("hostile submission in the box: %.1f s (%.0f%% of Gradescope's 10 minutes), peak %d MB; %s"
           % (bad, 100 * bad / 600, bad_peak, bad_total))
     return 0

@@ -8,6 +8,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -20,9 +21,10 @@ from autograder.results import GradingResults
 from autograder.sandbox import THROWAWAY_UID_BASE
 from autograder.units import BY_NAME, TOTAL, UNITS
 from tests import mutants as M
-from tests.container import Container
 from tests.hostile import CONTAINER_HOSTILE_UNITS, container_hostile, make, processes
+from tools import gradescope_try
 from tools.bundle import build, canonical
+from tools.gradescope_box import Container, MiB
 
 ROOT = Path(__file__).resolve().parent.parent
 VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
@@ -45,14 +47,9 @@ def validate(document):
 
 
 def clean_env(root):
-    """The environment without anything pointing at the project's venv."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("AUTOGRADER_PYTHON", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "/usr/bin:/bin").split(os.pathsep)
-                                  if p and not p.startswith(str(ROOT)))
-    env["AUTOGRADER_ROOT"] = str(root)
-    env["TORCH_INDEX_URL"] = ""  # pip here finds PyTorch's CPU wheel on disk (env: no other network)
-    return env
+    """The environment of a bundle rooted at root, nothing pointing at the project's venv; pip
+    here finds PyTorch's CPU wheel on disk (env: no other network)."""
+    return gradescope_try.clean_env(root, TORCH_INDEX_URL="")
 
 
 @pytest.fixture(scope="module")
@@ -85,14 +82,7 @@ def image(bundle, roots):
     """An empty root with the bundle unzipped into source/ and ITS setup.sh run: the built image.
     setup.sh installs from PyPI (~15-30 s): the tests using it are marked slow."""
     root = roots / "image" / "autograder"
-    root.mkdir(parents=True)
-    for folder in (root.parent, root):
-        folder.chmod(0o755)
-    with zipfile.ZipFile(bundle[0]) as archive:
-        archive.extractall(root / "source")
-    proc = subprocess.run(["bash", str(root / "source" / "setup.sh")], env=clean_env(root), cwd=root / "source",
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    gradescope_try.build_image(root, bundle[0], clean_env(root))
     return root
 
 
@@ -130,28 +120,13 @@ def test_setup_builds_venv_from_system_python(bundle, image):
 
 def run_autograder(image, folder, submission, prepare=None, container=None):
     """A fresh container of the image in folder: submission in place, run_autograder run (inside
-    a tests.container.Container when given); (results.json parsed, its text, the process)."""
-    root = folder / "autograder"
-    shutil.copytree(image / "source", root / "source")
-    shutil.copytree(image / "venv", root / "venv", symlinks=True, copy_function=os.link)
-    root.chmod(0o755)
-    shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
-    os.chmod(root / "run_autograder", 0o755)
-    if submission is not None:
-        shutil.copytree(submission, root / "submission")
-    else:
-        (root / "submission").mkdir()
-    if prepare:
-        prepare(root)
-    argv, env = [str(root / "run_autograder")], clean_env(root)
-    if container:
-        argv, env = container.command(argv), container.env(env)
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, cwd=folder)
+    a tools.gradescope_box.Container when given); (results.json parsed, its text, the process)."""
+    text, proc = gradescope_try.run_autograder(image, folder, submission, clean_env(image), container, prepare)
     assert proc.returncode == 0, proc.stderr
+    root = folder / "autograder"
     if os.geteuid() == 0:  # the grader and the solution are root-only while grading
         for path in [root / "source", *(root / "source").rglob("*")]:
             assert path.is_symlink() or path.stat().st_mode & 0o077 == 0, path
-    text = (root / "results" / "results.json").read_text()
     document = json.loads(text)
     validate(document)
     return document, text, proc
@@ -248,7 +223,7 @@ def test_grader_crash_removes_stale_results(image, fresh):
 
 # ---------------------------------------------------------------- in a container like Gradescope's
 # Gradescope's Docker refuses namespaces (bubblewrap cannot start): the grader runs in container mode.
-# The box (tests/container.py) has Gradescope's shape: 768 MB, half a CPU, read-only cgroups.
+# The box (tools/gradescope_box.py) has Gradescope's shape: 768 MB, half a CPU, read-only cgroups.
 
 @pytest.fixture
 def open_root():
@@ -270,7 +245,8 @@ def container():
 def graded_in(container, image, folder, submission):
     """run_autograder in the container: (results.json, {unit: (score, max)}, the process)."""
     document, _, proc = run_autograder(image, folder, submission, container=container)
-    assert "container mode" in document.get("output", ""), (document.get("output"), proc.stderr[-2000:])
+    layers = document.get("extra_data", {}).get("isolation", [])
+    assert layers and layers[0].startswith("container mode"), (document.get("output"), proc.stderr[-2000:])
     return document, GradingResults.from_document(document).by_unit(), proc
 
 
@@ -280,11 +256,32 @@ def lost(scores):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("submission,score", [(SOLUTIONS_DIR, TOTAL), (RELEASE_DIR, 0)], ids=["key", "release"])
-def test_container_grades_the_answer_key_and_the_release(image, open_root, container, submission, score):
-    document, _, proc = graded_in(container, image, open_root, submission)
+def test_container_grades_the_answer_key_and_the_release(image, open_root, submission, score):
+    """In 512 MB (Gradescope gives 768): no out-of-memory kill, the whole score."""
+    container = Container(memory=512 * MiB)
+    try:
+        document, _, proc = graded_in(container, image, open_root, submission)
+        assert container.oom_kills == 0 and container.peak_mb <= 512
+    finally:
+        container.close()
     assert document["score"] == pytest.approx(score), proc.stderr[-2000:]
-    assert "bwrap: Creating new namespace failed" in document["output"]  # the box is really Docker-like
-    assert container.peak_mb < 768
+    assert "bwrap: Creating new namespace failed" in document["extra_data"]["isolation"][0]  # really Docker-like
+    assert document["output"].startswith("Graded automatically: %d parts" % len(UNITS))  # what students read first
+    assert "bwrap" not in document["output"] and "namespace" not in document["output"]
+
+
+@pytest.mark.slow
+def test_a_machine_too_small_fails_the_grade_and_never_blames_the_student(image, open_root):
+    """Out of memory before any student function ran, twice: a grader-side failure (Gradescope shows
+    staff's message, staff grade again), not points lost."""
+    box = Container(memory=300 * MiB)
+    try:
+        document, _, proc = run_autograder(image, open_root, SOLUTIONS_DIR, container=box)
+        assert box.oom_kills >= 1
+    finally:
+        box.close()
+    assert document["tests"] == [] and "The autograder failed (exit status 3)" in document["output"]
+    assert "the grading machine ran out of memory" in proc.stderr
 
 
 @pytest.mark.slow
@@ -430,3 +427,84 @@ def test_container_gives_every_correct_variant_full_marks(image, open_root, tmp_
     for sub in M.ALTERNATIVES:
         document = json.loads((tmp_path / "out" / sub.name / "results.json").read_text())
         assert not lost(GradingResults.from_document(document).by_unit()), (sub.name, document)
+
+
+# ---------------------------------------------------------------- the Python versions of Gradescope's images
+# Gradescope's default image (Ubuntu 22.04) has Python 3.10; newer images 3.11 and 3.12.
+
+def python310():
+    """A real Python 3.10 interpreter of this machine (pyenv's: /root/.pyenv/versions/3.10.*)."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    found = sorted(root.glob("versions/3.10.*/bin/python3.10")) or [Path(p) for p in [shutil.which("python3.10")] if p]
+    assert found, "these tests need a Python 3.10 (pyenv install 3.10)"
+    return found[-1]
+
+
+def closed_above(path):
+    """The folder on path's way just below the first folder other uids may not pass (/root/.pyenv for
+    /root/.pyenv/versions/...), or None: the box opens it to them, as Gradescope's image has its
+    Python in /usr."""
+    for folder in reversed(path.parents):
+        if folder != folder.parent and not folder.parent.stat().st_mode & 0o001:
+            return folder
+    return None
+
+
+@pytest.mark.slow
+def test_grader_pins_resolve_on_python_3_10_to_3_13(bundle):
+    """pip, asked for each version's wheels, finds every pin of the grader (a pin whose release
+    needs Python >= 3.11 made setup.sh fail on Gradescope's default image)."""
+    with zipfile.ZipFile(bundle[0]) as archive:
+        requirements = archive.read("requirements-grader.txt").decode()
+    folder = Path(tempfile.mkdtemp(prefix="test-pins-"))
+    (folder / "requirements.txt").write_text(requirements)
+    try:
+        runs = {version: subprocess.Popen(
+            [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+             "--only-binary=:all:", "--python-version", version, "--target", str(folder / version),
+             "-r", str(folder / "requirements.txt")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for version in ("3.10", "3.12", "3.13")}
+        failed = {version: run.communicate(timeout=600)[0][-1500:] for version, run in runs.items() if run.wait()}
+    finally:
+        shutil.rmtree(folder)
+    assert not failed, failed
+
+
+@pytest.fixture(scope="module")
+def image310(bundle, roots):
+    """The bundle set up by its setup.sh with a real Python 3.10 as the system's python3. PyTorch's CPU
+    index is out of reach here, so pip takes PyPI's torch for 3.10, the CUDA build (2.6 GB to fetch,
+    about 3 minutes, 4.8 GB installed; its import takes 490 MB where the CPU build's takes 220)."""
+    root = roots / "image310" / "autograder"
+    gradescope_try.build_image(root, bundle[0], clean_env(root) | {"AUTOGRADER_BASE_PYTHON": str(python310())})
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("submission,score", [(SOLUTIONS_DIR, TOTAL), (RELEASE_DIR, 0)], ids=["key", "release"])
+def test_bundle_on_python_3_10_grades_the_answer_key_and_the_release(image310, open_root, submission, score):
+    assert "version = 3.10." in (image310 / "venv" / "pyvenv.cfg").read_text()
+    opened = closed_above(python310())
+    box = Container(memory=2048 * MiB, cpus=2, reachable=[opened] if opened else [])  # the CUDA build's memory
+    try:
+        document, _, proc = graded_in(box, image310, open_root, submission)
+        assert box.oom_kills == 0
+    finally:
+        box.close()
+    assert document["score"] == pytest.approx(score), proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_readme_gradescope_try_builds_sets_up_and_grades_as_pasted(tmp_path):
+    """`make gradescope-try SUBMISSION=...` as README.md gives it: the score, time and peak memory."""
+    line = re.search(r"^(make gradescope-try SUBMISSION=\S+)", (ROOT / "README.md").read_text(), re.M).group(1)
+    assert line == "make gradescope-try SUBMISSION=solutions/image_captioning"
+    env = clean_env(tmp_path) | {"MAKEFLAGS": ""}  # PyTorch's CPU index is out of reach here: pip's own
+    proc = subprocess.run(["bash", "-c", line + " OUT=" + str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    score = re.search(r"^score (\S+)/(\S+) in \S+ s; box peak memory (\d+) MB of 768, (\d+) out-of-memory kill",
+                      proc.stdout, re.M)
+    assert score and float(score[1]) == float(score[2]) == TOTAL, proc.stdout
+    assert 0 < int(score[3]) <= 768 and score[4] == "0"
+    assert json.loads((tmp_path / "results.json").read_text())["score"] == pytest.approx(TOTAL)

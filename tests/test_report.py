@@ -88,6 +88,18 @@ def test_gradescope_document_tags_units_and_is_clean():
     assert GradingResults.from_document({"score": 1, "tests": [{"name": "no tags", "score": 1}]}) is None
 
 
+def test_students_read_what_was_graded_and_staff_keep_the_isolation_layers():
+    layers = ("container mode, the container the outer boundary (bubblewrap does not work here: bwrap: Creating new "
+              "namespace failed: Operation not permitted)", "rlimits (address space, processes, file size)")
+    results = graded(result("PASS", score=5.0), result("FAIL", unit="lstm_forward")).timed(2.0, layers)
+    document = results.to_gradescope()
+    first = document["output"].split("\n")[0]
+    assert first.startswith("Graded automatically: 2 parts of your captioning package, 5 of 10 points."), first
+    assert "bwrap" not in document["output"] and "rlimits" not in document["output"]
+    assert document["extra_data"] == {"isolation": list(layers)}  # results.json's staff-only field
+    assert GradingResults.from_document(json.loads(json.dumps(document))).isolation == layers
+
+
 @pytest.mark.parametrize("name", ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\r=1",
                                   "=cmd|' /C calc'!A0"])
 def test_csv_cells_are_never_formulas(tmp_path, name):

@@ -26,7 +26,9 @@ readable copies of what its processes need, and binds the venv (world-readable) 
 it, whatever the modes of the folders above it.
 
 Environment overrides for running outside Gradescope: AUTOGRADER_ROOT (default /autograder) for
-both scripts; AUTOGRADER_PYTHON (default $AUTOGRADER_ROOT/venv/bin/python) for run_autograder.
+both scripts; AUTOGRADER_BASE_PYTHON (default the system python3) and TORCH_INDEX_URL (default
+PyTorch's CPU-only index; empty: pip's own) for setup.sh; AUTOGRADER_PYTHON (default
+$AUTOGRADER_ROOT/venv/bin/python) for run_autograder.
 """
 import argparse
 import ast
@@ -55,7 +57,7 @@ SETUP_SH = """#!/usr/bin/env bash
 set -euo pipefail
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
 system_python() { if [ -x /usr/bin/python3 ]; then echo /usr/bin/python3; else command -v python3 || true; fi; }
-PY="$(system_python)"
+PY="${AUTOGRADER_BASE_PYTHON:-$(system_python)}"
 missing=()
 [ -n "$PY" ] || missing+=(python3)
 { [ -n "$PY" ] && "$PY" -m ensurepip --version >/dev/null 2>&1; } || missing+=(python3-venv)
@@ -65,7 +67,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    PY="$(system_python)"
+    PY="${AUTOGRADER_BASE_PYTHON:-$(system_python)}"
 fi
 "$PY" -m venv --clear "$ROOT/venv"
 # PyTorch's CPU-only wheels come from its own index (PyPI's x86_64 torch is the CUDA build, several GB,

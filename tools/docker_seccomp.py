@@ -3,7 +3,7 @@ creating namespaces and mounting fail with EPERM, clone3 with ENOSYS (so the C l
 clone, whose flags the filter reads). Written with libseccomp (Debian's python3-seccomp), not the
 grader's own filter code, so the emulation is independent of what it tests.
 
-Usage: /usr/bin/python3 tests/docker_seccomp.py CMD ARGS...
+Usage: /usr/bin/python3 tools/docker_seccomp.py CMD ARGS...
 """
 import errno
 import os

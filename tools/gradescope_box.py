@@ -1,14 +1,20 @@
-"""A box shaped like Gradescope's default autograder container, for the tests (as root).
+"""A box shaped like Gradescope's default autograder container, for `make gradescope-try` and the
+tests (as root).
 
 Docker runs each submission in a container with 768 MB of memory and half a CPU, its cgroup
 filesystem read-only, no CAP_SYS_ADMIN, and a seccomp profile that refuses namespaces and mounts.
 `Container()` makes the memory and CPU cgroups (v1 or v2); `container.command(argv)` runs argv inside:
 in a private mount namespace whose cgroup mounts are remounted read-only, then (capsh) without
-CAP_SYS_ADMIN, then under tests/docker_seccomp.py. `close()` kills what is left and removes the
-cgroups; `peak_mb` and `oom_kills` say what the box went through.
+CAP_SYS_ADMIN, then under tools/docker_seccomp.py. `close()` kills what is left and removes the
+cgroups; `peak_mb` and `oom_kills` say what the box went through. `reachable`: folders inside a
+folder only root may enter (a Python built under /root by pyenv), which every uid in the box may
+reach, as on Gradescope's image, where the interpreter is the system's: inside the box the folder
+above each is replaced by an open one holding only it.
 """
 import os
+import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +23,10 @@ CGROUP = Path("/sys/fs/cgroup")
 HERE = Path(__file__).resolve().parent
 INNER = r"""
 for f in "$@"; do shift; [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; done
+for pair in $REACHABLE; do  # FOLDER=OPEN: FOLDER bound into OPEN/, then OPEN over FOLDER's parent
+    folder="${pair%%=*}" open="${pair#*=}"
+    mount --rbind "$folder" "$open/${folder##*/}" && mount --rbind "$open" "${folder%/*}" || exit 127
+done
 for m in $(awk '$3=="cgroup"||$3=="cgroup2"{print $2}' /proc/mounts); do
     mount -o remount,bind,ro "$m" "$m" 2>/dev/null || mount -o remount,ro "$m" || exit 126
 done
@@ -25,8 +35,12 @@ exec capsh --drop="$DROP" -- -c 'exec /usr/bin/python3 "$0" "$@"' "$SECCOMP" "$@
 
 
 class Container:
-    def __init__(self, memory=768 * MiB, cpus=0.5, drop="cap_sys_admin"):
+    def __init__(self, memory=768 * MiB, cpus=0.5, drop="cap_sys_admin", reachable=()):
         self.drop, self.folders = drop, []
+        self.veils = {Path(folder): Path(tempfile.mkdtemp(prefix="kit-box-open-")) for folder in reachable}
+        for folder, veil in self.veils.items():
+            veil.chmod(0o755)
+            (veil / folder.name).mkdir()
         name = "kit-test-container-%d-%d" % (os.getpid(), time.monotonic_ns())
         self.v2 = not (CGROUP / "memory").is_dir()
         period = 100000
@@ -51,7 +65,8 @@ class Container:
                 *[str(f / "cgroup.procs") for f in self.folders], "--", *map(str, argv)]
 
     def env(self, env):
-        return dict(env, DROP=self.drop, SECCOMP=str(HERE / "docker_seccomp.py"))
+        return dict(env, DROP=self.drop, SECCOMP=str(HERE / "docker_seccomp.py"),
+                    REACHABLE=" ".join("%s=%s" % pair for pair in self.veils.items()))
 
     @property
     def peak_mb(self):
@@ -81,6 +96,8 @@ class Container:
                 for folder in self.folders:
                     if folder.exists():
                         folder.rmdir()
+                for veil in self.veils.values():
+                    shutil.rmtree(veil)
                 return
             except OSError:
                 time.sleep(0.1)
