@@ -138,6 +138,7 @@ def alone(kit, tmp_path_factory):
     return seconds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("docker,dask", [(True, False), (True, True), (False, False)],
                          ids=["container", "container-dask", "bubblewrap"])
 def test_a_fork_hopping_chain_ends_with_its_grade(kit, alone, tmp_path, docker, dask):
