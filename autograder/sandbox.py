@@ -303,32 +303,22 @@ class Box:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def alive(pid):
-    """Whether a thread of pid still runs: a process whose main thread has exited (a zombie in
-    /proc/PID/status) may go on in its other threads."""
-    try:
-        for tid in os.listdir("/proc/%d/task" % pid):
-            state = Path("/proc/%d/task/%s/stat" % (pid, tid)).read_text().rsplit(")", 1)[1].split()[0]
-            if state not in ("Z", "X"):
-                return True
-    except (OSError, IndexError):
-        pass
-    return False
-
-
 def scan(match):
     """{(pid, start time): whether it is alive} of the processes, zombies included, whose real uid
-    satisfies match(uid)."""
+    satisfies match(uid). Alive: its main thread runs, or, once that one has exited (a zombie in
+    /proc/PID/status), another thread still does (it counts more threads than itself: one read,
+    so threads that keep replacing each other cannot hide)."""
     found = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                status = Path("/proc", entry, "status").read_text()
-                uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")), None)
-                if uid is not None and match(int(uid)):
+                lines = Path("/proc", entry, "status").read_text().splitlines()
+                status = dict(line.split(":", 1) for line in lines if ":" in line)
+                if match(int(status["Uid"].split()[0])):
                     start = int(Path("/proc", entry, "stat").read_text().rsplit(")", 1)[1].split()[19])
-                    found[int(entry), start] = alive(int(entry))
-            except (OSError, IndexError, ValueError):
+                    state, threads = status["State"].split()[0], int(status["Threads"])
+                    found[int(entry), start] = state not in ("Z", "X") or threads > 1
+            except (OSError, IndexError, KeyError, ValueError):
                 continue
     return found
 

@@ -54,6 +54,18 @@ while time.monotonic() < end:  # fork, the parent exits, over and over: the pid 
         time.sleep(0.001)
 """
 
+THREADS = """
+import ctypes, os, threading, time
+end = time.monotonic() + 60
+def hop():  # each thread starts the next and ends: the process's one live thread keeps changing
+    if time.monotonic() < end:
+        threading.Thread(target=hop).start()
+if os.fork() == 0:
+    os.setsid()
+    threading.Thread(target=hop).start()
+    ctypes.CDLL(None).pthread_exit(None)
+"""
+
 
 def start_as(uid, code, *args, pass_fds=()):
     """A python process as uid running code (its own session, no environment)."""
@@ -61,18 +73,32 @@ def start_as(uid, code, *args, pass_fds=()):
                             env={}, cwd="/", start_new_session=True, pass_fds=pass_fds)
 
 
-@pytest.mark.parametrize("code", [GUARD % "SIGKILL", GUARD % "SIGSTOP", HEADLESS], ids=["kills", "stops", "headless"])
+def end_of_file(fd, seconds):
+    """Whether the pipe fd reaches its end within seconds: no process holds its write end."""
+    deadline = time.monotonic() + seconds
+    while select.select([fd], [], [], max(0, deadline - time.monotonic()))[0]:
+        if os.read(fd, 1 << 16) == b"":
+            return True
+    return False
+
+
+@pytest.mark.parametrize("code", [GUARD % "SIGKILL", GUARD % "SIGSTOP", HEADLESS, THREADS],
+                         ids=["kills", "stops", "headless", "thread-hopping"])
 def test_the_sweep_ends_every_process_of_the_uid(code):
+    """Afterwards nothing holds the pipe every process of the attack inherited."""
     uid = sandbox.throwaway_uid()
-    started = start_as(uid, code)
+    r, w = os.pipe()
+    started = start_as(uid, code, pass_fds=[w])
+    os.close(w)
     try:
         time.sleep(0.5)  # the guard or the headless process is up
-        assert sandbox.uid_processes({uid}), "the attack did not start"
+        assert not end_of_file(r, 0), "the attack did not start"
         sandbox.kill_uids([uid])
-        assert sandbox.uid_processes({uid}) == []
+        assert end_of_file(r, 2), "a process of the uid outlived the sweep"
     finally:
         started.kill()
         started.wait()
+        os.close(r)
 
 
 def test_a_box_removes_what_its_processes_left(tmp_path):
@@ -94,15 +120,6 @@ def test_a_box_removes_what_its_processes_left(tmp_path):
         daemon.wait()
         for p in left:
             p.unlink(missing_ok=True)
-
-
-def end_of_file(fd, seconds):
-    """Whether fd (non-blocking) reaches its end within seconds: no process holds its write end."""
-    deadline = time.monotonic() + seconds
-    while select.select([fd], [], [], max(0, deadline - time.monotonic()))[0]:
-        if os.read(fd, 1 << 16) == b"":
-            return True
-    return False
 
 
 # A container's init (pid 1 in Docker: a shell, tini) reaps every orphan at once: so does this one.
