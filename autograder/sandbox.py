@@ -15,8 +15,8 @@ functions to it (inside/oracle.py), runs in one of two modes, the strongest the 
   private working folder, with a seccomp filter that also refuses sockets, ptrace, other
   processes' memory and namespaces; the grader adopts their orphans (a subreaper), so the
   process limit of each uid bounds all it ever starts; afterwards every process of those uids is
-  killed and their files in the shared temporary folders are removed. The grader's files must be unreadable to
-  other uids (the preflight checks that from inside).
+  killed and their files in the shared temporary folders are removed. The grader's files must be
+  unreadable to other uids (the preflight checks that from inside).
 
 In both, as root, each process runs as its own throwaway uid (not in /etc/passwd); rlimits bound
 each process, and where the machine allows it a cgroup per graded submission bounds them all
