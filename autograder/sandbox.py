@@ -13,9 +13,10 @@ functions to it (inside/oracle.py), runs in one of two modes, the strongest the 
   Gradescope): the container is the outer boundary; inside it each process runs as its own
   throwaway uid in the submission's throwaway group, which alone may reach the staged copy, in a
   private working folder, with a seccomp filter that also refuses sockets, ptrace, other
-  processes' memory and namespaces; afterwards every process of those uids is killed and their
-  files in the shared temporary folders are removed. The grader's files must be unreadable to
-  other uids (the preflight checks that from inside).
+  processes' memory and namespaces; the grader adopts their orphans (a subreaper), so the
+  process limit of each uid bounds all it ever starts; afterwards every process of those uids is
+  killed and their files in the shared temporary folders are removed. The grader's files must be
+  unreadable to other uids (the preflight checks that from inside).
 
 In both, as root, each process runs as its own throwaway uid (not in /etc/passwd); rlimits bound
 each process, and where the machine allows it a cgroup per graded submission bounds them all
@@ -34,6 +35,7 @@ All processes of one graded submission share a wall-clock budget (Limits.submiss
 from __future__ import annotations
 
 import atexit
+import ctypes
 import functools
 import json
 import os
@@ -263,6 +265,7 @@ class Box:
         self.gid = throwaway_uid()
         self.folder = None
         if mode == "container":
+            adopt_orphans()
             self.folder = Path(tempfile.mkdtemp(prefix="grade-%d-box-" % os.getpid()))
             os.chown(self.folder, 0, self.gid)
             self.folder.chmod(0o710)
@@ -300,32 +303,29 @@ class Box:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def alive(pid):
-    """Whether a thread of pid still runs: a process whose main thread has exited (a zombie in
-    /proc/PID/status) may go on in its other threads."""
-    try:
-        for tid in os.listdir("/proc/%d/task" % pid):
-            state = Path("/proc/%d/task/%s/stat" % (pid, tid)).read_text().rsplit(")", 1)[1].split()[0]
-            if state not in ("Z", "X"):
-                return True
-    except (OSError, IndexError):
-        pass
-    return False
+def scan(match):
+    """{(pid, start time): whether it is alive} of the processes, zombies included, whose real uid
+    satisfies match(uid). Alive: its main thread runs, or, once that one has exited (a zombie in
+    /proc/PID/status), another thread still does (it counts more threads than itself: one read,
+    so threads that keep replacing each other cannot hide)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                lines = Path("/proc", entry, "status").read_text().splitlines()
+                status = dict(line.split(":", 1) for line in lines if ":" in line)
+                if match(int(status["Uid"].split()[0])):
+                    start = int(Path("/proc", entry, "stat").read_text().rsplit(")", 1)[1].split()[19])
+                    state, threads = status["State"].split()[0], int(status["Threads"])
+                    found[int(entry), start] = state not in ("Z", "X") or threads > 1
+            except (OSError, IndexError, KeyError, ValueError):
+                continue
+    return found
 
 
 def processes(match):
     """The pids of live processes whose real uid satisfies match(uid)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                status = Path("/proc", entry, "status").read_text()
-            except OSError:
-                continue
-            uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")), None)
-            if uid is not None and match(int(uid)) and alive(int(entry)):
-                found.append(int(entry))
-    return found
+    return [pid for (pid, _), live in scan(match).items() if live]
 
 
 def uid_processes(uids):
@@ -333,28 +333,42 @@ def uid_processes(uids):
     return processes(uids.__contains__)
 
 
-def signal_all(pids, signum):
-    for pid in pids:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
+def adopt_orphans():
+    """Make this process the subreaper of what it starts: orphans of its sandboxed processes (a
+    double fork, a fork-hopping chain) become its children, not the container's init's, and stay
+    zombies until kill_uids reaps them, each holding its place in its uid's process count
+    (RLIMIT_NPROC): a throwaway uid can start at most Limits.processes processes in all."""
+    if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+        raise SandboxError("cannot adopt the sandboxed processes' orphans: %s" % os.strerror(ctypes.get_errno()))
 
 
 def kill_uids(uids, seconds=20.0):
-    """Kill every process whose real uid is in uids, from here (root): each round stops every one
-    it finds (a stopped process cannot fork, nor be woken by one still running) until a round
-    finds no new one; then all are killed. SandboxError if any is left after `seconds`."""
-    uids, deadline = set(uids), time.monotonic() + seconds
+    """Kill every process whose real uid is in uids, from here (root), then reap the zombies this
+    process adopted. Each round kills every live one it finds; the sweep ends when a round finds
+    exactly the processes (pid, start time) of the round before, none alive: each was dead or
+    killed before this round began, so none could fork since. Nothing of these uids is reaped
+    before (see adopt_orphans), so a fork-hopping chain runs out of forks rather than outrunning
+    the rounds. SandboxError if any is left after `seconds`."""
+    uids, deadline, before = set(uids), time.monotonic() + seconds, None
     while time.monotonic() < deadline:
-        found = uid_processes(uids)
-        if not found:
+        found = scan(uids.__contains__)
+        live = [pid for (pid, _), is_alive in found.items() if is_alive]
+        for pid in live:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if not live and set(found) == before:
+            for pid, _ in found:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:  # not an orphan this process adopted
+                    pass
             return
-        signal_all(found, signal.SIGSTOP)
-        if set(uid_processes(uids)) <= set(found):  # nothing new was forked meanwhile
-            signal_all(found, signal.SIGKILL)
-        time.sleep(0.01)
-    raise SandboxError("the submission's processes could not all be stopped")
+        before = set(found)
+        if live:
+            time.sleep(0.001)
+    raise SandboxError("the submission's processes could not all be killed")
 
 
 def remove_files_of(ids, folders=WORLD_WRITABLE):
