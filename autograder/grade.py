@@ -15,6 +15,7 @@ import secrets
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,6 +32,7 @@ from .units import BY_NAME, UNITS, Unit, closure
 
 FUNCTIONS = sorted({u.function for u in UNITS})
 MAX_MESSAGE = 2000  # characters of one check's feedback
+RETRIED = "not shown: a run with the reference in place"  # what a retry's verdict says (pass or fail only)
 
 
 class GraderError(Exception):
@@ -129,10 +131,13 @@ class SandboxRunner:
             list(pool.map(lambda g: self.session.run(g, FUNCTIONS, on_result, probes, swaps, oracle), groups))
 
     def run(self, titles: list[str], swaps: tuple[str, ...] = ()) -> dict[str, Verdict]:
+        """The titles' verdicts; with swaps, their messages say nothing (student code there read the
+        reference's values), their kind and function stay."""
         verdicts = {}
 
         def judged(n: int, result: ChildResult) -> None:
-            verdicts[titles[n]] = self.judge(titles[n], result)
+            verdict = self.judge(titles[n], result)
+            verdicts[titles[n]] = replace(verdict, message=RETRIED) if swaps else verdict
             self.diagnosis.observe(titles[n], result, verdicts[titles[n]].passed, swaps)
         self.dispatch(titles, judged, swaps)
         return verdicts

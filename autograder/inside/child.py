@@ -245,7 +245,7 @@ class Oracle:
                 header, value = self.reader.read()
             if "error" in header:
                 raise RuntimeError("the reference %s, used in place of yours, failed on the arguments your "
-                                   "code gave it: %s" % (name, frames.field(header, "error", str, "?", 300)))
+                                   "code gave it" % name)
             return value
         call.__name__ = call.__qualname__ = name
         return call
