@@ -651,6 +651,7 @@ ESCAPE_AUTODIFF = """\
 """
 
 
+@pytest.mark.slow
 def test_automatic_differentiation_in_place_of_backward_passes_earns_nothing(tmp_path):
     sub = M.AUTOGRAD
     results = grade(sub.build(tmp_path / "sub"), GradingOptions(units=sub.units, jobs=2))
