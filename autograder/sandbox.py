@@ -209,10 +209,14 @@ def autodiff_folders():
 def restrict_autodiff():
     """Container mode: each automatic differentiation package's folder readable by its owner and
     AUTODIFF_GID only (the network visualization units' processes get that group): other uids,
-    the numpy units' processes among them, cannot enter it."""
+    the numpy units' processes among them, cannot enter it. SandboxError where that cannot be done."""
     for folder in autodiff_folders():
-        os.chown(folder, -1, AUTODIFF_GID)
-        folder.chmod(folder.stat().st_mode & 0o700 | 0o050)
+        try:
+            os.chown(folder, -1, AUTODIFF_GID)
+            folder.chmod(folder.stat().st_mode & 0o700 | 0o050)
+        except OSError as exc:
+            raise SandboxError("container mode keeps %s out of the numpy units' reach by its folder's "
+                               "permissions, which cannot be changed here: %s" % (folder.name, exc)) from None
 
 
 def bwrap_command(program, fds, scratch, limits, autodiff):
