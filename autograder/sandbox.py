@@ -17,6 +17,10 @@ functions to it (inside/oracle.py), runs in one of two modes, the strongest the 
   files in the shared temporary folders are removed. The grader's files must be unreadable to
   other uids (the preflight checks that from inside).
 
+Only the children that run the network visualization units' checks reach PyTorch (and the other
+packages of frames.AUTODIFF): for the others bubblewrap binds an empty folder over each package's,
+and container mode leaves them no way into its group-only folder.
+
 In both, as root, each process runs as its own throwaway uid (not in /etc/passwd); rlimits bound
 each process, and where the machine allows it a cgroup per graded submission bounds them all
 together (memory incl. tmpfs, process count, an equal CPU share). `preflight()` starts one
