@@ -15,6 +15,7 @@ import secrets
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,6 +32,7 @@ from .units import BY_NAME, UNITS, Unit, closure
 
 FUNCTIONS = sorted({u.function for u in UNITS})
 MAX_MESSAGE = 2000  # characters of one check's feedback
+RETRIED = "not shown: a run with the reference in place"  # what a retry's verdict says (pass or fail only)
 
 
 class GraderError(Exception):
@@ -117,22 +119,30 @@ class SandboxRunner:
                  swaps: tuple[str, ...] = (), modes: list[Any] | None = None) -> None:
         """Run each title in its mode, spread over up to `jobs` children: on_result(n, result) as
         each answer arrives. Modes: "run" (this grade's check), or ["own_gradient", *point] (rule 3's
-        calls, on all_checks()'s inputs: the same every grade, and no expected value depends on them)."""
+        calls, on all_checks()'s inputs: the same every grade, and no expected value depends on them).
+        The numpy units' checks run first, in children that cannot reach PyTorch, then the network
+        visualization units' in children that can."""
         modes = modes or ["run"] * len(titles)
         requests, jobs = self.requests(titles, modes), self.options.jobs
-        groups = [requests[k::jobs] for k in range(jobs) if requests[k::jobs]]
         oracle = R.oracle_sources() if swaps else None
         own_gradient = any(mode != "run" for mode in modes)
         probes = frames.pack({t: (R.all_checks() if own_gradient else self.checks)[t].probe for t in titles
                               if not self.checks[t].public})
-        with ThreadPoolExecutor(max(1, len(groups))) as pool:
-            list(pool.map(lambda g: self.session.run(g, FUNCTIONS, on_result, probes, swaps, oracle), groups))
+        with ThreadPoolExecutor(max(1, jobs)) as pool:
+            for autodiff in (False, True):  # one family at a time: no child of one sees the other's files
+                family = [r for r in requests if R.checks_module().needs_torch(self.checks[r.title]) == autodiff]
+                run = functools.partial(self.session.run, functions=FUNCTIONS, on_result=on_result, probes=probes,
+                                        swaps=swaps, reference=oracle, autodiff=autodiff)
+                list(pool.map(run, [family[k::jobs] for k in range(jobs) if family[k::jobs]]))
 
     def run(self, titles: list[str], swaps: tuple[str, ...] = ()) -> dict[str, Verdict]:
+        """The titles' verdicts; with swaps, their messages say nothing (student code there read the
+        reference's values), their kind and function stay."""
         verdicts = {}
 
         def judged(n: int, result: ChildResult) -> None:
-            verdicts[titles[n]] = self.judge(titles[n], result)
+            verdict = self.judge(titles[n], result)
+            verdicts[titles[n]] = replace(verdict, message=RETRIED) if swaps else verdict
             self.diagnosis.observe(titles[n], result, verdicts[titles[n]].passed, swaps)
         self.dispatch(titles, judged, swaps)
         return verdicts

@@ -288,6 +288,8 @@ MISTAKES += [
                                                  "            X_fooling.grad.zero_()\n",
                                                  "            X_fooling += learning_rate * g / g.norm()\n")],
            {FOOLING}, "the gradient accumulates over the steps (never zeroed)", units=(FOOLING,)),
+    mistake("fooling_gives_up_after_20", [Patch(NV, "for _ in range(100):", "for _ in range(20):")],
+           {FOOLING}, "gives up after 20 steps (the specified loop takes up to 100)", units=(FOOLING,)),
     mistake("class_step_gradient_not_zeroed", [Patch(NV, "        img += learning_rate * g / g.norm()\n"
                                                     "        img.grad.zero_()\n",
                                                     "        img += learning_rate * g / g.norm()\n")],
@@ -488,6 +490,8 @@ HINTS = {
     # make_fooling_image
     "fooling_unnormalised_step": "each step moves by the raw gradient; it is divided by its norm first",
     "fooling_descent": "the step goes down the target's score; it must climb it",
+    "fooling_gives_up_after_20": ("the ascent stops before the model predicts the target; it goes on until it "
+                                  "does, for up to 100 steps"),
     "fooling_gradient_not_zeroed": "the image's gradient is not cleared between steps, so every step adds up the old ones",
     # class_visualization_update_step
     "class_step_gradient_not_zeroed": "the image's gradient is not cleared after the step: the next step adds to it",

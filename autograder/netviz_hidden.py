@@ -1,5 +1,6 @@
 """Hidden checks of the network visualization units (PyTorch): other images, sizes and labels,
-N=1, other targets, other l2_reg and learning rates, several steps, float32 as well as float64.
+N=1, other targets (far ones too), other l2_reg and learning rates, several steps, float32 as
+well as float64.
 
 Like hidden.py's: inputs from each grade's seed, expected values from the reference's run on the
 same probe (a fooling image too: the same ascent reaches the same image), sent to the sandbox as a
@@ -17,6 +18,8 @@ def netviz_hidden_checks(C, s, same):
         same(fooling, "other image, the runner-up class", "fooling_probe", s(104)),
         same(fooling, "the third class, 20x12", "fooling_probe", s(105), H=20, W=12, rank=-3),
         same(fooling, "float32 image and model", "fooling_probe", s(106), **dict(f32, tol=1e-3, atol=1e-5)),
+        same(fooling, "the lowest-scored class, 32x32 (mostly 30 to 100 steps away)", "fooling_probe", s(110), H=32,
+             W=32, rank=0),
         same(step, "3 steps, l2_reg=1e-3, learning_rate=25", "class_step_probe", s(107), s(107) % 10, 1e-3, 25.0,
              steps=3),
         same(step, "2 steps, l2_reg=0.2, learning_rate=1, 20x24", "class_step_probe", s(108), s(108) % 10, 0.2,

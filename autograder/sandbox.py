@@ -18,6 +18,10 @@ functions to it (inside/oracle.py), runs in one of two modes, the strongest the 
   killed and their files in the shared temporary folders are removed. The grader's files must be
   unreadable to other uids (the preflight checks that from inside).
 
+Only the children that run the network visualization units' checks reach PyTorch (and the other
+packages of frames.AUTODIFF): for the others bubblewrap binds an empty folder over each package's,
+and container mode leaves them no way into its group-only folder.
+
 In both, as root, each process runs as its own throwaway uid (not in /etc/passwd); rlimits bound
 each process, and where the machine allows it a cgroup per graded submission bounds them all
 together (memory incl. tmpfs, process count, an equal CPU share). `preflight()` starts one
@@ -37,6 +41,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import functools
+import importlib.util
 import json
 import os
 import re
@@ -60,6 +65,7 @@ from .text import clean_line
 INSIDE = Path(__file__).resolve().parent / "inside"
 GiB, MiB = 1 << 30, 1 << 20
 THROWAWAY_UID_BASE = 1 << 24       # uids BASE + (pid mod 2^15) * 2^16 + n: unused by any account
+AUTODIFF_GID = THROWAWAY_UID_BASE - 1  # container mode: the group that may read frames.AUTODIFF's folders
 MAX_BREAKS = 2                     # malformed answers of a submission that get a fresh child
 MAX_DETAIL = 300                   # characters of a child's free text (an exception's message)
 IDENTIFIER = re.compile(r"[A-Za-z_][\w.]{0,99}\Z")
@@ -190,12 +196,38 @@ def readable_inside():
     for path in INSIDE.glob("*.py"):
         shutil.copyfile(path, folder / path.name)
         (folder / path.name).chmod(0o644)
+    (folder / "empty").mkdir(mode=0o555)  # what bubblewrap shows in place of a package kept out of reach
     folder.chmod(0o755)
     return folder
 
 
-def bwrap_command(program, fds, scratch, limits):
-    """argv running inside/<program> under bubblewrap."""
+@functools.lru_cache(maxsize=None)
+def autodiff_folders():
+    """The folders of the automatic differentiation packages (frames.AUTODIFF) this interpreter
+    finds, resolved: kept out of the numpy units' processes' reach."""
+    folders = []
+    for name in frames.AUTODIFF:
+        spec = importlib.util.find_spec(name)
+        folders += [Path(p).resolve() for p in (spec and spec.submodule_search_locations) or ()]
+    return tuple(folders)
+
+
+def restrict_autodiff():
+    """Container mode: each automatic differentiation package's folder readable by its owner and
+    AUTODIFF_GID only (the network visualization units' processes get that group): other uids,
+    the numpy units' processes among them, cannot enter it. SandboxError where that cannot be done."""
+    for folder in autodiff_folders():
+        try:
+            os.chown(folder, -1, AUTODIFF_GID)
+            folder.chmod(folder.stat().st_mode & 0o700 | 0o050)
+        except OSError as exc:
+            raise SandboxError("container mode keeps %s out of the numpy units' reach by its folder's "
+                               "permissions, which cannot be changed here: %s" % (folder.name, exc)) from None
+
+
+def bwrap_command(program, fds, scratch, limits, autodiff):
+    """argv running inside/<program> under bubblewrap; without autodiff, an empty folder in place of
+    each automatic differentiation package's."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxError("bubblewrap is not installed: install the Debian/Ubuntu package 'bubblewrap' "
@@ -209,6 +241,9 @@ def bwrap_command(program, fds, scratch, limits):
         for parent in reversed(path.parents[:-1]):  # traversable by the throwaway uid
             argv += ["--perms", "0755", "--dir", str(parent)]
         argv += ["--ro-bind", str(path), str(path)]
+    if not autodiff:
+        for folder in autodiff_folders():
+            argv += ["--ro-bind", str(readable_inside() / "empty"), str(folder)]
     for link in ("/bin", "/lib", "/lib64", "/sbin"):
         if os.path.islink(link):
             argv += ["--symlink", os.readlink(link), link]
@@ -278,12 +313,14 @@ class Box:
         """The staged copy's path as the child sees it."""
         return "/submission" if self.mode == "bubblewrap" else str(self.scratch)
 
-    def command(self, program, fds, limits, uid, with_submission):
-        """(argv, working folder, gid) of a process running inside/<program> as uid."""
+    def command(self, program, fds, limits, uid, with_submission, autodiff):
+        """(argv, working folder, gid) of a process running inside/<program> as uid, which reaches
+        the automatic differentiation packages only with autodiff."""
         self.uids.append(uid)
         gid = self.gid if with_submission else uid
         if self.mode == "bubblewrap":
-            return bwrap_command(program, fds, self.scratch if with_submission else None, limits), None, gid
+            scratch = self.scratch if with_submission else None
+            return bwrap_command(program, fds, scratch, limits, autodiff), None, gid
         work = self.folder / ("work-%d" % uid)
         work.mkdir(mode=0o700)
         os.chown(work, uid, gid)
@@ -549,12 +586,13 @@ def isolation_layers(mode, cgroup_active, why_not_bubblewrap=None):
 class Sandboxed:
     """One sandboxed process: its stdin gets a JSON request, its output is drained and capped."""
 
-    def __init__(self, program, request, fds, box, limits, cgroup, with_submission=True):
+    def __init__(self, program, request, fds, box, limits, cgroup, with_submission=True, autodiff=False):
         self.stopped = False  # killed by the grader (kill() while it ran)
         self.limits, self.output, self.box, self.uid = limits, bytearray(), box, throwaway_uid()
-        argv, work, gid = box.command(program, fds, limits, self.uid, with_submission)
-        request = dict(request, limits={"rlimits": limits.rlimits(), "uid": self.uid, "gid": gid},
-                       max_payload=limits.max_payload)
+        argv, work, gid = box.command(program, fds, limits, self.uid, with_submission, autodiff)
+        request = dict(request, limits={"rlimits": limits.rlimits(), "uid": self.uid, "gid": gid,
+                                        "groups": [AUTODIFF_GID] if autodiff else []},
+                       max_payload=limits.max_payload, autodiff=autodiff)
         self.proc = subprocess.Popen(
             cgroup.wrap(argv), pass_fds=fds, cwd=work, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, env=sandbox_env(work or "/tmp"), start_new_session=True)
@@ -650,12 +688,14 @@ class Session:
                           % self.breaks)
 
     def run(self, checks: list[CheckRequest], functions: list[str], on_result: Callable[[int, ChildResult], None],
-            probes: dict[str, Any], swaps: tuple[str, ...] = (), reference: dict[str, str] | None = None) -> None:
+            probes: dict[str, Any], swaps: tuple[str, ...] = (), reference: dict[str, str] | None = None,
+            autodiff: bool = False) -> None:
         """Run the checks on the submission: on_result(key, ChildResult) for each, as soon as its
         answer arrives. probes: the hidden checks among them, as
         a packed frame (frames.pack) of {title: probe}. swaps: unit functions ('module:qualname')
         served by an oracle holding `reference` ({name: source text}); functions: every unit
-        function, for attributing errors."""
+        function, for attributing errors; autodiff: the children may import PyTorch (the network
+        visualization units' checks)."""
         pending = list(checks)
         while pending:
             error = (self.over_budget() if time.monotonic() >= self.deadline
@@ -664,10 +704,10 @@ class Session:
                 for c in pending:
                     on_result(c.key, ChildResult(error=error))
                 return
-            done = self._one_child(pending, functions, probes, swaps, reference, on_result)
+            done = self._one_child(pending, functions, probes, swaps, reference, on_result, autodiff)
             pending = [c for c in pending if c.key not in done]
 
-    def _one_child(self, pending, functions, probes, swaps, reference, on_result):
+    def _one_child(self, pending, functions, probes, swaps, reference, on_result, autodiff):
         """The keys of the checks one child got through before it finished or stopped."""
         with self.lock:
             checks = [frames.CheckOrder(c.key, c.title, c.mode, c.seconds, c.cap, self.skipped(c.function, c.context))
@@ -683,7 +723,7 @@ class Session:
                                [to_oracle_r, from_oracle_w], self.box, self.limits, self.cgroup, False)
             fds += [to_oracle_w, from_oracle_r]
             extra = [to_oracle_r, from_oracle_w, to_oracle_w, from_oracle_r]
-        child = Sandboxed("child.py", request, fds, self.box, self.limits, self.cgroup)
+        child = Sandboxed("child.py", request, fds, self.box, self.limits, self.cgroup, autodiff=autodiff)
         for fd in [result_w] + extra:
             os.close(fd)
         reader, done = frames.FrameReader(result_r, self.limits.max_payload), set()
@@ -877,6 +917,7 @@ def _preflight(require_cgroups, min_isolation):
         if not can_change_uid():
             raise SandboxError("no isolation possible here: %s; and the grader cannot run student code as another "
                                "uid either (it needs root with CAP_SETUID and CAP_SETGID)" % exc) from None
+        restrict_autodiff()
         return Isolation("container", tuple(probe("container", limits, str(exc))))
 
 
@@ -895,7 +936,8 @@ def probe(mode, limits, why_not_bubblewrap=None):
     try:
         if limits.require_cgroups and not cgroup.active:
             raise SandboxError("per-submission cgroups are required but this machine does not allow them")
-        secrets = [str(path) for path in GRADER_SECRETS] if mode == "container" else []
+        secrets = ([str(path) for path in GRADER_SECRETS] + [str(f / "__init__.py") for f in autodiff_folders()]
+                   if mode == "container" else [])
         child = Sandboxed("child.py", {"probe": True, "unreadable": secrets}, [], box, limits, cgroup, False)
         try:
             child.proc.wait(timeout=60)

@@ -537,6 +537,156 @@ FINITE_DIFFERENCES = Submission("finite_differences", (
     "numerical gradients in place of every backward pass")
 
 
+# ---------------------------------------------------------------- a cheat: PyTorch's autograd
+
+# The answer key's forward passes, each remembering its inputs and a PyTorch twin of itself; every
+# backward pass, and the models' gradients, torch.autograd through that twin. PyTorch is imported
+# only inside them: the forward units do not need it.
+AUTOGRAD = Submission("autograd", (
+    Append(LAYERS, """
+
+        def autograd_twin(forward, twin):
+            def remembered(*args, forward=forward, twin=twin):  # no closure: the grader can switch it
+                return (*forward(*args)[:-1], (twin, args))
+            return remembered
+
+
+        def autograd(*upstream_and_cache):  # the gradient of every float argument (a dict's: a dict)
+            import torch
+            *upstream, (twin, args) = upstream_and_cache
+            leaves = []
+
+            def lift(a):
+                if isinstance(a, dict):
+                    return {k: lift(v) for k, v in a.items()}
+                if not isinstance(a, np.ndarray):
+                    return a
+                t = torch.from_numpy(np.ascontiguousarray(a))
+                if a.dtype.kind == "f":
+                    t = t.double().requires_grad_()
+                    leaves.append((t, a.dtype))
+                return t
+            outs = twin(torch, *map(lift, args))
+            total = sum((o * torch.from_numpy(np.asarray(u, np.float64))).sum() for o, u in zip(outs, upstream))
+            grads = iter(g.numpy().astype(d) for g, (_, d) in zip(torch.autograd.grad(total, [t for t, _ in leaves]),
+                                                                   leaves))
+            out = [{k: next(grads) for k in a} if isinstance(a, dict) else next(grads) for a in args
+                   if isinstance(a, dict) or isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+            return tuple(out) if len(out) > 1 else out[0]
+
+
+        def rnn_twin(T, x, h0, Wx, Wh, b):
+            h, hs = h0, []
+            for t in range(x.shape[1]):
+                h = T.tanh(x[:, t] @ Wx + h @ Wh + b)
+                hs.append(h)
+            return (T.stack(hs, 1),)
+
+
+        def lstm_step_twin(T, x, prev_h, prev_c, Wx, Wh, b):
+            a, H = x @ Wx + prev_h @ Wh + b, prev_h.shape[1]
+            i, f, o = (T.sigmoid(a[:, k * H:(k + 1) * H]) for k in range(3))
+            next_c = f * prev_c + i * T.tanh(a[:, 3 * H:])
+            return o * T.tanh(next_c), next_c
+
+
+        def lstm_twin(T, x, h0, Wx, Wh, b):
+            h, c, hs = h0, T.zeros_like(h0), []
+            for t in range(x.shape[1]):
+                h, c = lstm_step_twin(T, x[:, t], h, c, Wx, Wh, b)
+                hs.append(h)
+            return (T.stack(hs, 1),)
+
+
+        rnn_step_forward = autograd_twin(rnn_step_forward, lambda T, x, h, Wx, Wh, b: (T.tanh(x @ Wx + h @ Wh + b),))
+        rnn_forward = autograd_twin(rnn_forward, rnn_twin)
+        word_embedding_forward = autograd_twin(word_embedding_forward, lambda T, x, W: (W[x.long()],))
+        lstm_step_forward = autograd_twin(lstm_step_forward, lstm_step_twin)
+        lstm_forward = autograd_twin(lstm_forward, lstm_twin)
+        rnn_step_backward = rnn_backward = word_embedding_backward = lstm_step_backward = lstm_backward = autograd
+    """),
+    Append(T_LAYERS, """
+
+        from .rnn_layers import autograd, autograd_twin
+
+
+        def attention_twin(T, query, key, value, params, num_heads, attn_mask=None):
+            (N, S, E), L = query.shape, key.shape[1]
+            d = E // num_heads
+
+            def split(z, n):
+                return z.reshape(N, n, num_heads, d).transpose(1, 2)
+            q, k, v = (split(z @ params["W" + c] + params["b" + c], n)
+                       for z, c, n in ((query, "q", S), (key, "k", L), (value, "v", L)))
+            scores = q @ k.transpose(-1, -2) / math.sqrt(d)
+            if attn_mask is not None:
+                scores = scores.masked_fill(~attn_mask, -math.inf)
+            heads = (T.softmax(scores, -1) @ v).transpose(1, 2).reshape(N, S, E)
+            return (heads @ params["Wo"] + params["bo"],)
+
+
+        def layernorm_twin(T, x, gamma, beta, eps=1e-5):
+            centred = x - x.mean(-1, keepdim=True)
+            return gamma * centred / T.sqrt((centred ** 2).mean(-1, keepdim=True) + eps) + beta
+
+
+        def decoder_twin(T, x, memory, params, num_heads, self_mask):
+            def sub(prefix):
+                return {name: params[prefix + name] for name in ATTENTION_KEYS}
+            x1 = layernorm_twin(T, x + attention_twin(T, x, x, x, sub("self_"), num_heads, self_mask)[0],
+                                params["ln1_gamma"], params["ln1_beta"])
+            x2 = layernorm_twin(T, x1 + attention_twin(T, x1, memory, memory, sub("cross_"), num_heads)[0],
+                                params["ln2_gamma"], params["ln2_beta"])
+            ffn = T.relu(x2 @ params["W1"] + params["b1"]) @ params["W2"] + params["b2"]
+            return (layernorm_twin(T, x2 + ffn, params["ln3_gamma"], params["ln3_beta"]),)
+
+
+        multihead_attention_forward = autograd_twin(multihead_attention_forward, attention_twin)
+        decoder_layer_forward = autograd_twin(decoder_layer_forward, decoder_twin)
+        multihead_attention_backward = decoder_layer_backward = autograd
+    """),
+    Append(LAYERS, """
+
+        def model_autograd(model, scores_of, features, captions):  # loss and grads of params by autograd
+            import torch
+            p = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in model.params.items()}
+            captions_out = torch.from_numpy(captions[:, 1:]).long()
+            mask = (captions_out != model._null).double()
+            scores = scores_of(torch, p, torch.from_numpy(features).double(), torch.from_numpy(captions[:, :-1]).long())
+            log_probs = torch.log_softmax(scores, -1).gather(-1, captions_out[..., None])[..., 0]
+            loss = -(log_probs * mask).sum() / len(captions)
+            grads = torch.autograd.grad(loss, list(p.values()))
+            return loss.item(), {k: g.numpy().astype(model.params[k].dtype) for k, g in zip(p, grads)}
+    """),
+    Body(MODEL, "loss", """
+        from ..rnn_layers import lstm_twin, model_autograd, rnn_twin
+
+        def scores_of(T, p, features, captions_in):
+            h0 = features @ p["W_proj"] + p["b_proj"]
+            twin = {"rnn": rnn_twin, "lstm": lstm_twin}[self.cell_type]
+            h = twin(T, p["W_embed"][captions_in], h0, p["Wx"], p["Wh"], p["b"])[0]
+            return h @ p["W_vocab"] + p["b_vocab"]
+        loss, grads = model_autograd(self, scores_of, features, captions)
+    """),
+    Body(T_MODEL, "loss", """
+        from ..rnn_layers import model_autograd
+        from ..transformer_layers import decoder_twin
+
+        def scores_of(T, p, features, captions_in):
+            memory = (features @ p["W_proj"] + p["b_proj"])[:, None, :]
+            L = captions_in.shape[1]
+            x = p["W_embed"][captions_in] + T.from_numpy(positional_encoding(L, self.embed_dim)).double()
+            causal = T.tril(T.ones(L, L, dtype=T.bool))
+            for layer in range(self.num_layers):
+                prefix = "layer%d_" % layer
+                layer_params = {k[len(prefix):]: v for k, v in p.items() if k.startswith(prefix)}
+                x = decoder_twin(T, x, memory, layer_params, self.num_heads, causal)[0]
+            return x @ p["W_vocab"] + p["b_vocab"]
+        loss, grads = model_autograd(self, scores_of, features, captions)
+    """)),
+    FINITE_DIFFERENCES.lost, FINITE_DIFFERENCES.units, "torch.autograd in place of every backward pass")
+
+
 # ---------------------------------------------------------------- the network visualization part
 
 NETVIZ_ALTERNATIVES = [

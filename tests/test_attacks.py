@@ -631,3 +631,35 @@ def test_a_classmate_graded_at_the_same_time_is_out_of_reach(tmp_path):
     assert isinstance(outcome.get("a"), GradingResults) and isinstance(outcome.get("b"), GradingResults), outcome
     assert total(outcome["a"]) == 0 and total(outcome["b"]) == 0
     assert "B saw []" in outcome["b"][0].output, outcome["b"][0].output
+
+
+# tests/mutants.py AUTOGRAD: every numpy backward pass and model gradient by torch.autograd, which
+# scored full marks while every sandboxed process could import PyTorch. Only the network
+# visualization units' processes reach it now. Its escaping twin takes out the finder that says why
+# and loads PyTorch from its folder by path: empty in bubblewrap mode, unreadable in container mode.
+
+ESCAPE_AUTODIFF = """\
+    import importlib.util, os, sys
+    torch = sys.modules.get("torch")
+    if torch is None:
+        sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "NoAutodiff"]
+        folder = next(p + "/torch" for p in sys.path if os.path.isdir(p + "/torch"))
+        spec = importlib.util.spec_from_file_location("torch", folder + "/__init__.py",
+                                                      submodule_search_locations=[folder])
+        torch = sys.modules["torch"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(torch)
+"""
+
+
+@pytest.mark.slow
+def test_automatic_differentiation_in_place_of_backward_passes_earns_nothing(tmp_path):
+    sub = M.AUTOGRAD
+    results = grade(sub.build(tmp_path / "sub"), GradingOptions(units=sub.units, jobs=2))
+    assert hostile.lost_units(results) == sub.lost
+    lost = [r for r in results if r.unit in sub.lost]
+    assert all(r.score == 0 and "backward passes must be written by hand" in r.output for r in lost), [
+        (r.name, r.output) for r in lost if r.score or "by hand" not in r.output]
+    escape = M.Submission("escape", sub.edits + (M.Patch(M.LAYERS, "    import torch\n    *upstream",
+                                                         ESCAPE_AUTODIFF + "    *upstream"),))
+    results = grade(escape.build(tmp_path / "escape"), GradingOptions(units=["rnn_step_backward"]))
+    assert total(results) == 0, [r.output for r in results]

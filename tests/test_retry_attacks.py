@@ -7,6 +7,8 @@ xfail(strict=True, reason="HOLE: ..."): the day it is closed, the test starts pa
 mark must go.
 """
 
+import json
+
 import pytest
 
 from autograder.sandbox import GiB, Limits
@@ -223,3 +225,32 @@ def test_a_threaded_backward_retried_through_the_oracle_gets_its_points(tmp_path
     by_unit = scores(results)
     assert by_unit["rnn_step_backward"] == 0
     assert by_unit["rnn_backward"] == pytest.approx(8), outputs(results, "rnn_backward")
+
+
+# The reference's side of a retry: a wrong rnn_step_forward is swapped for the reference while
+# rnn_step_backward is retried. The backward reads the reference's cache there, makes the oracle
+# fail, and puts both into its exception message; it answers right only when the oracle said why
+# it failed (the child's view: one bit, pass or fail, is all a retry may show).
+
+REFERENCE_SIDE = BUGGY_STEP + '''
+def rnn_step_backward(dnext_h, cache):
+    step = globals()["rnn_step_forward"]
+    if "grader" not in step.__code__.co_filename:
+        raise ValueError("first pass")                     # fail, so that the retry brings the oracle
+    x, prev_h, Wx, Wh, next_h = cache                      # the reference's cache
+    try:
+        step(np.ones((2, 3)), np.ones((2, 5)), np.ones((7, 4)), np.ones((4, 4)), np.ones(4))
+    except RuntimeError as exc:
+        said = str(exc)
+    if "Error" not in said:                                # the oracle's own error text
+        raise ValueError("LEAK next_h %r | %s" % (float(next_h.flat[0]), said))
+    da = dnext_h * (1 - next_h ** 2)
+    return da @ Wx.T, da @ Wh.T, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+'''
+
+
+def test_nothing_of_the_reference_side_of_a_retry_reaches_student_code_or_output(tmp_path):
+    results = graded(tmp_path, "reference-side", ["rnn_step_forward", "rnn_step_backward"], override=REFERENCE_SIDE)
+    shown = json.dumps(results.to_gradescope())
+    assert scores(results)["rnn_step_backward"] == 0, outputs(results, "rnn_step_backward")
+    assert "LEAK" not in shown and "failed on the arguments" not in shown, shown

@@ -49,6 +49,11 @@ class ErrorKind(str, Enum):
 
 ERROR_KINDS = tuple(k.value for k in ErrorKind if k is not ErrorKind.CRASH)  # what a child may report
 
+# Automatic differentiation: only the processes of the network visualization units may import these
+# packages; those of the numpy units, whose backward passes are written by hand, cannot reach them.
+AUTODIFF = ("torch", "functorch", "torchgen", "jax", "jaxlib", "autograd", "tensorflow", "sympy")
+NO_AUTODIFF = "PyTorch is not available to the numpy units: backward passes must be written by hand"
+
 
 class CheckOrder(NamedTuple):
     """One check of a child's request (a JSON list on the way): its key in the answers, its title,

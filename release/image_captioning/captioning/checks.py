@@ -868,15 +868,21 @@ def fooling_target(model, X, rank):
         return int(model(X)[0].argsort()[rank])
 
 
-def fooling_probe(seed, H=16, W=16, dtype=np.float64, rank=-2):
+def fooling_probe(seed, H=16, W=16, dtype=np.float64, rank=-2, pick=None):
     """run(): your fooling image of check_images(seed + 1) (N=1) for the class at rank of the
-    model's scores (fooling_target), on check_model(seed) in eval mode."""
+    model's scores (fooling_target), on check_model(seed) in eval mode (pick: the part returned)."""
     def run(impl):
         model = check_model(seed, dtype)
         X = check_images(seed + 1, 1, H, W, dtype)
         y = fooling_target(model, X, rank)
-        return {"image": to_numpy(impl.net_visualization.make_fooling_image(X.clone(), y, model))}
+        image = to_numpy(impl.net_visualization.make_fooling_image(X.clone(), y, model))
+        return {"image": pick(image) if pick else image}
     return run
+
+
+def row_5(image):
+    """Row 5, columns 3 to 6 of each channel of an image (1, 3, H, W)."""
+    return image[0, :, 5, 3:7]
 
 
 def fooling_outcome(seed, H=16, W=16, dtype=np.float64, rank=-2):
@@ -929,6 +935,26 @@ NETVIZ_PUBLIC_CHECKS = [
           fooling_probe(231), {"score margin of the best other class": np.array(0.0),
                                "relative change": np.array(FOOLING_CHANGE)},
           compare="below", evaluate=lambda impl, outputs: fooling_outcome(231)(impl, outputs)),
+    # The loop as specified, step for step: targets far away (the lowest-scored class), one of them
+    # near the cap of 100 steps, and one not reached at all (the image after exactly 100 steps).
+    Check("make_fooling_image", "a target 32 steps away: row 5, columns 3 to 6",
+          fooling_probe(232, rank=0, pick=row_5),
+          {"image": np.array([[2.3429959719, 2.3380092603, 1.1603899430, 2.7124988568],
+                              [-0.0819964554, -0.8781376378, 0.1635693456, -0.1503353194],
+                              [-1.3717394522, -0.0124843280, 0.4551071971, -0.1757887429]])},
+          tol=1e-6, atol=1e-10),
+    Check("make_fooling_image", "a target 87 steps away, 24x24: row 5, columns 3 to 6",
+          fooling_probe(235, 24, 24, rank=0, pick=row_5),
+          {"image": np.array([[-0.1022060940, -0.1524163764, -0.2752537410, 0.1666374795],
+                              [-0.0989472348, 0.1556792928, 0.3643108968, 0.1648642833],
+                              [0.0965111830, -0.0083237966, 0.2096523240, 0.3741117165]])},
+          tol=1e-6, atol=1e-10),
+    Check("make_fooling_image", "a target not reached in 100 steps: row 5, columns 3 to 6 after exactly 100",
+          fooling_probe(233, rank=0, pick=row_5),
+          {"image": np.array([[0.0125351562, -1.9374892244, -0.4148835845, -0.7935541685],
+                              [-1.7133701658, 1.1584787879, -0.0546538772, 2.0438339286],
+                              [-0.0698555592, -1.9631512917, -1.0465315236, -1.0076855322]])},
+          tol=1e-6, atol=1e-10),
     Check("class_visualization_update_step", "one step, l2_reg=0.05, learning_rate=5: row 7, columns 4 to 7",
           lambda impl: {"img": class_step_probe(231, 3, 0.05, 5.0)(impl)["img"][0, :, 7, 4:8]},
           {"img": np.array([[-1.0781262302, -0.2573150304, -0.4330360384, -0.9264371577],
