@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterator
 
-from .sandbox import Limits, usable_cpus
+from .sandbox import Limits, usable_cpus, usable_memory
 from .text import clean_line, clean_text
 from .units import TOTAL, UNITS, WRITTEN
 
@@ -151,9 +151,10 @@ class GradingResults:
 
 
 def default_jobs() -> int:
-    """Children run at once for one submission: two, or one where less than two CPUs are usable (a
-    child more would not go faster there, and it costs memory: Gradescope's container)."""
-    return 2 if usable_cpus() >= 2 else 1
+    """Children run at once for one submission: two, or one where less than two CPUs or 1 GiB of
+    memory are usable (Gradescope's container: a child more would not go faster, and a second
+    network visualization child holds PyTorch too)."""
+    return 2 if usable_cpus() >= 2 and usable_memory() >= 1 << 30 else 1
 
 
 @dataclass(frozen=True)

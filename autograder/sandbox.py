@@ -471,29 +471,45 @@ def cgroup_v1_base(controller):
     return None
 
 
-def usable_cpus():
-    """The CPUs this process may use: its CPU affinity, capped by its cgroup's CPU quota (v1 or v2,
-    the folders above included), as a container's half a CPU is 0.5."""
-    cpus = float(len(os.sched_getaffinity(0)))
-    quotas = []
-    v1 = cgroup_v1_base("cpu")
-    if v1 is not None:
-        quotas = [(f / "cpu.cfs_quota_us", f / "cpu.cfs_period_us") for f in (v1, *v1.parents)]
-    else:
+def own_cgroup_folders(controller):
+    """This process's cgroup folder of a controller (v1, else v2) and the folders above it."""
+    base = cgroup_v1_base(controller)
+    if base is None:
         try:
             own = Path("/proc/self/cgroup").read_text().split("0::", 1)[1].split("\n")[0]
-            quotas = [(f / "cpu.max", None) for f in (Path("/sys/fs/cgroup", own.lstrip("/")),
-                                                       *Path("/sys/fs/cgroup", own.lstrip("/")).parents)]
         except (OSError, IndexError):
-            pass
-    for quota, period in quotas:
-        try:
-            values = quota.read_text().split() + ([period.read_text()] if period else [])
-            if values[0] not in ("max", "-1"):
-                cpus = min(cpus, int(values[0]) / int(values[1]))
-        except (OSError, ValueError, IndexError):
-            continue
+            return []
+        base = Path("/sys/fs/cgroup", own.lstrip("/"))
+    return [base, *base.parents]
+
+
+def numbers(path):
+    """The whole numbers a cgroup file holds, or [] (missing, or "max": no limit)."""
+    try:
+        return [int(word) for word in path.read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def usable_cpus():
+    """The CPUs this process may use: its CPU affinity, capped by its cgroups' CPU quotas (v1 or
+    v2), as a container's half a CPU is 0.5."""
+    cpus = float(len(os.sched_getaffinity(0)))
+    for folder in own_cgroup_folders("cpu"):
+        quota = numbers(folder / "cpu.cfs_quota_us") + numbers(folder / "cpu.cfs_period_us") or numbers(
+            folder / "cpu.max")
+        if len(quota) == 2 and quota[0] > 0:
+            cpus = min(cpus, quota[0] / quota[1])
     return cpus
+
+
+def usable_memory():
+    """The bytes of memory this process's cgroups allow (the machine's, where they set no limit)."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for folder in own_cgroup_folders("memory"):
+        for limit in numbers(folder / "memory.limit_in_bytes") or numbers(folder / "memory.max"):
+            memory = min(memory, limit)
+    return memory
 
 
 class Cgroup:

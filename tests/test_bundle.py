@@ -401,32 +401,61 @@ def test_container_without_a_way_to_change_uid_refuses(image, open_root):
     assert len(lines) == 1 and "cannot run student code as another uid" in lines[0], proc.stderr
 
 
-@pytest.mark.slow
-def test_container_gives_every_correct_variant_full_marks(image, open_root, tmp_path):
-    """The correct variants graded by `batch --min-isolation container` in the box (all CPUs: the
-    point is the layers), with the bundle's venv and a root-only copy of the kit."""
+def batch_in_box(image, open_root, tmp_path, submissions, box, units, workers=2):
+    """`batch --min-isolation container` of the submissions in the box, with the bundle's venv and a
+    root-only copy of the kit; {name: {unit: (score, max)}}."""
     kit = open_root / "kit"
     shutil.copytree(ROOT / "autograder", kit / "autograder", ignore=shutil.ignore_patterns("__pycache__"))
     package = REFERENCE_PACKAGE.relative_to(ROOT)
     shutil.copytree(REFERENCE_PACKAGE, kit / package, ignore=shutil.ignore_patterns("__pycache__"))
     kit.chmod(0o700)
     shutil.copytree(image / "venv", open_root / "venv", symlinks=True, copy_function=os.link)
-    for sub in M.ALTERNATIVES:
+    for sub in submissions:
         sub.build(tmp_path / "subs" / sub.name)
-    fast = ",".join(u.name for u in UNITS if not u.training)
-    box = Container(cpus=2)
-    try:
-        argv = [open_root / "venv" / "bin" / "python", "-m", "autograder", "batch", tmp_path / "subs",
-                "--out", tmp_path / "out", "--workers", "2", "--min-isolation", "container", "--units", fast]
-        proc = subprocess.run(box.command(argv), env=box.env(clean_env(open_root)), cwd=kit, capture_output=True,
-                              text=True, timeout=900)
-    finally:
-        box.close()
+    argv = [open_root / "venv" / "bin" / "python", "-m", "autograder", "batch", tmp_path / "subs",
+            "--out", tmp_path / "out", "--workers", str(workers), "--min-isolation", "container",
+            "--units", ",".join(units)]
+    proc = subprocess.run(box.command(argv), env=box.env(clean_env(open_root)), cwd=kit, capture_output=True,
+                          text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "isolation: container mode" in proc.stderr
+    return {sub.name: GradingResults.from_document(json.loads((tmp_path / "out" / sub.name / "results.json")
+                                                              .read_text())).by_unit() for sub in submissions}
+
+
+@pytest.mark.slow
+def test_container_gives_every_correct_variant_full_marks(image, open_root, tmp_path):
+    """The correct variants graded by `batch --min-isolation container` in the box (all CPUs: the
+    point is the layers)."""
+    box = Container(cpus=2, memory=4096 * MiB)
+    try:
+        scores = batch_in_box(image, open_root, tmp_path, M.ALTERNATIVES, box,
+                              [u.name for u in UNITS if not u.training])
+    finally:
+        box.close()
     for sub in M.ALTERNATIVES:
-        document = json.loads((tmp_path / "out" / sub.name / "results.json").read_text())
-        assert not lost(GradingResults.from_document(document).by_unit()), (sub.name, document)
+        assert not lost(scores[sub.name]), (sub.name, scores[sub.name])
+
+
+@pytest.mark.slow
+def test_container_grades_mistakes_of_every_notebook_in_512_mb_without_an_out_of_memory_kill(
+        image, open_root, tmp_path):
+    """In 512 MB with 2 CPUs, each grade runs one sandboxed process at a time (less than 1 GiB usable),
+    and the mistakes' diagnosis runs in the grader: no kill, and each mistake (one of each notebook,
+    the network visualization's included) loses exactly its units."""
+    picks = {}
+    for sub in M.MUTANTS:
+        picks.setdefault(BY_NAME[sorted(sub.lost)[0]].notebook, sub)
+    box = Container(cpus=2, memory=512 * MiB)
+    try:
+        scores = batch_in_box(image, open_root, tmp_path, list(picks.values()), box,
+                              [u.name for u in UNITS if not u.training], workers=1)
+        assert box.oom_kills == 0, box.peak_mb
+    finally:
+        box.close()
+    assert len(picks) == 4
+    for sub in picks.values():
+        assert lost(scores[sub.name]) == set(sub.lost), (sub.name, scores[sub.name])
 
 
 # ---------------------------------------------------------------- the Python versions of Gradescope's images
