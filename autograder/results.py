@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterator
 
+from .course import PACKAGE
 from .sandbox import Limits
 from .text import clean_line, clean_text
 from .units import TOTAL, UNITS, WRITTEN
@@ -69,6 +70,7 @@ class GradingResults:
     reason: str = ""
     seconds: float = 0.0
     isolation: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()  # the student files missing or refused ("captioning/rel"): see stage()
 
     def __iter__(self) -> Iterator[CheckResult]:
         return iter(self.checks)
@@ -110,7 +112,8 @@ class GradingResults:
         if self.status is not Status.GRADED:
             return {"score": 0.0, "execution_time": round(self.seconds, 2),
                     "output": "Not graded: " + clean_line(self.reason), "tests": []}
-        notes = ["Your code ran in a sandbox: " + "; ".join(self.isolation) + "."] if self.isolation else []
+        notes = missing_files_lines(self)
+        notes += ["Your code ran in a sandbox: " + "; ".join(self.isolation) + "."] if self.isolation else []
         notes.append("The autograder grades %g points; the %d written questions (%g points, %g in all) are graded "
                      "by hand in the written-answers assignment, from the PDF that python -m captioning.submit "
                      "writes." % (TOTAL, len(WRITTEN), sum(WRITTEN.values()), TOTAL + sum(WRITTEN.values())))
@@ -134,6 +137,20 @@ class GradingResults:
             return cls(tuple(CheckResult.from_gradescope(t) for t in tests), seconds=seconds)
         except (KeyError, TypeError, ValueError):
             return None
+
+
+def missing_files_lines(results: GradingResults) -> list[str]:
+    """One line per graded file missing from the upload (or refused): what it costs, the points of
+    the checks of the units whose own code is in it, which their checks lose."""
+    lines = []
+    for path in results.refused:
+        module = path.removeprefix(PACKAGE + "/").removesuffix(".py").replace("/", ".")
+        units = {u.name for u in UNITS if u.function.split(":")[0] == module}
+        lost = sum(c.max_score - c.score for c in results if c.unit in units)
+        lines.append("MISSING FILE %s: not in your upload, or refused (its tests say why): its units (%s) lose "
+                     "%g points. Upload every file you edit: python -m captioning.submit packs them all."
+                     % (path, ", ".join(u for u in dict.fromkeys(c.unit for c in results) if u in units), lost))
+    return lines
 
 
 @dataclass(frozen=True)
