@@ -1,12 +1,13 @@
-"""Check your work and write the two files you hand in: `python -m captioning.submit`.
+"""Check your work and write what you hand in: `python -m captioning.submit`.
 
 Run it in the assignment folder (the one holding the notebooks and captioning/), in the environment
 you work in. It
 
 1. runs the public checks of every graded unit on your `captioning` package and prints a summary
    (the autograder runs these and hidden ones);
-2. writes image_captioning_code.zip: the four files you edit, exactly the files the autograder
-   reads, and the three notebooks. Upload it to the programming assignment as it is;
+2. writes image_captioning_code.zip: the files you edit, exactly the files the autograder reads,
+   and the notebooks (EDITED and NOTEBOOKS in captioning/units.py). Upload it to the programming
+   assignment as it is;
 3. writes image_captioning_written.pdf: the written questions with your answers, for the graders.
    Upload it to the written-answers assignment. nbconvert makes an HTML page of them (kept next
    to the PDF), which Chrome, Chromium or Edge prints when one is found (or --browser PATH);
@@ -26,11 +27,9 @@ import traceback
 import zipfile
 from pathlib import Path
 
+from .units import EDITED, NOTEBOOKS  # written by the course's release
+
 FOLDER = Path(__file__).resolve().parent.parent  # the assignment folder
-EDITED = ("captioning/rnn_layers.py", "captioning/transformer_layers.py", "captioning/classifiers/rnn.py",
-          "captioning/classifiers/transformer.py", "captioning/net_visualization_pytorch.py")
-NOTEBOOKS = ("RNN_Captioning.ipynb", "LSTM_Captioning.ipynb", "Transformer_Captioning.ipynb",
-             "Network_Visualization.ipynb")
 CODE_ZIP = "image_captioning_code.zip"
 WRITTEN_PDF = "image_captioning_written.pdf"
 UNANSWERED = "YOUR ANSWER HERE"
@@ -61,7 +60,7 @@ def run_checks():
 
 
 def read_notebooks():
-    """[(name, notebook)] of the three notebooks, each checked to be a readable notebook."""
+    """[(name, notebook)] of the NOTEBOOKS, each checked to be a readable notebook."""
     import nbformat
     notebooks = []
     for name in NOTEBOOKS:
@@ -90,7 +89,7 @@ def write_code_zip():
     """The code zip: the edited files and the notebooks, as they are on disk."""
     missing = [rel for rel in EDITED if not (FOLDER / rel).is_file()]
     if missing:
-        raise SubmitError("%s missing from %s: the zip needs the four files you edit" % (", ".join(missing), FOLDER))
+        raise SubmitError("%s missing from %s: the zip needs the files you edit" % (", ".join(missing), FOLDER))
 
     def write(tmp):
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
