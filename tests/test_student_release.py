@@ -153,6 +153,8 @@ def test_the_release_alone_sets_up_runs_and_submits_for_full_marks(tmp_path, ima
     (setup,) = readme_commands("Set up (once)")
     run(setup, folder, student_env(home))
     env = student_env(home, folder / ".venv")
+    installed = run("python -m pip list --format=freeze", folder, env).stdout.lower()
+    assert "torch==2.13.0+cpu" in installed and "nvidia" not in installed  # no CUDA build
     mini, real = readme_commands("Get the data")
     run(mini, folder, env)
 
