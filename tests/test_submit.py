@@ -71,7 +71,7 @@ def test_a_broken_notebook_or_browser_stops_it(half_done):
     assert "=== Summary" in proc.stdout and "Wrote %s (9 files)" % (half_done / CODE) in proc.stdout
     assert proc.stderr.startswith("submit: no %s (/bin/false wrote no PDF (exit status 1" % PDF), proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.rstrip().endswith(
-        "%s is complete: upload it. For the written answers, print %s to PDF from any browser"
+        "%s is complete: upload it; for the written answers, print %s to PDF from any browser."
         % (CODE, (half_done / PDF).with_suffix(".html")))
     assert not (half_done / PDF).exists() and not list(half_done.glob(".*.part"))
 

@@ -201,6 +201,8 @@ def main(argv=None):
         return 1
     try:
         empty, failure = write_written_pdf(notebooks, args.browser), None
+    except SubmitError as e:
+        empty, failure = None, str(e)
     except Exception as e:  # whatever stops the PDF, the zip is done and the summary still shown
         empty, failure = None, "".join(traceback.format_exception_only(type(e), e)).strip().splitlines()[-1]
     failing = [unit for unit, ok in passed.items() if not ok]
@@ -214,10 +216,10 @@ def main(argv=None):
     print("Wrote %s (%d files): upload it to the programming assignment." % (code, len(EDITED + NOTEBOOKS)))
     if failure:
         html = (FOLDER / WRITTEN_PDF).with_suffix(".html")
-        print("submit: no %s (%s). %s is complete: upload it. %s" % (
-            WRITTEN_PDF, failure.replace("SubmitError: ", ""), CODE_ZIP, "For the written answers, print %s to PDF "
-            "from any browser" % html if html.is_file() else "Fix that and run this again for the written answers"),
-            file=sys.stderr)
+        then = ("for the written answers, print %s to PDF from any browser" % html if html.is_file()
+                else "fix that and run this again for the written answers")
+        print("submit: no %s (%s). %s is complete: upload it; %s." % (WRITTEN_PDF, failure, CODE_ZIP, then),
+              file=sys.stderr)
         return 1
     print("Wrote %s: upload it to the written-answers assignment." % (FOLDER / WRITTEN_PDF))
     return 0
