@@ -66,7 +66,8 @@ lint: $(VENV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
-# The whole suite, as CI runs it (.ci/run): lint, then every test (about 22 minutes on 2 cores).
+# The whole suite, as CI runs it (.ci/run): lint, then every test (about 22 minutes on 2 cores, plus about
+# 10 for tests/test_newest_versions.py: a venv per Python 3.10-3.13 with the newest packages).
 test: data sandbox-tool browser container-tools lint
 	$(PY) -m pytest -q
 

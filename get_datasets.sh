@@ -3,7 +3,7 @@
 #   ./get_datasets.sh          download, verify and unpack the official COCO captioning data (~1 GB)
 #                              into datasets/coco_captioning/; an interrupted download resumes on rerun
 #   ./get_datasets.sh --mini   build the small offline datasets/coco_mini/ and the embedded model of the
-#                              network visualization notebook, datasets/netviz_mini/ (seconds; PyTorch)
+#                              network visualization notebook, datasets/netviz_mini/ (~30 s; PyTorch)
 #   ./get_datasets.sh --squeezenet   the network visualization's real model and data: torchvision's
 #                              SqueezeNet 1.1 ImageNet weights (5 MB) and the course's 25 ImageNet
 #                              validation images, into datasets/squeezenet/ (verified, resumable; PyTorch)

@@ -229,7 +229,7 @@ def grade(submission: str | Path, options: GradingOptions | None = None) -> Grad
         folder = find_package(unpack(submission, Path(tmp, "unpacked")))
         scratch = Path(tmp, "scratch")
         scratch.mkdir()
-        stage(folder, scratch)
+        refused = stage(folder, scratch)
         readable_by_the_sandbox(scratch)
         # A fresh seed for the hidden and the seeded (training) checks: what one grade reveals of
         # them (its inputs, its fixture) is of no use to the next.
@@ -247,7 +247,7 @@ def grade(submission: str | Path, options: GradingOptions | None = None) -> Grad
             session.close()
     hints = runner.diagnosis.hints(states, resolution.verdicts, by_unit)
     results = scored(wanted, by_unit, resolution.verdicts, checks, module_file, hints)
-    return GradingResults(results).timed(time.monotonic() - started, layers)
+    return GradingResults(results, refused=refused).timed(time.monotonic() - started, layers)
 
 
 def grade_student(path: str | Path, options: GradingOptions | None = None) -> GradingResults:

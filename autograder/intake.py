@@ -398,11 +398,12 @@ def stage(folder, scratch):
 
     A student file that is missing, refused (symbolic link, not a regular file, larger than
     MAX_FILE_BYTES) or not UTF-8 becomes a module raising ImportError that says so, so that only
-    the units that use it fail.
+    the units that use it fail. Returns those files' package paths ("captioning/rel"), sorted.
     """
     package = Path(scratch) / PACKAGE
     given = shutil.ignore_patterns("__pycache__", *[Path(f).name for f in STUDENT_FILES])
     shutil.copytree(REFERENCE_PACKAGE, package, ignore=given)
+    refused = []
     for rel in STUDENT_FILES:
         data, problem = _read_student_file(folder, rel)
         if data is not None:
@@ -411,6 +412,9 @@ def stage(folder, scratch):
             except UnicodeDecodeError:
                 problem = "%s/%s is not UTF-8 text" % (PACKAGE, rel)
         (package / rel).write_bytes(refused_module(problem) if problem else data)
+        if problem:
+            refused.append("%s/%s" % (PACKAGE, rel))
+    return tuple(refused)
 
 
 def pack(submission):

@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .results import EPSILON, GradingResults, Status
+from .results import EPSILON, GradingResults, Status, missing_files_lines
 from .text import clean_line, clean_text
 from .units import TOTAL, UNITS
 
@@ -46,14 +46,14 @@ def csv_cell(value):
 # ---------------------------------------------------------------------------- per-submission
 
 def table(results: GradingResults, hidden_details: bool = True) -> str:
-    """A per-test table, then per-unit and total scores, as text. Without hidden_details, the hidden
-    tests of each unit are one line of points, without their names and outputs.
+    """A line per missing file, a per-test table, then per-unit and total scores, as text. Without
+    hidden_details, the hidden tests of each unit are one line of points, without their names and outputs.
 
     Every line of a test's output is indented, and the output is cleaned first, so nothing a
     submission prints can start a line of its own (a forged TOTAL, say).
     """
     indent = " " * 15
-    lines = []
+    lines = missing_files_lines(results)
     for r in results:
         if r.public or hidden_details:
             hidden = "" if r.public else "  [hidden]"

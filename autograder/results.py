@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterator
 
+from .course import PACKAGE
 from .sandbox import Limits, usable_cpus, usable_memory
 from .text import clean_line, clean_text
 from .units import TOTAL, UNITS, WRITTEN
@@ -69,6 +70,7 @@ class GradingResults:
     reason: str = ""
     seconds: float = 0.0
     isolation: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()  # the student files missing or refused ("captioning/rel"): see stage()
 
     def __iter__(self) -> Iterator[CheckResult]:
         return iter(self.checks)
@@ -111,8 +113,9 @@ class GradingResults:
         if self.status is not Status.GRADED:
             return {"score": 0.0, "execution_time": round(self.seconds, 2),
                     "output": "Not graded: " + clean_line(self.reason), "tests": []}
+        lines = missing_files_lines(self) + self.summary()  # first what is missing, if anything
         document = {"score": round(self.total, 4), "execution_time": round(self.seconds, 2),
-                    "tests": [c.to_gradescope() for c in self.checks], "output": clean_text("\n".join(self.summary()))}
+                    "tests": [c.to_gradescope() for c in self.checks], "output": clean_text("\n".join(lines))}
         if self.isolation:
             document["extra_data"] = {"isolation": list(self.isolation)}
         return document
@@ -155,6 +158,20 @@ def default_jobs() -> int:
     memory are usable (Gradescope's container: a child more would not go faster, and a second
     network visualization child holds PyTorch too)."""
     return 2 if usable_cpus() >= 2 and usable_memory() >= 1 << 30 else 1
+
+
+def missing_files_lines(results: GradingResults) -> list[str]:
+    """One line per graded file missing from the upload (or refused): what it costs, the points of
+    the checks of the units whose own code is in it, which their checks lose."""
+    lines = []
+    for path in results.refused:
+        module = path.removeprefix(PACKAGE + "/").removesuffix(".py").replace("/", ".")
+        units = {u.name for u in UNITS if u.function.split(":")[0] == module}
+        lost = sum(c.max_score - c.score for c in results if c.unit in units)
+        lines.append("MISSING FILE %s: not in your upload, or refused (its tests say why): its units (%s) lose "
+                     "%g points. Upload every file you edit: python -m captioning.submit packs them all."
+                     % (path, ", ".join(u for u in dict.fromkeys(c.unit for c in results) if u in units), lost))
+    return lines
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ AREAS = {
                 "test_fork_chain"),
     "front": ("test_batch", "test_scale", "test_pytest_front_end", "test_nbgrader_autograde",
               "test_nbgrader_exchange", "test_submit", "test_intake"),
-    "release": ("test_release", "test_student_release", "test_notebooks", "test_notebook_checks"),
+    "release": ("test_release", "test_student_release", "test_notebooks", "test_notebook_checks", "test_colab",
+                "test_newest_versions"),
     "data": ("test_datasets", "test_evaluate"),
 }
 AREA_OF = {module: area for area, modules in AREAS.items() for module in modules}

@@ -401,3 +401,23 @@ def test_grade_of_a_zip_with_junk_and_a_long_top_folder(tmp_path):
     archive = write_zip(tmp_path / "s.zip", {**key_files(top), top + "n" * 300: b"", "junk/x": b""})
     results = grade(archive, GradingOptions(units=["rnn_step_forward"], limits=LIMITS, jobs=1))
     assert sum(r.score for r in results) == pytest.approx(5), [r.output for r in results]
+
+
+def test_an_upload_missing_a_graded_file_says_first_which_and_what_it_costs(tmp_path):
+    """The four files of an older release dragged in, the network visualization's left out (issue #27)."""
+    from autograder.grade import grade
+    from autograder.report import table
+    from autograder.units import BY_NAME, NETVIZ_NB
+    netviz = [u.name for u in BY_NAME.values() if u.notebook == NETVIZ_NB]
+    missing = next(rel for rel in STUDENT_FILES if rel.startswith("net_visualization"))
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    for rel in set(STUDENT_FILES) - {missing}:  # flat files, found by name
+        (upload / Path(rel).name).write_bytes((KEY / rel).read_bytes())
+    results = grade(upload, GradingOptions(units=["rnn_step_forward"] + netviz, limits=LIMITS, jobs=1))
+    first = ("MISSING FILE captioning/%s: not in your upload, or refused (its tests say why): its units (%s) lose 15 "
+             "points. Upload every file you edit: python -m captioning.submit packs them all."
+             % (missing, ", ".join(netviz)))
+    assert results.to_gradescope()["output"].split("\n")[0] == first
+    assert table(results).split("\n")[0] == first
+    assert results.total == pytest.approx(5)

@@ -71,12 +71,29 @@ def test_a_unit_whose_dependencies_pass_gets_no_note(tmp_path):
 def test_an_unwritten_optional_unit_is_skipped_and_a_required_one_stops(tmp_path):
     folder = student_folder(tmp_path, *NO_BEAM_SEARCH)
     for unit in ("CaptioningRNN.beam_search", "CaptioningTransformer.beam_search"):
-        skipped = ["SKIP  %s -- not written: skipped (optional)" % unit, "False"]  # False: submit's "not passing"
-        assert check_cell(folder, unit, "print(check(%r))") == (skipped, False)
+        skipped = ["SKIP  %s -- not written: skipped (optional)" % unit, "(False, '')"]  # submit's "not passing"
+        assert check_cell(folder, unit, "from captioning.checks import report; print(report(%r))") == (skipped, False)
     folder = student_folder(tmp_path / "required", Body(MODEL, "sample", "raise NotImplementedError()"))
     lines, raised = check_cell(folder, "CaptioningRNN.sample (rnn)")
     assert raised and lines == ["FAIL  CaptioningRNN.sample (rnn): greedy decode with fixed parameters -- "
                                 "not implemented yet"], lines
+
+
+def test_a_check_cell_shows_its_report_one_line_when_it_fails_and_no_value(tmp_path):
+    """In Jupyter: PASS/FAIL lines and the hint, a failure stops Run All with one line and no
+    traceback into the kit's code, and a passing cell echoes nothing (issue #27)."""
+    import nbformat
+    from nbclient import NotebookClient
+    folder = student_folder(tmp_path, NO_BIAS)
+    cells = ["from captioning.checks import check", 'check("rnn_step_forward")', 'check("word_embedding_forward")']
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(notebook, timeout=300, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    failed, passed = notebook.cells[1].outputs, notebook.cells[2].outputs
+    assert [o.output_type for o in failed] == ["stream", "error"] and failed[0].text.startswith("FAIL  "), failed
+    assert failed[1].ename == "CheckFailed" and failed[1].traceback == [
+        "CheckFailed: " + failed[1].evalue] and "rnn_step_forward" in failed[1].evalue, failed
+    assert [o.output_type for o in passed] == ["stream"] and passed[0].text.startswith("PASS  "), passed
 
 
 # ---------------------------------------------------------------- issue #22: the mistake named at the desk

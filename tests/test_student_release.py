@@ -66,9 +66,41 @@ def test_readme_points_are_the_kits():
     for name in notebooks():
         assert "worth %d points: %d autograded" % (TOTAL + written, TOTAL) in " ".join(
             nbformat.read(RELEASE_DIR / name, as_version=4).cells[0].source.split())
-    submit = runpy.run_path(str(RELEASE_DIR / PACKAGE / "submit.py"))  # what it packs: what the grader reads
-    assert sorted(submit["EDITED"]) == sorted("%s/%s" % (PACKAGE, rel) for rel in STUDENT_FILES)
-    assert sorted(submit["NOTEBOOKS"]) == notebooks()
+
+
+NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+COUNTED = re.compile(r"\b(\w+) (?:code )?(notebooks|files|(?:written )?questions)\b")
+
+
+def stated(word):
+    """The number a word of COUNTED states, or None."""
+    return NUMBERS.get(word, int(word) if word.isdigit() else None)
+
+
+def test_student_texts_list_the_kits_files_and_notebooks():
+    """The lists come from units.py and the package (issue #27): submit packs what the grader reads,
+    the README names each file and notebook, and no text counts them otherwise."""
+    edited = ["%s/%s" % (PACKAGE, rel) for rel in STUDENT_FILES]
+    units = runpy.run_path(str(RELEASE_DIR / PACKAGE / "units.py"))
+    assert sorted(units["EDITED"]) == edited and sorted(units["NOTEBOOKS"]) == notebooks()
+    text = " ".join(README.read_text().split())
+    assert "{{" not in text and all("`%s`" % name in text for name in edited + notebooks())
+    assert "the %d notebooks in order" % len(notebooks()) in text and "in %d files" % len(edited) in text
+    counts = {"notebooks": len(notebooks()), "files": len(edited), "questions": len(WRITTEN),
+              "written questions": len(WRITTEN)}
+    texts = {"README.md": README.read_text(), "the kit's README.md": (RELEASE_DIR.parents[1] / "README.md").read_text(),
+             "submit.py": (RELEASE_DIR / PACKAGE / "submit.py").read_text()}
+    texts.update((name, nbformat.read(RELEASE_DIR / name, as_version=4).cells[0].source) for name in notebooks())
+    said = [(where, m) for where, t in texts.items() for m in COUNTED.finditer(" ".join(t.split()))]
+    wrong = [(where, m.group(0)) for where, m in said if stated(m.group(1)) not in (None, counts[m.group(2)])]
+    assert not wrong
+
+
+def test_linux_students_get_pytorchs_cpu_build():
+    requirements = (RELEASE_DIR / "requirements.txt").read_text().splitlines()
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in requirements
+    assert [line for line in requirements if line.startswith("torch==")] == ["torch==2.13.0"]
+    assert "`--extra-index-url https://download.pytorch.org/whl/cpu`" in " ".join(README.read_text().split())
 
 
 RUN_TO_FIRST_TODO = r"""
@@ -96,7 +128,9 @@ def student_env(home, venv=None):
     env = clean_env(home)
     env.pop("AUTOGRADER_ROOT")
     env.pop("CAPTIONING_DATASETS", None)
-    env.update(HOME=str(home), PIP_CACHE_DIR=os.path.expanduser("~/.cache/pip"), PIP_DISABLE_PIP_VERSION_CHECK="1")
+    # PIP_RETRIES=0: PyTorch's index (requirements.txt) is out of reach here; pip skips it at once.
+    env.update(HOME=str(home), PIP_CACHE_DIR=os.path.expanduser("~/.cache/pip"), PIP_DISABLE_PIP_VERSION_CHECK="1",
+               PIP_RETRIES="0")
     if venv:
         env.update(VIRTUAL_ENV=str(venv), PATH=str(venv / "bin") + os.pathsep + env["PATH"])
     return env
@@ -119,6 +153,8 @@ def test_the_release_alone_sets_up_runs_and_submits_for_full_marks(tmp_path, ima
     (setup,) = readme_commands("Set up (once)")
     run(setup, folder, student_env(home))
     env = student_env(home, folder / ".venv")
+    installed = run("python -m pip list --format=freeze", folder, env).stdout.lower()
+    assert "torch==2.13.0+cpu" in installed and "nvidia" not in installed  # no CUDA build
     mini, real = readme_commands("Get the data")
     run(mini, folder, env)
 

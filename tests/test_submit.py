@@ -1,6 +1,7 @@
 """`python -m captioning.submit`, run by a student in a copy of the release: checks, summary, the
 code zip with exactly the files the grader reads plus the notebooks, the written answers as PDF;
 loud and leaving no half-made file when it cannot finish."""
+import os
 import shutil
 import subprocess
 import sys
@@ -16,10 +17,10 @@ CODE, PDF = "image_captioning_code.zip", "image_captioning_written.pdf"
 SUBMITTED = sorted(["%s/%s" % (PACKAGE, rel) for rel in STUDENT_FILES] + notebooks())
 
 
-def submit(folder, *args):
+def submit(folder, *args, env=None):
     """The student's command, run in their assignment folder."""
     return subprocess.run([sys.executable, "-m", "captioning.submit", *args], cwd=folder, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, env=env)
 
 
 @pytest.fixture
@@ -66,6 +67,22 @@ def test_a_broken_notebook_or_browser_stops_it(half_done):
     assert proc.returncode == 1 and "RNN_Captioning.ipynb is not a readable notebook" in proc.stderr
     shutil.copy(RELEASE_DIR / "RNN_Captioning.ipynb", half_done)
     proc = submit(half_done, "--browser", "/bin/false")
-    assert proc.returncode == 1
-    assert proc.stderr.startswith("submit: /bin/false wrote no PDF (exit status 1") and proc.stderr.count("\n") == 1
+    assert proc.returncode == 1  # the summary and the zip all the same, and what to do
+    assert "=== Summary" in proc.stdout and "Wrote %s (9 files)" % (half_done / CODE) in proc.stdout
+    assert proc.stderr.startswith("submit: no %s (/bin/false wrote no PDF (exit status 1" % PDF), proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.rstrip().endswith(
+        "%s is complete: upload it; for the written answers, print %s to PDF from any browser."
+        % (CODE, (half_done / PDF).with_suffix(".html")))
     assert not (half_done / PDF).exists() and not list(half_done.glob(".*.part"))
+
+
+@pytest.mark.slow
+def test_without_a_browser_the_pdf_is_made_in_python(half_done):
+    """Colab, a server, a laptop without Chrome: PATH holds only the venv (issue #27)."""
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable))
+    assert not any(shutil.which(b, path=env["PATH"]) for b in ("chromium", "google-chrome", "msedge"))
+    proc = submit(half_done, env=env)
+    assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
+    assert "Wrote %s: upload it to the written-answers assignment." % (half_done / PDF) in proc.stdout
+    pdf = (half_done / PDF).read_bytes()
+    assert pdf[:5] == b"%PDF-" and pdf.count(b"/Type /Page\n") >= 2, pdf[:2000]

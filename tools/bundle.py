@@ -52,6 +52,7 @@ NOTEBOOK_ONLY = tuple(REFERENCE_PACKAGE.relative_to(ROOT).as_posix() + "/" + nam
                       for name in ("evaluate.py", "submit.py"))
 
 
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # PyTorch's CPU-only wheels (also the release's)
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope image setup: system packages, then $ROOT/venv with the pinned grader requirements.
 set -euo pipefail
@@ -73,7 +74,7 @@ fi
 # PyTorch's CPU-only wheels come from its own index (PyPI's x86_64 torch is the CUDA build, several GB,
 # with the same version number: the index's 2.13.0+cpu wins). TORCH_INDEX_URL= (empty) skips it, for a
 # machine whose pip already finds CPU wheels.
-TORCH_INDEX_URL="${TORCH_INDEX_URL-https://download.pytorch.org/whl/cpu}"
+TORCH_INDEX_URL="${TORCH_INDEX_URL-@TORCH_CPU_INDEX@}"
 extra=()
 if [ -n "$TORCH_INDEX_URL" ]; then extra=(--extra-index-url "$TORCH_INDEX_URL"); fi
 "$ROOT/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input --only-binary=:all: \\
@@ -81,7 +82,7 @@ if [ -n "$TORCH_INDEX_URL" ]; then extra=(--extra-index-url "$TORCH_INDEX_URL");
 # Fail the image build, not every submission, when the grader cannot import.
 (cd "$ROOT/source" && "$ROOT/venv/bin/python" -B -c "import autograder.grade")
 chmod -R a+rX "$ROOT/venv"
-"""
+""".replace("@TORCH_CPU_INDEX@", TORCH_CPU_INDEX)
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Grade /autograder/submission into /autograder/results/results.json (Gradescope's contract).

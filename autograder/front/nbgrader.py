@@ -40,15 +40,29 @@ def stub(text, clear):
     return cell.source
 
 
+def edited_files():
+    """The assignment-relative paths of the files students edit (those the grader reads)."""
+    return tuple("%s/%s" % (PACKAGE, rel) for rel in student_modules())
+
+
+def unit_notebooks():
+    """The notebooks of the graded units, in the order students work through them."""
+    return tuple(dict.fromkeys(u.notebook for u in UNITS))
+
+
 def unit_graph():
-    """The text of the shipped package's units.py: each unit's dependencies and the optional units."""
-    lines = ['"""The graded units as check() needs them, written by the course\'s `make release` (do not edit).',
+    """The text of the shipped package's units.py: each unit's dependencies, the optional units, and
+    what submit packs (the files students edit, the notebooks)."""
+    lines = ['"""The graded units as check() and submit need them, written by the course\'s `make release`',
+             "(do not edit).",
              "",
-             "DEPENDS: the units whose functions each unit's checks call; OPTIONAL: the units you may skip.",
+             "DEPENDS: the units whose functions each unit's checks call; OPTIONAL: the units you may skip;",
+             "EDITED: the files you edit, which the autograder reads; NOTEBOOKS: the notebooks, in order.",
              '"""',
              "DEPENDS = {"]
     lines += ["    %r: %r," % (u.name, u.depends) for u in UNITS if u.depends]
-    lines += ["}", "OPTIONAL = %r" % (tuple(u.name for u in UNITS if u.optional),), ""]
+    lines += ["}", "OPTIONAL = %r" % (tuple(u.name for u in UNITS if u.optional),),
+              "EDITED = %r" % (edited_files(),), "NOTEBOOKS = %r" % (unit_notebooks(),), ""]
     return "\n".join(lines)
 
 

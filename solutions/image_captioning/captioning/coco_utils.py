@@ -12,8 +12,8 @@ import h5py
 import numpy as np
 
 DATASET_NAMES = ("coco_captioning", "coco_mini")  # preferred first
-FETCH_HINT = ("run `bash get_datasets.sh --mini` (offline, seconds) or `bash get_datasets.sh` (real COCO, ~1 GB) "
-              "in the folder holding get_datasets.sh (see its README.md), then run this cell again")
+FETCH_HINT = ("run `bash get_datasets.sh --mini` (offline, about half a minute) or `bash get_datasets.sh` "
+              "(real COCO, ~1 GB) in the folder holding get_datasets.sh (see its README.md), then run this cell again")
 
 
 class DatasetError(RuntimeError, FileNotFoundError):

@@ -1,6 +1,8 @@
-"""The graded units as check() needs them, written by the course's `make release` (do not edit).
+"""The graded units as check() and submit need them, written by the course's `make release`
+(do not edit).
 
-DEPENDS: the units whose functions each unit's checks call; OPTIONAL: the units you may skip.
+DEPENDS: the units whose functions each unit's checks call; OPTIONAL: the units you may skip;
+EDITED: the files you edit, which the autograder reads; NOTEBOOKS: the notebooks, in order.
 """
 DEPENDS = {
     'rnn_step_backward': ('rnn_step_forward',),
@@ -26,3 +28,5 @@ DEPENDS = {
     'CaptioningTransformer.beam_search': ('word_embedding_forward', 'positional_encoding', 'decoder_layer_forward'),
 }
 OPTIONAL = ('CaptioningRNN.beam_search', 'CaptioningTransformer.beam_search')
+EDITED = ('captioning/classifiers/rnn.py', 'captioning/classifiers/transformer.py', 'captioning/net_visualization_pytorch.py', 'captioning/rnn_layers.py', 'captioning/transformer_layers.py')
+NOTEBOOKS = ('RNN_Captioning.ipynb', 'LSTM_Captioning.ipynb', 'Transformer_Captioning.ipynb', 'Network_Visualization.ipynb')

@@ -1099,12 +1099,19 @@ def failing_dependencies(unit, impl, depends):
             for d in closure(unit) if d in failing and not failing & set(closure(d))]
 
 
-def check(unit):
+class CheckFailed(AssertionError):
+    """A failed check cell: Jupyter shows its one line (the report above says why), no traceback."""
+
+    def _render_traceback_(self):
+        return ["%s: %s" % (type(self).__name__, self)]
+
+
+def report(unit):
     """Run the public checks of a unit on your own `captioning` package and print a report.
 
     When a check fails and a unit it depends on fails its own checks, that unit is named first.
-    Returns whether all passed. Raises AssertionError when one fails, except for an optional unit
-    not written yet, which is skipped.
+    Returns (passed, why): why is the one-line failure, "" when all pass or when an optional unit
+    not written yet is skipped (passed False).
     """
     import captioning
     impl = load_impl(captioning)
@@ -1112,7 +1119,7 @@ def check(unit):
     results = public_results(unit, impl)
     if unit in optional and all(r[2] == NOT_WRITTEN for r in results):
         print("SKIP  %s -- not written: skipped (optional)" % unit)
-        return False
+        return False, ""
     failed = [c.title for c, passed, _, _ in results if not passed]
     first = failing_dependencies(unit, impl, depends) if failed else []
     for dep, why in first:
@@ -1126,10 +1133,17 @@ def check(unit):
         hint = diagnose(unit, impl, results)
         if hint:
             print("HINT  " + PREFIX + hint + ".")
-    if failed:
-        raise AssertionError("failed: " + ", ".join(failed)
-                             + "".join("; fix %s first" % dep for dep, _ in first))
-    return not failed
+    if not failed:
+        return True, ""
+    return False, "failed: " + ", ".join(failed) + "".join("; fix %s first" % dep for dep, _ in first)
+
+
+def check(unit):
+    """A notebook's check cell: report(unit), then a failure stops Run All with one line
+    (CheckFailed, an AssertionError). Returns None, so the cell shows nothing more."""
+    passed, why = report(unit)
+    if why:
+        raise CheckFailed(why)
 
 
 @contextlib.contextmanager
