@@ -137,6 +137,14 @@ MISTAKES = [
     mistake("lstm_gate_order_ifgo", [Patch(LAYERS, "i, f, o = (sigmoid(a[:, k * H:(k + 1) * H]) for k in range(3))\n    g = np.tanh(a[:, 3 * H:])",
                                           "i, f, g, o = np.split(a, 4, axis=1)\n    i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)")],
            {"lstm_step_forward"}, "gates split as i, f, g, o"),
+    mistake("lstm_gate_order_ifgo_both", [
+        Patch(LAYERS, "i, f, o = (sigmoid(a[:, k * H:(k + 1) * H]) for k in range(3))\n    g = np.tanh(a[:, 3 * H:])",
+              "i, f, g, o = np.split(a, 4, axis=1)\n    i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)"),
+        Patch(LAYERS, "dnext_h * tanh_c * o * (1 - o),\n        dc * i * (1 - g ** 2),",
+              "dc * i * (1 - g ** 2),\n        dnext_h * tanh_c * o * (1 - o),")],
+            {"lstm_step_forward", "lstm_step_backward"},
+            "gates split as i, f, g, o in the step forward and backward alike: the backward's public check passes "
+            "against its own forward (as in the notebook), its hidden ones fail"),
     mistake("lstm_tanh_prev_c", [Patch(LAYERS, "tanh_c = np.tanh(next_c)", "tanh_c = np.tanh(prev_c)")],
            {"lstm_step_forward"}, "next_h = o * tanh(prev_c)"),
     mistake("lstm_swapped_weights", [Patch(LAYERS, "a = x.dot(Wx) + prev_h.dot(Wh) + b\n    i, f, o",
@@ -161,17 +169,17 @@ MISTAKES = [
            {"lstm_backward"}, "weight gradients of the first step only"),
     mistake("loss_no_mask", [Patch(MODEL, "temporal_softmax_loss(scores, captions_out, mask)",
                                   "temporal_softmax_loss(scores, captions_out, np.ones_like(mask))")],
-           {RNN_LOSS, LSTM_LOSS}, "does not mask <NULL> targets"),
+           {RNN_LOSS}, "does not mask <NULL> targets (one bug in the method both cells use: charged once)"),
     mistake("loss_no_shift", [Patch(MODEL, "word_embedding_forward(captions_in, W_embed)",
                                    "word_embedding_forward(captions_out, W_embed)")],
-           {RNN_LOSS, LSTM_LOSS}, "feeds the targets as inputs (no shift)"),
+           {RNN_LOSS}, "feeds the targets as inputs (no shift; charged once)"),
     mistake("sample_no_feedback", [Patch(MODEL, "words = np.argmax(h.dot(W_vocab) + b_vocab, axis=1)\n            captions[:, t] = words",
                                         "captions[:, t] = np.argmax(h.dot(W_vocab) + b_vocab, axis=1)")],
-           {RNN_SAMPLE, LSTM_SAMPLE}, "always feeds <START>"),
+           {RNN_SAMPLE}, "always feeds <START> (charged once)"),
     mistake("sample_start_in_column_0", [Patch(MODEL, "words = np.full(N, self._start)\n        for t in range(max_length):",
                                               "words = np.full(N, self._start)\n        captions[:, 0] = self._start\n"
                                               "        for t in range(1, max_length):")],
-           {RNN_SAMPLE, LSTM_SAMPLE}, "writes <START> in column 0"),
+           {RNN_SAMPLE}, "writes <START> in column 0, where SPEC puts the first sampled word (charged once)"),
     mistake("sample_lstm_c0_from_features", [Patch(MODEL, "h, _ = affine_forward(features, W_proj, b_proj)\n        c = np.zeros_like(h)",
                                                   "h, _ = affine_forward(features, W_proj, b_proj)\n        c = h.copy()")],
            {LSTM_SAMPLE}, "LSTM sampling starts the cell state at the projected features"),
@@ -379,6 +387,8 @@ MISTAKES += [
 
 # One line each, after "This looks like a common mistake: ": the cause and where to look, never code.
 # Mistakes that cannot be told apart on a unit's checks share their hint word for word.
+GATE_ORDER = ("the gates are read in another order than the assignment's i, f, o, g; check which block of the "
+              "activations each gate takes")
 SAME_FORWARD_BUG = "next_h is computed from the previous cell state; check which cell state goes through the tanh"
 SAME_WEIGHTS = ("the weight gradients come from one timestep only; the weights are shared by every timestep, so "
                 "their gradients add up over time")
@@ -407,8 +417,8 @@ HINTS = {
                                   "assigning through repeated indices does not add up"),
     "embedding_returns_none": "dW ends up None: the function that accumulates works in place and returns nothing",
     # lstm_step_forward, lstm_step_backward
-    "lstm_gate_order_ifgo": ("the gates are read in another order than the assignment's i, f, o, g; check which "
-                             "block of the activations each gate takes"),
+    "lstm_gate_order_ifgo": GATE_ORDER,
+    "lstm_gate_order_ifgo_both": GATE_ORDER,
     "lstm_tanh_prev_c": SAME_FORWARD_BUG,
     "dict_cache_lstm_tanh_prev_c": SAME_FORWARD_BUG,
     "lstm_swapped_weights": ("x and prev_h are each multiplied by the other's weight matrix; compare the shapes of "
