@@ -144,7 +144,8 @@ MISTAKES = [
               "dc * i * (1 - g ** 2),\n        dnext_h * tanh_c * o * (1 - o),")],
             {"lstm_step_forward", "lstm_step_backward"},
             "gates split as i, f, g, o in the step forward and backward alike: the backward's public check passes "
-            "against its own forward (as in the notebook), its hidden ones fail"),
+            "against its own forward (as in the notebook), its hidden ones fail (after a retry with the reference "
+            "forward: no variant to match there)", hinted={"lstm_step_forward"}),
     mistake("lstm_tanh_prev_c", [Patch(LAYERS, "tanh_c = np.tanh(next_c)", "tanh_c = np.tanh(prev_c)")],
            {"lstm_step_forward"}, "next_h = o * tanh(prev_c)"),
     mistake("lstm_swapped_weights", [Patch(LAYERS, "a = x.dot(Wx) + prev_h.dot(Wh) + b\n    i, f, o",
@@ -187,6 +188,44 @@ MISTAKES = [
                                "self.params[k] = np.zeros_like(v).astype(self.dtype)")],
            {"overfit (rnn)", "overfit (lstm)"}, "all parameters initialised to zero: nothing but b_vocab learns",
            units=(RNN_LOSS, RNN_SAMPLE, "overfit (rnn)", LSTM_LOSS, LSTM_SAMPLE, "overfit (lstm)")),
+]
+
+
+
+def lstm_branch_loss(lstm_backward_lines):
+    """CaptioningRNN.loss written with one branch per cell type, its lstm backward branch given: a
+    bug there is the lstm unit's alone."""
+    return Body(MODEL, "loss", """
+        h0, proj_cache = affine_forward(features, W_proj, b_proj)
+        x, embed_cache = word_embedding_forward(captions_in, W_embed)
+        if self.cell_type == "rnn":
+            h, cell_cache = rnn_forward(x, h0, Wx, Wh, b)
+        else:
+            h, cell_cache = lstm_forward(x, h0, Wx, Wh, b)
+        scores, vocab_cache = temporal_affine_forward(h, W_vocab, b_vocab)
+        loss, dscores = temporal_softmax_loss(scores, captions_out, mask)
+        dh, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dscores, vocab_cache)
+        if self.cell_type == "rnn":
+            dx, dh0, grads["Wx"], grads["Wh"], grads["b"] = rnn_backward(dh, cell_cache)
+        else:
+%s
+        grads["W_embed"] = word_embedding_backward(dx, embed_cache)
+        _, grads["W_proj"], grads["b_proj"] = affine_backward(dh0, proj_cache)
+    """ % textwrap.indent(textwrap.dedent(lstm_backward_lines).strip("\n"), " " * 12))
+
+
+MISTAKES += [
+    mistake("loss_lstm_weight_gradients_swapped", [lstm_branch_loss(
+        'dx, dh0, grads["Wh"], grads["Wx"], grads["b"] = lstm_backward(dh, cell_cache)')],
+            {LSTM_LOSS}, "the lstm branch stores dWx under Wh and dWh under Wx (the rnn branch is right)"),
+    mistake("loss_lstm_no_h0_gradient", [lstm_branch_loss("""
+        dx, _, grads["Wx"], grads["Wh"], grads["b"] = lstm_backward(dh, cell_cache)
+        dh0 = np.zeros_like(h0)
+    """)], {LSTM_LOSS}, "the lstm branch drops dh0: no gradient reaches W_proj, b_proj (the rnn branch is right)"),
+    mistake("sample_lstm_cell_not_carried", [Patch(
+        MODEL, "h, c, _ = lstm_step_forward(x, h, c, Wx, Wh, b)\n            words = np.argmax",
+        "h, _, _ = lstm_step_forward(x, h, c, Wx, Wh, b)\n            words = np.argmax")],
+            {LSTM_SAMPLE}, "LSTM sampling keeps the cell state at zero (the rnn branch is right)"),
 ]
 
 # ---------------------------------------------------------------- typical Transformer mistakes
@@ -443,6 +482,12 @@ HINTS = {
     "sample_start_in_column_0": "<START> is written into the captions; their first column is the first sampled word",
     "sample_lstm_c0_from_features": ("the LSTM's cell state does not start at zero when sampling; only the hidden "
                                      "state comes from the image features"),
+    "loss_lstm_weight_gradients_swapped": ("the gradients of Wx and Wh are stored under each other's names; check "
+                                           "the order of what lstm_backward returns"),
+    "loss_lstm_no_h0_gradient": ("W_proj and b_proj get no gradient: check that the gradient of the initial hidden "
+                                 "state reaches the projection of the features"),
+    "sample_lstm_cell_not_carried": ("the LSTM's cell state is not carried from one sampled word to the next; check "
+                                     "what each step returns and what the next one takes"),
     "zero_init": "the parameters start at zero: nothing but the last bias can learn from there",
     # beam search
     "beam_raw_scores": RAW_SCORES,
