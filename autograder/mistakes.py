@@ -126,6 +126,12 @@ MISTAKES = [
     mistake("rnn_backward_overwrites_dW", [Patch(LAYERS, "dWx, dWh, db = (sum(g[i] for g in grads) for i in (2, 3, 4))",
                                                 "dWx, dWh, db = (grads[-1][i] for i in (2, 3, 4))")],
            {"rnn_backward"}, "keeps the weight gradients of one step instead of summing over time"),
+    mistake("rnn_forward_squeezed_step_input", [
+        Patch(LAYERS, "prev_h, step_cache = rnn_step_forward(x[:, t], prev_h, Wx, Wh, b)",
+              "prev_h, step_cache = rnn_step_forward(x[:, t, :].squeeze(), prev_h, Wx, Wh, b)")],
+            {"rnn_backward"}, "caches x[:, t, :].squeeze(): the backward pass breaks on a batch of one (caught by "
+            "rnn_backward's own N=1 check: the loss, failing on it, is retried with it swapped and keeps its points; a "
+            "crash matches no variant)", hinted=()),
     mistake("embedding_flattened", [Patch(LAYERS, "out = W[x]", "out = W[x.reshape(-1)]")],
            {"word_embedding_forward"}, "returns (N*T, D) instead of (N, T, D)"),
     mistake("embedding_transposed_indices", [Patch(LAYERS, "out = W[x]", "out = W[x.T]")],
@@ -222,6 +228,13 @@ MISTAKES += [
         dx, _, grads["Wx"], grads["Wh"], grads["b"] = lstm_backward(dh, cell_cache)
         dh0 = np.zeros_like(h0)
     """)], {LSTM_LOSS}, "the lstm branch drops dh0: no gradient reaches W_proj, b_proj (the rnn branch is right)"),
+    mistake("sample_rnn_branch_crashes", [Patch(
+        MODEL, "h, _ = rnn_step_forward(x, h, Wx, Wh, b)\n            else:\n                h, c, _ = lstm_step_forward("
+               "x, h, c, Wx, Wh, b)\n            words = np.argmax",
+        "h, _ = rnn_step_forward(x, h, Wh, Wx, b)\n            else:\n                h, c, _ = lstm_step_forward("
+        "x, h, c, Wx, Wh, b)\n            words = np.argmax")],
+            {RNN_SAMPLE}, "the rnn branch of sample swaps Wx and Wh and raises; the lstm branch is right and passes "
+            "(a crash matches no variant)", hinted=()),
     mistake("sample_lstm_cell_not_carried", [Patch(
         MODEL, "h, c, _ = lstm_step_forward(x, h, c, Wx, Wh, b)\n            words = np.argmax",
         "h, _, _ = lstm_step_forward(x, h, c, Wx, Wh, b)\n            words = np.argmax")],
@@ -488,6 +501,9 @@ HINTS = {
                                  "state reaches the projection of the features"),
     "sample_lstm_cell_not_carried": ("the LSTM's cell state is not carried from one sampled word to the next; check "
                                      "what each step returns and what the next one takes"),
+    "sample_rnn_branch_crashes": "the rnn branch of sampling raises; check the weights each step takes",
+    "rnn_forward_squeezed_step_input": ("a batch of one loses its batch axis somewhere between the forward and the "
+                                        "backward pass; check the shapes kept in the cache when N = 1"),
     "zero_init": "the parameters start at zero: nothing but the last bias can learn from there",
     # beam search
     "beam_raw_scores": RAW_SCORES,
