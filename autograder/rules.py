@@ -10,8 +10,8 @@ verdicts.
 2. A check that fails is run again with the failing or unwritten units it depends on swapped for
    the reference (a forward swapped in brings its backward partner, for their shared cache layout);
    feedback names root causes only. A unit grading the same function as an earlier wrong unit
-   (CaptioningRNN.loss or sample, rnn and lstm) that fails none of the checks the earlier one passes
-   has the same bug: it is charged once, on the earlier unit.
+   (CaptioningRNN.loss or sample, rnn and lstm), failing a check of the same name and no public
+   check the earlier one passes, has the same bug: it is charged once, on the earlier unit.
 3. A backward unit that fails with the reference forward (cache layouts differ) is checked against
    numerical gradients of the student's own forward: on a public check always (as the notebook
    does), on a hidden one when that forward is close to the layer's (the runner's business).
@@ -115,16 +115,19 @@ class Resolution:
                 self.needs_loss(unit)
         return self.states
 
-    def failing_names(self, unit: str) -> set[str]:
-        return {self.checks[t].title.split(": ", 1)[1] for t in self.by_unit[unit] if not self.verdicts[t].passed}
+    def failing_names(self, unit: str, public: bool = False) -> set[str]:
+        """The names of the checks of unit that fail (the public ones only: their inputs are fixed)."""
+        return {self.checks[t].title.split(": ", 1)[1] for t in self.by_unit[unit]
+                if not self.verdicts[t].passed and (self.checks[t].public or not public)}
 
     def charged_once(self, unit: Unit) -> None:
-        """Rule 2: an earlier unit grading the same function, wrong on every check (by name) this one
-        fails, has the bug: this unit keeps its points."""
-        failing = self.failing_names(unit.name)
+        """Rule 2: an earlier wrong unit grading the same function, failing a check of the same name
+        and every public check this one fails, has the bug: this unit keeps its points. (Hidden
+        inputs are drawn per grade: one may pass by chance for one cell type only.)"""
         earlier = next((u.name for u in self.units[:self.units.index(unit)] if u.function == unit.function
                         and not (u.training or unit.training) and self.states[u.name] is State.WRONG
-                        and failing <= self.failing_names(u.name)), None)
+                        and self.failing_names(unit.name, public=True) <= self.failing_names(u.name, public=True)
+                        and self.failing_names(unit.name) & self.failing_names(u.name)), None)
         if earlier is None:
             return
         for title in self.by_unit[unit.name]:
