@@ -63,6 +63,7 @@ def hidden_checks(C, seed):
         forward("rnn_forward", "rnn", "random inputs, N=1, T=7", 16, C.rnn_shapes(1, 2, 3, T=7)),
         gradients("rnn_backward", "rnn", 17, C.rnn_shapes(3, 2, 3, T=4), 1e-6),
         backward("rnn_backward", "rnn", "random inputs, T=1", 18, C.rnn_shapes(2, 3, 4, T=1)),
+        backward("rnn_backward", "rnn", "random inputs, N=1", 34, C.rnn_shapes(1, 3, 4, T=3)),  # the loss's N=1
         gate(backward("rnn_backward", "rnn", ANALYTIC, 92, C.rnn_shapes(32, 64, 128, T=20), make=scaled)),
         same("word_embedding_forward", "repeated words", "embedding_forward_probe", repeated, W7),
         same("word_embedding_forward", "N=1, T=1", "embedding_forward_probe", np.array([[5]]), W7),
@@ -80,6 +81,7 @@ def hidden_checks(C, seed):
         forward("lstm_forward", "lstm", "random inputs, N=1, T=6", 26, C.rnn_shapes(1, 2, 3, T=6, gates=4)),
         gradients("lstm_backward", "lstm", 27, C.rnn_shapes(2, 3, 4, T=5, gates=4), 1e-5),
         backward("lstm_backward", "lstm", "random inputs, T=1", 28, C.rnn_shapes(2, 3, 4, T=1, gates=4)),
+        backward("lstm_backward", "lstm", "random inputs, N=1", 35, C.rnn_shapes(1, 3, 4, T=3, gates=4)),
         gate(backward("lstm_backward", "lstm", ANALYTIC, 94, C.rnn_shapes(16, 32, 64, T=20, gates=4), make=scaled)),
     ] + [check for cell in ("rnn", "lstm") for check in (
         same("CaptioningRNN.loss (%s)" % cell, "captions padded with <NULL> (masked loss and gradients)",

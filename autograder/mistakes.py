@@ -126,6 +126,12 @@ MISTAKES = [
     mistake("rnn_backward_overwrites_dW", [Patch(LAYERS, "dWx, dWh, db = (sum(g[i] for g in grads) for i in (2, 3, 4))",
                                                 "dWx, dWh, db = (grads[-1][i] for i in (2, 3, 4))")],
            {"rnn_backward"}, "keeps the weight gradients of one step instead of summing over time"),
+    mistake("rnn_forward_squeezed_step_input", [
+        Patch(LAYERS, "prev_h, step_cache = rnn_step_forward(x[:, t], prev_h, Wx, Wh, b)",
+              "prev_h, step_cache = rnn_step_forward(x[:, t, :].squeeze(), prev_h, Wx, Wh, b)")],
+            {"rnn_backward"}, "caches x[:, t, :].squeeze(): the backward pass breaks on a batch of one (caught by "
+            "rnn_backward's own N=1 check: the loss, failing on it, is retried with it swapped and keeps its points; a "
+            "crash matches no variant)", hinted=()),
     mistake("embedding_flattened", [Patch(LAYERS, "out = W[x]", "out = W[x.reshape(-1)]")],
            {"word_embedding_forward"}, "returns (N*T, D) instead of (N, T, D)"),
     mistake("embedding_transposed_indices", [Patch(LAYERS, "out = W[x]", "out = W[x.T]")],
@@ -137,6 +143,15 @@ MISTAKES = [
     mistake("lstm_gate_order_ifgo", [Patch(LAYERS, "i, f, o = (sigmoid(a[:, k * H:(k + 1) * H]) for k in range(3))\n    g = np.tanh(a[:, 3 * H:])",
                                           "i, f, g, o = np.split(a, 4, axis=1)\n    i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)")],
            {"lstm_step_forward"}, "gates split as i, f, g, o"),
+    mistake("lstm_gate_order_ifgo_both", [
+        Patch(LAYERS, "i, f, o = (sigmoid(a[:, k * H:(k + 1) * H]) for k in range(3))\n    g = np.tanh(a[:, 3 * H:])",
+              "i, f, g, o = np.split(a, 4, axis=1)\n    i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)"),
+        Patch(LAYERS, "dnext_h * tanh_c * o * (1 - o),\n        dc * i * (1 - g ** 2),",
+              "dc * i * (1 - g ** 2),\n        dnext_h * tanh_c * o * (1 - o),")],
+            {"lstm_step_forward", "lstm_step_backward"},
+            "gates split as i, f, g, o in the step forward and backward alike: the backward's public check passes "
+            "against its own forward (as in the notebook), its hidden ones fail (after a retry with the reference "
+            "forward: no variant to match there)", hinted={"lstm_step_forward"}),
     mistake("lstm_tanh_prev_c", [Patch(LAYERS, "tanh_c = np.tanh(next_c)", "tanh_c = np.tanh(prev_c)")],
            {"lstm_step_forward"}, "next_h = o * tanh(prev_c)"),
     mistake("lstm_swapped_weights", [Patch(LAYERS, "a = x.dot(Wx) + prev_h.dot(Wh) + b\n    i, f, o",
@@ -161,17 +176,17 @@ MISTAKES = [
            {"lstm_backward"}, "weight gradients of the first step only"),
     mistake("loss_no_mask", [Patch(MODEL, "temporal_softmax_loss(scores, captions_out, mask)",
                                   "temporal_softmax_loss(scores, captions_out, np.ones_like(mask))")],
-           {RNN_LOSS, LSTM_LOSS}, "does not mask <NULL> targets"),
+           {RNN_LOSS}, "does not mask <NULL> targets (one bug in the method both cells use: charged once)"),
     mistake("loss_no_shift", [Patch(MODEL, "word_embedding_forward(captions_in, W_embed)",
                                    "word_embedding_forward(captions_out, W_embed)")],
-           {RNN_LOSS, LSTM_LOSS}, "feeds the targets as inputs (no shift)"),
+           {RNN_LOSS}, "feeds the targets as inputs (no shift; charged once)"),
     mistake("sample_no_feedback", [Patch(MODEL, "words = np.argmax(h.dot(W_vocab) + b_vocab, axis=1)\n            captions[:, t] = words",
                                         "captions[:, t] = np.argmax(h.dot(W_vocab) + b_vocab, axis=1)")],
-           {RNN_SAMPLE, LSTM_SAMPLE}, "always feeds <START>"),
+           {RNN_SAMPLE}, "always feeds <START> (charged once)"),
     mistake("sample_start_in_column_0", [Patch(MODEL, "words = np.full(N, self._start)\n        for t in range(max_length):",
                                               "words = np.full(N, self._start)\n        captions[:, 0] = self._start\n"
                                               "        for t in range(1, max_length):")],
-           {RNN_SAMPLE, LSTM_SAMPLE}, "writes <START> in column 0"),
+           {RNN_SAMPLE}, "writes <START> in column 0, where SPEC puts the first sampled word (charged once)"),
     mistake("sample_lstm_c0_from_features", [Patch(MODEL, "h, _ = affine_forward(features, W_proj, b_proj)\n        c = np.zeros_like(h)",
                                                   "h, _ = affine_forward(features, W_proj, b_proj)\n        c = h.copy()")],
            {LSTM_SAMPLE}, "LSTM sampling starts the cell state at the projected features"),
@@ -179,6 +194,51 @@ MISTAKES = [
                                "self.params[k] = np.zeros_like(v).astype(self.dtype)")],
            {"overfit (rnn)", "overfit (lstm)"}, "all parameters initialised to zero: nothing but b_vocab learns",
            units=(RNN_LOSS, RNN_SAMPLE, "overfit (rnn)", LSTM_LOSS, LSTM_SAMPLE, "overfit (lstm)")),
+]
+
+
+
+def lstm_branch_loss(lstm_backward_lines):
+    """CaptioningRNN.loss written with one branch per cell type, its lstm backward branch given: a
+    bug there is the lstm unit's alone."""
+    return Body(MODEL, "loss", """
+        h0, proj_cache = affine_forward(features, W_proj, b_proj)
+        x, embed_cache = word_embedding_forward(captions_in, W_embed)
+        if self.cell_type == "rnn":
+            h, cell_cache = rnn_forward(x, h0, Wx, Wh, b)
+        else:
+            h, cell_cache = lstm_forward(x, h0, Wx, Wh, b)
+        scores, vocab_cache = temporal_affine_forward(h, W_vocab, b_vocab)
+        loss, dscores = temporal_softmax_loss(scores, captions_out, mask)
+        dh, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dscores, vocab_cache)
+        if self.cell_type == "rnn":
+            dx, dh0, grads["Wx"], grads["Wh"], grads["b"] = rnn_backward(dh, cell_cache)
+        else:
+%s
+        grads["W_embed"] = word_embedding_backward(dx, embed_cache)
+        _, grads["W_proj"], grads["b_proj"] = affine_backward(dh0, proj_cache)
+    """ % textwrap.indent(textwrap.dedent(lstm_backward_lines).strip("\n"), " " * 12))
+
+
+MISTAKES += [
+    mistake("loss_lstm_weight_gradients_swapped", [lstm_branch_loss(
+        'dx, dh0, grads["Wh"], grads["Wx"], grads["b"] = lstm_backward(dh, cell_cache)')],
+            {LSTM_LOSS}, "the lstm branch stores dWx under Wh and dWh under Wx (the rnn branch is right)"),
+    mistake("loss_lstm_no_h0_gradient", [lstm_branch_loss("""
+        dx, _, grads["Wx"], grads["Wh"], grads["b"] = lstm_backward(dh, cell_cache)
+        dh0 = np.zeros_like(h0)
+    """)], {LSTM_LOSS}, "the lstm branch drops dh0: no gradient reaches W_proj, b_proj (the rnn branch is right)"),
+    mistake("sample_rnn_branch_crashes", [Patch(
+        MODEL, "h, _ = rnn_step_forward(x, h, Wx, Wh, b)\n            else:\n                h, c, _ = lstm_step_forward("
+               "x, h, c, Wx, Wh, b)\n            words = np.argmax",
+        "h, _ = rnn_step_forward(x, h, Wh, Wx, b)\n            else:\n                h, c, _ = lstm_step_forward("
+        "x, h, c, Wx, Wh, b)\n            words = np.argmax")],
+            {RNN_SAMPLE}, "the rnn branch of sample swaps Wx and Wh and raises; the lstm branch is right and passes "
+            "(a crash matches no variant)", hinted=()),
+    mistake("sample_lstm_cell_not_carried", [Patch(
+        MODEL, "h, c, _ = lstm_step_forward(x, h, c, Wx, Wh, b)\n            words = np.argmax",
+        "h, _, _ = lstm_step_forward(x, h, c, Wx, Wh, b)\n            words = np.argmax")],
+            {LSTM_SAMPLE}, "LSTM sampling keeps the cell state at zero (the rnn branch is right)"),
 ]
 
 # ---------------------------------------------------------------- typical Transformer mistakes
@@ -381,6 +441,8 @@ MISTAKES += [
 
 # One line each, after "This looks like a common mistake: ": the cause and where to look, never code.
 # Mistakes that cannot be told apart on a unit's checks share their hint word for word.
+GATE_ORDER = ("the gates are read in another order than the assignment's i, f, o, g; check which block of the "
+              "activations each gate takes")
 SAME_FORWARD_BUG = "next_h is computed from the previous cell state; check which cell state goes through the tanh"
 SAME_WEIGHTS = ("the weight gradients come from one timestep only; the weights are shared by every timestep, so "
                 "their gradients add up over time")
@@ -409,8 +471,8 @@ HINTS = {
                                   "assigning through repeated indices does not add up"),
     "embedding_returns_none": "dW ends up None: the function that accumulates works in place and returns nothing",
     # lstm_step_forward, lstm_step_backward
-    "lstm_gate_order_ifgo": ("the gates are read in another order than the assignment's i, f, o, g; check which "
-                             "block of the activations each gate takes"),
+    "lstm_gate_order_ifgo": GATE_ORDER,
+    "lstm_gate_order_ifgo_both": GATE_ORDER,
     "lstm_tanh_prev_c": SAME_FORWARD_BUG,
     "dict_cache_lstm_tanh_prev_c": SAME_FORWARD_BUG,
     "lstm_swapped_weights": ("x and prev_h are each multiplied by the other's weight matrix; compare the shapes of "
@@ -435,6 +497,15 @@ HINTS = {
     "sample_start_in_column_0": "<START> is written into the captions; their first column is the first sampled word",
     "sample_lstm_c0_from_features": ("the LSTM's cell state does not start at zero when sampling; only the hidden "
                                      "state comes from the image features"),
+    "loss_lstm_weight_gradients_swapped": ("the gradients of Wx and Wh are stored under each other's names; check "
+                                           "the order of what lstm_backward returns"),
+    "loss_lstm_no_h0_gradient": ("W_proj and b_proj get no gradient: check that the gradient of the initial hidden "
+                                 "state reaches the projection of the features"),
+    "sample_lstm_cell_not_carried": ("the LSTM's cell state is not carried from one sampled word to the next; check "
+                                     "what each step returns and what the next one takes"),
+    "sample_rnn_branch_crashes": "the rnn branch of sampling raises; check the weights each step takes",
+    "rnn_forward_squeezed_step_input": ("a batch of one loses its batch axis somewhere between the forward and the "
+                                        "backward pass; check the shapes kept in the cache when N = 1"),
     "zero_init": "the parameters start at zero: nothing but the last bias can learn from there",
     # beam search
     "beam_raw_scores": RAW_SCORES,

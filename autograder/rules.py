@@ -9,15 +9,18 @@ verdicts.
 1. A unit whose own function raises NotImplementedError gets 0, "not implemented yet".
 2. A check that fails is run again with the failing or unwritten units it depends on swapped for
    the reference (a forward swapped in brings its backward partner, for their shared cache layout);
-   feedback names root causes only.
+   feedback names root causes only. A unit grading the same function as an earlier wrong unit
+   (CaptioningRNN.loss or sample, rnn and lstm), failing a check of the same name and no public
+   check the earlier one passes, has the same bug: it is charged once, on the earlier unit.
 3. A backward unit that fails with the reference forward (cache layouts differ) is checked against
-   numerical gradients of the student's own forward, when that forward is close to the layer's.
-4. A training unit is retried with failing layers swapped, never with its loss swapped, and earns
-   points only when the loss unit passes.
+   numerical gradients of the student's own forward: on a public check always (as the notebook
+   does), on a hidden one when that forward is close to the layer's (the runner's business).
+4. A training unit is retried with failing layers swapped, never with its loss swapped: it earns its
+   points when training reaches its target, whatever the loss unit's verdict.
 5. A unit function that ran past its limit is not waited for again (the runner's business): the
    unit "did not finish in time".
 6. A unit's public checks earn points only with at least one of its hidden checks.
-7. A unit earns nothing when its gate check fails (a backward pass must be analytic).
+7. A unit earns nothing when its gate check fails: said "too slow" only when it ran out of time.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from .results import CheckResult
 from .units import BY_NAME, Unit, closure
 
 LATE = (ErrorKind.TIMEOUT, ErrorKind.SKIPPED)
+WITHHELD = "this check itself passes"  # how a passing check whose points rules 6 and 7 withhold ends
 
 
 class State(Enum):
@@ -105,9 +109,33 @@ class Resolution:
     def resolve(self) -> dict[str, State]:
         for unit in self.units:
             self.states[unit.name] = self.state(unit)
-            if unit.training and self.states[unit.name] is State.PASS:
+            if self.states[unit.name] is State.WRONG:
+                self.charged_once(unit)
+            if unit.training and self.states[unit.name] is not State.PASS:
                 self.needs_loss(unit)
         return self.states
+
+    def failing_names(self, unit: str, public: bool = False) -> set[str]:
+        """The names of the checks of unit that fail (the public ones only: their inputs are fixed)."""
+        return {self.checks[t].title.split(": ", 1)[1] for t in self.by_unit[unit]
+                if not self.verdicts[t].passed and (self.checks[t].public or not public)}
+
+    def charged_once(self, unit: Unit) -> None:
+        """Rule 2: an earlier wrong unit grading the same function, failing a check of the same name
+        and every public check this one fails, has the bug: this unit keeps its points. (Hidden
+        inputs are drawn per grade: one may pass by chance for one cell type only.)"""
+        earlier = next((u.name for u in self.units[:self.units.index(unit)] if u.function == unit.function
+                        and not (u.training or unit.training) and self.states[u.name] is State.WRONG
+                        and self.failing_names(unit.name, public=True) <= self.failing_names(u.name, public=True)
+                        and self.failing_names(unit.name) & self.failing_names(u.name)), None)
+        if earlier is None:
+            return
+        for title in self.by_unit[unit.name]:
+            first = self.verdicts[title]
+            if not first.passed:
+                self.verdicts[title] = Verdict(True, "the same failure as %s (%s): one bug in %s, charged there once"
+                                               % (earlier, first.message, unit.function.split(":")[1]), first.warnings)
+        self.states[unit.name] = State.PASS
 
     def state(self, unit: Unit) -> State:
         titles = self.by_unit[unit.name]
@@ -125,13 +153,15 @@ class Resolution:
         return self.retry(unit, failing)
 
     def needs_loss(self, unit: Unit) -> None:
-        """Rule 4: training earns points only with a working loss of the student's own."""
+        """Rule 4: training that fails with a loss that does not pass says so."""
         loss = unit.depends[0]
         state = self.states.get(loss, State.PASS)
         if state is not State.PASS:
             for t in self.by_unit[unit.name]:
-                self.verdicts[t] = Verdict(False, "training is graded with your own %s, which %s (see its test)"
-                                           % (loss, state.value))
+                first = self.verdicts[t]
+                if not first.passed:
+                    self.verdicts[t] = replace(first, message="%s (training uses your own %s, which %s: see its test)"
+                                               % (first.message, loss, state.value))
             self.states[unit.name] = State.NEEDS_LOSS
 
     def swaps(self, unit: Unit, roots: list[str]) -> tuple[str, ...]:
@@ -212,9 +242,12 @@ def withheld(titles: list[str], verdicts: Mapping[str, Verdict], checks: Mapping
     """Why the passing checks of a unit earn nothing, or None: its gate check fails (rule 7), or
     all its hidden checks fail (rule 6: the public checks' answers are published)."""
     unit_checks = [checks[t] for t in titles]
-    if any(c.gate and not verdicts[c.title].passed for c in unit_checks):
-        return ("the check on large inputs fails, and this unit earns points only with it: a backward pass "
-                "must be analytic (numerical gradients take two forward passes per input element)")
+    gates = [verdicts[c.title] for c in unit_checks if c.gate and not verdicts[c.title].passed]
+    if any(v.kind in LATE for v in gates):
+        return ("the check on large inputs ran out of time, and this unit earns points only with it: a backward "
+                "pass must be analytic (numerical gradients take two forward passes per input element)")
+    if gates:
+        return "the check on large inputs fails, and this unit earns points only with it"
     hidden = [c for c in unit_checks if not c.public]
     if hidden and not any(verdicts[c.title].passed for c in hidden):
         return ("every hidden check of this unit fails, and the public checks' answers are published: they "
@@ -254,7 +287,7 @@ def scored(wanted: list[str], by_unit: Mapping[str, list[str]], verdicts: Mappin
         for title, share in zip(titles, split_points(BY_NAME[name].points, len(titles))):
             verdict = verdicts[title]
             if reason and verdict.passed:
-                verdict = Verdict(False, verdict.message + "; but " + reason)
+                verdict = Verdict(False, "%s; %s: %s" % (reason, WITHHELD, verdict.message))
             if verdict.module and verdict.module in told:
                 verdict = Verdict(False, "could not import %s (why: see the test %r)"
                                   % (module_file(verdict.module), told[verdict.module]))

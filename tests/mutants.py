@@ -172,6 +172,18 @@ ALTERNATIVES = [
         LAYERS, "grads.append(rnn_step_backward(dh[:, t] + dprev_h, cache[t]))",
         "dh[:, t] += dprev_h  # changes the caller's array, but the gradients are right\n"
         "        grads.append(rnn_step_backward(dh[:, t], cache[t]))"),)),
+    Submission("lstm_step_backward_adds_into_dnext_c_in_place", (Patch(
+        LAYERS, "dc = dnext_c + dnext_h * o * (1 - tanh_c ** 2)",
+        "dnext_c += dnext_h * o * (1 - tanh_c ** 2)  # changes the caller's array (a warning), gradients right\n"
+        "    dc = dnext_c"),)),
+    Submission("rnn_backward_pops_the_cache", (Patch(
+        LAYERS, "rnn_step_backward(dh[:, t] + dprev_h, cache[t])", "rnn_step_backward(dh[:, t] + dprev_h, cache.pop())"),)),
+    Submission("sample_compares_cell_type_with_is", (Patch(
+        MODEL, 'if self.cell_type == "rnn":\n                h, _ = rnn_step_forward(x, h, Wx, Wh, b)\n            else:\n'
+               '                h, c, _ = lstm_step_forward(x, h, c, Wx, Wh, b)\n            words = np.argmax',
+        'if self.cell_type is "rnn":  # noqa: F632 (true for an interned literal, as in the checks)\n'
+        '                h, _ = rnn_step_forward(x, h, Wx, Wh, b)\n            else:\n'
+        '                h, c, _ = lstm_step_forward(x, h, c, Wx, Wh, b)\n            words = np.argmax'),)),
     Submission("lstm_backward_preallocated_loop", (Body(LAYERS, "lstm_backward", """
         N, T, H = dh.shape
         dx = np.zeros(dh.shape[:2] + (cache[0][0].shape[1],), dtype=dh.dtype)

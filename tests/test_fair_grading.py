@@ -167,3 +167,17 @@ def test_memorising_the_fixture_earns_nothing(tmp_path):
     results = grade(folder, GradingOptions(units=["CaptioningRNN.loss (rnn)", "overfit (rnn)", "overfit (lstm)"],
                                            limits=LIMITS))
     assert sum(r.score for r in results) == 0, [(r.name, r.output) for r in results if r.score]
+
+
+def test_a_bug_in_the_loss_both_cells_use_costs_once_and_training_that_reaches_its_target_earns(tmp_path):
+    """Issue #28: the loss without its <NULL> mask costs CaptioningRNN.loss (rnn) only (8 points, not
+    28): the lstm unit fails as it does, training with that loss reaches its targets, and no message
+    blames a backward pass for the large-input check, which fails on the loss's value."""
+    sub = next(s for s in M.MUTANTS if s.name == "loss_no_mask")
+    units = [M.RNN_LOSS, "overfit (rnn)", M.LSTM_LOSS, "overfit (lstm)"]
+    results = grade(sub.build(tmp_path / "sub"), GradingOptions(units=units, limits=LIMITS, jobs=2))
+    assert lost_units(results) == {M.RNN_LOSS}, "\n".join(r.name + " -> " + r.output for r in results)
+    assert sum(r.max_score - r.score for r in results) == BY_NAME[M.RNN_LOSS].points
+    assert not [r.output for r in results if "analytic" in r.output or r.output.startswith("FAIL: largest relative")]
+    gate = next(r for r in results if r.name.startswith(M.RNN_LOSS + ": large inputs"))
+    assert gate.output.startswith("FAIL: loss: largest relative error "), gate.output  # what is wrong, how much

@@ -1,6 +1,7 @@
 """The notebooks' check("unit") cells, run as a student runs them in a copy of the release: a unit
 failing only through a unit it depends on names that unit first, as the grader does; an optional
 unit left unwritten is skipped, never a stop; a known mistake is named (captioning/hints.py)."""
+import ast
 import json
 import shutil
 import subprocess
@@ -16,6 +17,8 @@ from autograder.intake import STUDENT_FILES
 from autograder.mistakes import BY_ID, MISTAKES
 from autograder.reference import checks_module
 from autograder.results import GradingOptions
+from autograder.rules import WITHHELD
+from autograder.sandbox import Limits
 from autograder.units import UNITS
 from tests import mutants as M
 from tests.mutants import LAYERS, MODEL, T_MODEL, Body, Patch, Submission
@@ -139,3 +142,68 @@ def test_hints_json_holds_only_public_checks_and_hints():
             assert set(entry) == {"hint", "checks"} and entry["hint"] == BY_ID[mistake_id].hint
             assert {(unit, name) for name in entry["checks"]} <= public
     assert (RELEASE_DIR / PACKAGE / "hints.json").stat().st_size < 200_000
+
+
+# ---------------------------------------------------------------- issue #28: the desk and the grader agree
+
+def function_source(folder, function):
+    """The source of a unit's function ('module:qualname') in a package folder, or None."""
+    module, qualname = function.split(":")
+    node = ast.parse((folder / PACKAGE / ("%s.py" % module.replace(".", "/"))).read_text())
+    for name in qualname.split("."):
+        node = next((n for n in node.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == name), None)
+        if node is None:
+            return None
+    return ast.dump(node)
+
+
+def touched_units(folder, key):
+    """The units (training ones aside) whose function differs from the answer key's, and those calling
+    them directly (where a retry or the own-forward check comes in)."""
+    changed = {u.name for u in UNITS if function_source(folder, u.function) != function_source(key, u.function)}
+    return [u.name for u in UNITS if not u.training and ({u.name, *u.depends} & changed)]
+
+
+def notebook_verdicts(folder, units):
+    """{title: passed} of the public checks as check(unit) prints them, each unit in turn."""
+    code = ("from captioning.checks import check\nfor u in %r:\n    try:\n        check(u)\n"
+            "    except AssertionError:\n        pass\n" % (list(units),))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return {line[6:].split(" -- ")[0]: line.startswith("PASS") for line in proc.stdout.splitlines()
+            if line[:6] in ("PASS  ", "FAIL  ")}
+
+
+def grader_verdicts(folder, units):
+    """{title: (passed, output)} of the public checks in a full grade: a check whose points a unit rule
+    withholds (rules 6 and 7) passed."""
+    results = grade(folder, GradingOptions(units=units, limits=Limits(submission_seconds=240), jobs=2))
+    return {r.name: (r.score > 0 or WITHHELD in r.output, r.output) for r in results if r.public}
+
+
+# A check the notebook fails and the grader passes says why: right on a retry (rule 2, which the
+# notebook announces with "fix ... first"), or the same bug as a unit grading the same method.
+EXPLAINED = ("PASS: right with the reference", "PASS: the same failure as")
+
+
+@pytest.mark.slow
+def test_the_notebook_and_the_grader_agree_on_every_public_check_of_the_corpus(tmp_path):
+    """Every mistake and correct variant, on the units it touches: a public check check(unit) passes
+    passes in the grader (its points may be withheld by rules 6 and 7, which say so), and one it
+    fails fails in the grader unless EXPLAINED."""
+    key = M.answer_key()
+
+    def both(n, sub):
+        folder = student_folder(tmp_path / str(n), *sub.edits)
+        units = touched_units(folder, key)
+        return sub, notebook_verdicts(folder, units), grader_verdicts(folder, units)
+    disagree = []
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda a: both(*a), enumerate(M.MUTANTS + M.ALTERNATIVES)))
+    for sub, desk, grader in runs:
+        assert set(desk) == set(grader), (sub.name, set(desk) ^ set(grader))
+        for title, passed in desk.items():
+            graded, output = grader[title]
+            if passed != graded and (passed or not output.startswith(EXPLAINED)):
+                disagree.append((sub.name, title, passed, output))
+    assert not disagree, "\n".join(map(str, disagree))

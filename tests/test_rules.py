@@ -3,11 +3,12 @@ verdicts: no sandbox, no submission, no reference (milliseconds)."""
 from dataclasses import dataclass
 
 from autograder.inside.frames import ErrorKind
-from autograder.rules import OwnForward, Resolution, State, Verdict, scored
+from autograder.rules import WITHHELD, OwnForward, Resolution, State, Verdict, scored
 from autograder.units import BY_NAME, UNITS
 
 STEP, STEP_BACK, RNN = "rnn_step_forward", "rnn_step_backward", "rnn_forward"
 LOSS, OVERFIT = "CaptioningRNN.loss (rnn)", "overfit (rnn)"
+LSTM_LOSS, LSTM_OVERFIT = "CaptioningRNN.loss (lstm)", "overfit (lstm)"
 WHERE = " (captioning/rnn_layers.py, line 7, in f)"
 
 
@@ -121,14 +122,36 @@ def test_rule_3_a_backward_pass_is_judged_by_numerical_gradients_of_its_own_forw
     assert states[STEP_BACK] is State.WRONG and far.message in verdicts[back].message
 
 
-def test_rule_4_training_is_graded_with_the_students_own_loss():
+def test_rule_2_one_bug_in_a_method_two_units_grade_is_charged_once():
+    checks = checks_of((LOSS, "value", {}), (LOSS, "gradients", {}), (LOSS, "padded", {"public": False}),
+                       (LOSS, "N=1", {"public": False}), (LSTM_LOSS, "value", {}), (LSTM_LOSS, "gradients", {}),
+                       (LSTM_LOSS, "padded", {"public": False}), (LSTM_LOSS, "N=1", {"public": False}))
+    first = {"%s: value" % LOSS: wrong(LOSS), "%s: gradients" % LOSS: PASS, "%s: padded" % LOSS: wrong(LOSS),
+             "%s: N=1" % LOSS: PASS, "%s: value" % LSTM_LOSS: wrong(LSTM_LOSS), "%s: gradients" % LSTM_LOSS: PASS,
+             "%s: padded" % LSTM_LOSS: wrong(LSTM_LOSS), "%s: N=1" % LSTM_LOSS: wrong(LSTM_LOSS)}  # hidden: by chance
+    states, verdicts, by_unit = resolve(checks, first, Runner(retry=lambda titles, swaps: {}))
+    assert states == {LOSS: State.WRONG, LSTM_LOSS: State.PASS}
+    assert verdicts["%s: padded" % LSTM_LOSS].message.startswith("the same failure as %s (" % LOSS)
+    earned = points(checks, verdicts, by_unit)[0]
+    assert earned[LOSS] < BY_NAME[LOSS].points and earned[LSTM_LOSS] == BY_NAME[LSTM_LOSS].points
+    first["%s: gradients" % LSTM_LOSS] = wrong(LSTM_LOSS)  # a public failure of its own: its own bug too
+    states, _, _ = resolve(checks, first, Runner(retry=lambda titles, swaps: {}))
+    assert states == {LOSS: State.WRONG, LSTM_LOSS: State.WRONG}
+
+
+def test_rule_4_training_is_graded_with_the_students_own_loss_and_earns_when_it_reaches_its_target():
     checks = checks_of((LOSS, "value", {}), (OVERFIT, "loss target", {}))
     first = {"%s: value" % LOSS: wrong(LOSS), "%s: loss target" % OVERFIT: PASS}
     runner = Runner(retry=lambda titles, swaps: {t: PASS for t in titles})
     states, verdicts, by_unit = resolve(checks, first, runner)
-    assert states == {LOSS: State.WRONG, OVERFIT: State.NEEDS_LOSS} and runner.calls == []  # the loss: never swapped
-    assert verdicts["%s: loss target" % OVERFIT].message == ("training is graded with your own %s, which is wrong "
-                                                             "(see its test)" % LOSS)
+    assert states == {LOSS: State.WRONG, OVERFIT: State.PASS} and runner.calls == []  # the loss: never swapped
+    assert points(checks, verdicts, by_unit)[0] == {LOSS: 0, OVERFIT: BY_NAME[OVERFIT].points}
+    first["%s: loss target" % OVERFIT] = Verdict(False, "final training loss is 3.2, must be below 0.1")
+    states, verdicts, by_unit = resolve(checks, first, runner)
+    assert states == {LOSS: State.WRONG, OVERFIT: State.NEEDS_LOSS} and runner.calls == []
+    assert verdicts["%s: loss target" % OVERFIT].message == ("final training loss is 3.2, must be below 0.1 "
+                                                             "(training uses your own %s, which is wrong: see its "
+                                                             "test)" % LOSS)
     assert points(checks, verdicts, by_unit)[0] == {LOSS: 0, OVERFIT: 0}
 
 
@@ -146,7 +169,8 @@ def test_rule_6_public_checks_count_only_with_a_hidden_one():
     states, verdicts, by_unit = resolve(checks, first, Runner())
     earned, results = points(checks, verdicts, by_unit)
     assert states[STEP] is State.WRONG and earned == {STEP: 0}
-    assert "every hidden check of this unit fails" in results[0].output and results[0].output.startswith("FAIL: ok")
+    assert results[0].output.startswith("FAIL: every hidden check of this unit fails")
+    assert results[0].output.endswith("; %s: ok" % WITHHELD)  # never "FAIL: largest relative error 0.00e+00"
 
 
 def test_rule_7_a_failed_gate_withholds_the_whole_unit():
@@ -157,7 +181,14 @@ def test_rule_7_a_failed_gate_withholds_the_whole_unit():
     states, verdicts, by_unit = resolve(checks, first, Runner())
     earned, results = points(checks, verdicts, by_unit)
     assert states[STEP_BACK] is State.TIMED_OUT and earned == {STEP_BACK: 0}
-    assert all("a backward pass must be analytic" in r.output for r in results if "large" not in r.name)
+    assert all("ran out of time" in r.output and "a backward pass must be analytic" in r.output
+               for r in results if "large" not in r.name)
+    first["%s: large" % STEP_BACK] = Verdict(False, "loss: largest relative error 3.1e-01 exceeds the tolerance 1e-06")
+    states, verdicts, by_unit = resolve(checks, first, Runner(retry=lambda titles, swaps: {}))
+    earned, results = points(checks, verdicts, by_unit)
+    assert states[STEP_BACK] is State.WRONG and earned == {STEP_BACK: 0}  # a wrong value is not "too slow"
+    assert all(r.output.startswith("FAIL: the check on large inputs fails, and this unit earns points only with "
+                                   "it; " + WITHHELD) for r in results if "large" not in r.name)
 
 
 def test_points_split_exactly_and_a_broken_module_is_explained_once():
