@@ -69,7 +69,7 @@ lint: $(VENV_STAMP)
 # The whole suite, as CI runs it (.ci/run): lint, then every test (about 22 minutes on 2 cores, plus about
 # 10 for tests/test_newest_versions.py: a venv per Python 3.10-3.13 with the newest packages).
 test: data sandbox-tool browser container-tools lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=30
 
 # The edit loop: the tests not marked slow (about 2 minutes), after a lint report that does not
 # stop them (make test, as CI, fails on lint).
