@@ -137,6 +137,12 @@ def test_rule_2_one_bug_in_a_method_two_units_grade_is_charged_once():
     first["%s: gradients" % LSTM_LOSS] = wrong(LSTM_LOSS)  # a public failure of its own: its own bug too
     states, _, _ = resolve(checks, first, Runner(retry=lambda titles, swaps: {}))
     assert states == {LOSS: State.WRONG, LSTM_LOSS: State.WRONG}
+    # A method that raises for both cells (torch.autograd, which the numpy units cannot import; a
+    # stub of its own making) ran nothing of the lstm's code: that unit is charged too.
+    crashed = {t: (PASS if v.passed else raised(checks[t].unit, ErrorKind.EXCEPTION)) for t, v in first.items()}
+    crashed["%s: gradients" % LSTM_LOSS] = PASS
+    states, _, _ = resolve(checks, crashed, Runner(retry=lambda titles, swaps: {}))
+    assert states == {LOSS: State.WRONG, LSTM_LOSS: State.WRONG}
 
 
 def test_rule_4_training_is_graded_with_the_students_own_loss_and_earns_when_it_reaches_its_target():
