@@ -10,6 +10,7 @@ import glob
 import json
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 
 import pytest
@@ -37,17 +38,21 @@ def newest_requirements(minor):
 
 @pytest.fixture(scope="session")
 def newest_venvs(tmp_path_factory):
-    """{minor: (venv, home)}, each built once, on first use."""
+    """{minor: (venv, home)}: all built at once (pip mostly waits on the index), on first use."""
     built = {}
 
+    def build(minor):
+        root = tmp_path_factory.mktemp("newest-%s" % minor)
+        (root / "home").mkdir()
+        run("%s -m venv %s/venv && %s/venv/bin/python -m pip install -q %s"
+            % (PYTHONS[minor], root, root, " ".join("'%s'" % r for r in newest_requirements(minor))),
+            root, student_env(root / "home"))
+        return root / "venv", root / "home"
+
     def venv(minor):
-        if minor not in built:
-            root = tmp_path_factory.mktemp("newest-%s" % minor)
-            (root / "home").mkdir()
-            run("%s -m venv %s/venv && %s/venv/bin/python -m pip install -q %s"
-                % (PYTHONS[minor], root, root, " ".join("'%s'" % r for r in newest_requirements(minor))),
-                root, student_env(root / "home"))
-            built[minor] = root / "venv", root / "home"
+        if not built:
+            with ThreadPoolExecutor(len(PYTHONS)) as pool:
+                built.update(zip(PYTHONS, pool.map(build, PYTHONS)))
         return built[minor]
     return venv
 
