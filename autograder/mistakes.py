@@ -179,14 +179,17 @@ MISTAKES = [
            {RNN_LOSS}, "does not mask <NULL> targets (one bug in the method both cells use: charged once)"),
     mistake("loss_no_shift", [Patch(MODEL, "word_embedding_forward(captions_in, W_embed)",
                                    "word_embedding_forward(captions_out, W_embed)")],
-           {RNN_LOSS}, "feeds the targets as inputs (no shift; charged once)"),
+           {RNN_LOSS, LSTM_LOSS}, "feeds the targets as inputs (no shift: the lstm unit passes no public check "
+           "of its own, so it is charged too)"),
     mistake("sample_no_feedback", [Patch(MODEL, "words = np.argmax(h.dot(W_vocab) + b_vocab, axis=1)\n            captions[:, t] = words",
                                         "captions[:, t] = np.argmax(h.dot(W_vocab) + b_vocab, axis=1)")],
-           {RNN_SAMPLE}, "always feeds <START> (charged once)"),
+           {RNN_SAMPLE, LSTM_SAMPLE}, "always feeds <START> (the lstm unit passes no public check of its own: "
+           "charged too)"),
     mistake("sample_start_in_column_0", [Patch(MODEL, "words = np.full(N, self._start)\n        for t in range(max_length):",
                                               "words = np.full(N, self._start)\n        captions[:, 0] = self._start\n"
                                               "        for t in range(1, max_length):")],
-           {RNN_SAMPLE}, "writes <START> in column 0, where SPEC puts the first sampled word (charged once)"),
+           {RNN_SAMPLE, LSTM_SAMPLE}, "writes <START> in column 0, where SPEC puts the first sampled word (the lstm "
+           "unit passes no public check of its own: charged too)"),
     mistake("sample_lstm_c0_from_features", [Patch(MODEL, "h, _ = affine_forward(features, W_proj, b_proj)\n        c = np.zeros_like(h)",
                                                   "h, _ = affine_forward(features, W_proj, b_proj)\n        c = h.copy()")],
            {LSTM_SAMPLE}, "LSTM sampling starts the cell state at the projected features"),

@@ -122,11 +122,14 @@ class Resolution:
 
     def charged_once(self, unit: Unit) -> None:
         """Rule 2: an earlier wrong unit grading the same function, failing a check of the same name
-        and every public check this one fails, has the bug: this unit keeps its points, when its own
-        failures are wrong values, not errors. (Hidden inputs are drawn per grade: one may pass by
-        chance for one cell type only.)"""
-        if any(not self.verdicts[t].passed and self.verdicts[t].kind is not None for t in self.by_unit[unit.name]):
-            return  # an error: nothing says this cell type's own code ran and is right
+        and every public check this one fails, has the bug: this unit keeps its points, when it passes
+        a public check of its own and its failures are wrong values, not errors (a method returning
+        zeros or raising for both cells earns the second unit nothing). Public checks only: hidden
+        inputs are drawn per grade, and one may pass by chance for one cell type only."""
+        own = {t: self.verdicts[t] for t in self.by_unit[unit.name]}
+        if (not any(v.passed for t, v in own.items() if self.checks[t].public)
+                or any(not v.passed and v.kind is not None for v in own.values())):
+            return  # no public check passed, or an error: nothing says this cell type's own code is right
         earlier = next((u.name for u in self.units[:self.units.index(unit)] if u.function == unit.function
                         and not (u.training or unit.training) and self.states[u.name] is State.WRONG
                         and self.failing_names(unit.name, public=True) <= self.failing_names(u.name, public=True)

@@ -143,6 +143,11 @@ def test_rule_2_one_bug_in_a_method_two_units_grade_is_charged_once():
     crashed["%s: gradients" % LSTM_LOSS] = PASS
     states, _, _ = resolve(checks, crashed, Runner(retry=lambda titles, swaps: {}))
     assert states == {LOSS: State.WRONG, LSTM_LOSS: State.WRONG}
+    # Nor does a method failing every check for both cells (zeros returned for both): the second
+    # unit passes nothing of its own.
+    zeros = {t: wrong(checks[t].unit) for t in first}
+    states, _, _ = resolve(checks, zeros, Runner(retry=lambda titles, swaps: {}))
+    assert states == {LOSS: State.WRONG, LSTM_LOSS: State.WRONG}
 
 
 def test_rule_4_training_is_graded_with_the_students_own_loss_and_earns_when_it_reaches_its_target():
