@@ -330,6 +330,11 @@ def refused_module(problem):
     return ("raise ImportError(%r)\n" % problem).encode("utf-8")
 
 
+def is_refused_module(data):
+    """Whether a file's bytes are a module refused_module() wrote (one line raising ImportError)."""
+    return data.startswith(b"raise ImportError(") and data.endswith(b")\n") and data.count(b"\n") == 1
+
+
 def _read_student_file(folder, rel):
     """(bytes, None) of folder/captioning/rel, or (None, why it is refused)."""
     return _read(folder, [PACKAGE] + rel.split("/"))
@@ -412,7 +417,7 @@ def stage(folder, scratch):
             except UnicodeDecodeError:
                 problem = "%s/%s is not UTF-8 text" % (PACKAGE, rel)
         (package / rel).write_bytes(refused_module(problem) if problem else data)
-        if problem:
+        if problem or is_refused_module(data):  # pack() ships a refused file as its refused module
             refused.append("%s/%s" % (PACKAGE, rel))
     return tuple(refused)
 

@@ -107,8 +107,9 @@ class GradingResults:
 
     def to_gradescope(self) -> dict[str, Any]:
         """Gradescope's results.json: each test tagged with its unit ("tags": [unit]); the output
-        opens with what was graded and how, in a student's words (summary()); the isolation layers
-        the code ran under, for staff, go in the top-level "extra_data", which students never see.
+        opens with the graded files missing from the upload, then what was graded and how, in a
+        student's words (summary()); the isolation layers the code ran under (for staff) and the
+        missing files go in the top-level "extra_data", which students never see.
         A submission that could not be graded gets score 0 and the reason, without tests."""
         if self.status is not Status.GRADED:
             return {"score": 0.0, "execution_time": round(self.seconds, 2),
@@ -116,16 +117,17 @@ class GradingResults:
         lines = missing_files_lines(self) + self.summary()  # first what is missing, if anything
         document = {"score": round(self.total, 4), "execution_time": round(self.seconds, 2),
                     "tests": [c.to_gradescope() for c in self.checks], "output": clean_text("\n".join(lines))}
-        if self.isolation:
-            document["extra_data"] = {"isolation": list(self.isolation)}
+        extra = {"isolation": list(self.isolation), "refused": list(self.refused)}
+        if any(extra.values()):
+            document["extra_data"] = {k: v for k, v in extra.items() if v}
         return document
 
     def summary(self) -> list[str]:
         """The lines that open a graded submission's feedback: what was graded and how."""
         units = self.by_unit()
-        return ["Graded automatically: %d parts of your captioning package, %g of %g points. Each part has the "
+        return ["Graded automatically: %d part%s of your captioning package, %g of %g points. Each part has the "
                 "public checks of the notebooks' check() cells and hidden checks on other inputs, whose details "
-                "are shown once grades are published." % (len(units), self.total, self.possible),
+                "are shown once grades are published." % (len(units), "s"[:len(units) != 1], self.total, self.possible),
                 "Your code ran in a sandbox, one part at a time: a part that crashes, runs too long or uses too "
                 "much memory loses its own points only.",
                 "The %d written questions (%g points, %g in all) are graded by hand in the written-answers "
@@ -146,9 +148,10 @@ class GradingResults:
             if not tests:
                 output = str(document.get("output", ""))
                 return cls.not_gradable(output.removeprefix("Not graded: "), seconds)
-            isolation = (document.get("extra_data") or {}).get("isolation", ())
+            extra = document.get("extra_data") or {}
             return cls(tuple(CheckResult.from_gradescope(t) for t in tests), seconds=seconds,
-                       isolation=tuple(map(str, isolation)))
+                       isolation=tuple(map(str, extra.get("isolation", ()))),
+                       refused=tuple(map(str, extra.get("refused", ()))))
         except (KeyError, TypeError, ValueError):
             return None
 
