@@ -187,8 +187,10 @@ def test_the_release_alone_sets_up_runs_and_submits_for_full_marks(tmp_path, ima
         assert sorted(archive.namelist()) == sorted(["%s/%s" % (PACKAGE, r) for r in STUDENT_FILES] + notebooks())
     document, _, proc = run_autograder(image, fresh, upload)
     assert document["score"] == pytest.approx(TOTAL), (document.get("output"), proc.stderr[-2000:])
-    assert ("The autograder grades %d points; the 5 written questions (10 points, %d in all) are graded by hand in the "
-            "written-answers assignment" % (TOTAL, TOTAL + 10)) in document["output"]
+    assert document["output"].startswith("Graded automatically: %d parts of your captioning package, %d of %d points."
+                                         % (len(UNITS), TOTAL, TOTAL))
+    assert ("The 5 written questions (10 points, %d in all) are graded by hand in the written-answers assignment"
+            % (TOTAL + 10)) in document["output"]
 
     server.files["/coco.zip"] = real_zip  # the real COCO download, from a stand-in server
     run(real, folder, dict(env, COCO_URL=server.url("/coco.zip")))
