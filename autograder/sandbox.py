@@ -88,6 +88,11 @@ class SandboxError(Exception):
     """The sandbox itself does not work here: nothing may be graded."""
 
 
+class OutOfMemory(Exception):
+    """The machine ran out of memory grading one submission, before any of its functions ran: a
+    grader-side failure of that submission only (grade it again), never its points."""
+
+
 @dataclass
 class Limits:
     check_seconds: float = 5.0        # the least a check gets; else check_factor x the reference's time
@@ -748,9 +753,9 @@ class Session:
             if error and killed(child) and self.killed_once(None):
                 return done  # a fresh child tries again
             if error and killed(child):
-                raise SandboxError("the grading machine ran out of memory: a sandboxed process was killed twice while "
-                                   "it imported the submission, before any of its functions ran; grade it again on a "
-                                   "machine with more memory")
+                raise OutOfMemory("the grading machine ran out of memory: a sandboxed process was killed twice while "
+                                  "it imported the submission, before any of its functions ran; grade it again on a "
+                                  "machine with more memory")
             if error:
                 for c in pending:
                     on_result(c.key, ChildResult(error=error))

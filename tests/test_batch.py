@@ -133,3 +133,19 @@ def test_units_from_tags_csv_neutralised_private_outputs(tmp_path, monkeypatch):
     calls.clear()
     run_batch(subs, out, progress=False)
     assert calls == ["alice"]
+
+
+def test_a_submission_killed_at_import_costs_that_submission_only(tmp_path):
+    """A process killed by SIGKILL while it imports the submission, twice, reads as the machine out
+    of memory: that submission is not graded (a grader-side failure, graded again on the next run),
+    and the batch goes on with the class (SandboxError would have stopped it)."""
+    subs, out = tmp_path / "subs", tmp_path / "grades"
+    make(subs, "alice", override=CORRECT_STEP)
+    make(subs, "mallory", prelude="import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    command = [sys.executable, "-m", "autograder", "batch", str(subs), "--out", str(out),
+               "--workers", "1", "--units", "rnn_step_forward"]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "not graded (grader error, run again): mallory: " in proc.stderr
+    assert "ran out of memory" in proc.stderr
+    assert json.loads((out / "alice" / "results.json").read_text())["score"] == 5
+    assert not (out / "mallory" / "results.json").exists()

@@ -5,7 +5,8 @@
 The --results file gets the ordinary mode of a new file (0666 minus the umask; its folder decides
 who can reach it), unlike batch outputs, which are private (see report.py).
 Exit status: 0 graded (whatever the score), 2 nothing to grade (results.json says why), 3 the
-sandbox does not work on this machine (nothing graded, the line says why).
+sandbox does not work on this machine, or the machine ran out of memory before any of the
+submission's functions ran (nothing graded, the line says why).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ..grade import grade, sandbox_layers
 from ..intake import SubmissionError
 from ..report import table, write_json_atomically
 from ..results import GradingOptions, GradingResults
-from ..sandbox import SandboxError, add_limit_arguments, limits_from
+from ..sandbox import OutOfMemory, SandboxError, add_limit_arguments, limits_from
 from ..text import clean_line
 
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         layers = sandbox_layers(limits)
         print("isolation: " + "; ".join(layers), file=sys.stderr)
         results = grade(args.submission, GradingOptions(limits=limits, public_only=args.public))
-    except SandboxError as exc:  # the grader's problem, never the student's: no grade at all
+    except (SandboxError, OutOfMemory) as exc:  # the grader's problem, never the student's: no grade at all
         print("cannot grade: %s" % exc, file=sys.stderr)
         return 3
     except SubmissionError as exc:
