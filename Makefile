@@ -66,12 +66,11 @@ lint: $(VENV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
-# The whole suite, as CI runs it (.ci/run): lint, then every test (about 22 minutes on 2 cores, plus about
-# 10 for tests/test_newest_versions.py: a venv per Python 3.10-3.13 with the newest packages).
+# The whole suite, as CI runs it (.ci/run): lint, then every test (about 30 minutes on 2 cores).
 test: data sandbox-tool browser container-tools lint
 	$(PY) -m pytest -q --durations=30
 
-# The edit loop: the tests not marked slow (about 2 minutes), after a lint report that does not
+# The edit loop: the tests not marked slow (under 2 minutes), after a lint report that does not
 # stop them (make test, as CI, fails on lint).
 test-fast: data sandbox-tool $(VENV_STAMP)
 	-$(PY) -m ruff check .

@@ -218,10 +218,10 @@ def test_load_picks_the_embedded_dataset_via_env(mini, monkeypatch, capsys):
     assert (image_from_url("images/val/00000.png") == image).all()  # relative to the dataset
 
 
-def test_load_prefers_the_real_dataset_found_walking_up(mini, tmp_path, monkeypatch, capsys):
+def test_load_prefers_the_real_dataset_found_walking_up(tmp_path, monkeypatch, capsys):
     datasets = tmp_path / "datasets"
     write_real_format(datasets / "coco_captioning")
-    (datasets / "coco_mini").symlink_to(mini / "coco_mini")
+    (datasets / "coco_mini").symlink_to(ROOT / "datasets" / "coco_mini")  # make data's, beside the real one
     notebook_dir = tmp_path / "release" / ASSIGNMENT
     notebook_dir.mkdir(parents=True)
     monkeypatch.delenv("CAPTIONING_DATASETS", raising=False)
