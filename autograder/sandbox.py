@@ -750,9 +750,9 @@ class Session:
         reader, done = frames.FrameReader(result_r, self.limits.max_payload), set()
         try:
             error = self._wait_ready(child, reader)
-            if error and killed(child) and self.killed_once(None):
-                return done  # a fresh child tries again
             if error and killed(child):
+                if self.killed_once(None):
+                    return done  # a fresh child tries again
                 raise OutOfMemory("the grading machine ran out of memory: a sandboxed process was killed twice while "
                                   "it imported the submission, before any of its functions ran; grade it again on a "
                                   "machine with more memory")
