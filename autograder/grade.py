@@ -8,7 +8,6 @@ seed) stay in this process; the sandbox gets a hidden check as a public probe's 
 """
 from __future__ import annotations
 
-import ast
 import functools
 import os
 import secrets
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import reference as R
+from . import syntax
 from .course import PACKAGE
 from .diagnosis import Diagnosis
 from .inside import frames
@@ -44,36 +44,6 @@ def module_file(module: str) -> str:
     return "%s/%s.py" % (PACKAGE, module.replace(".", "/"))
 
 
-def compile_error(scratch: Path, module: str) -> str | None:
-    """'could not import captioning/m.py: SyntaxError: ... (captioning/m.py, line L, column C)' of a
-    staged module that does not compile (parsed here, never run), or None."""
-    rel = module_file(module)
-    try:
-        ast.parse((scratch / rel).read_bytes(), rel)
-    except SyntaxError as exc:
-        return "could not import %s: %s: %s (%s, line %s, column %s)" % (rel, type(exc).__name__, exc.msg, rel,
-                                                                         exc.lineno, exc.offset)
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def stub_location(scratch: Path, unit: Unit) -> str:
-    """' (captioning/file.py, line N, in f)' of the first `raise NotImplementedError` in the unit's
-    own function, found in the staged source (parsed here, never run), or ''."""
-    module, qualname = unit.function.split(":")
-    rel = module_file(module)
-    try:
-        node: Any = ast.parse((scratch / rel).read_text())
-        for name in qualname.split("."):
-            node = next(n for n in node.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == name)
-        raised = next(n for n in ast.walk(node) if isinstance(n, ast.Raise) and n.exc is not None
-                      and "NotImplementedError" in ast.unparse(n.exc))
-    except Exception:  # unparsable, or no such function or raise: say less
-        return ""
-    return " (%s, line %d, in %s)" % (rel, raised.lineno, name)
-
-
 class SandboxRunner:
     """The checks of one submission, run in its sandbox Session and judged here: rules.Runner."""
 
@@ -81,6 +51,7 @@ class SandboxRunner:
         self.session, self.checks, self.options = session, checks, options
         self.expected = R.Expected(checks)
         self.diagnosis = Diagnosis(checks, self.expected)  # the typical mistakes failing checks match
+        self.stubs: dict[str, dict[str, int]] = {}  # syntax.stub_lines of each file read
 
     def judge(self, title: str, result: ChildResult,
               compare: Callable[[dict], tuple[bool, str]] | None = None) -> Verdict:
@@ -89,8 +60,7 @@ class SandboxRunner:
         check = self.checks[title]
         if result.error:
             error = result.error
-            message = error.module and compile_error(self.session.scratch, error.module) or error.message
-            return Verdict(False, message, result.warnings, error.kind, error.function, error.module)
+            return Verdict(False, error.message, result.warnings, error.kind, error.function, error.module)
         assert result.outputs is not None
         try:
             if compare:
@@ -159,7 +129,17 @@ class SandboxRunner:
         return verdicts
 
     def stub_location(self, unit: Unit) -> str:
-        return stub_location(self.session.scratch, unit)
+        """' (captioning/file.py, line N, in f)' of the first `raise NotImplementedError` in the
+        unit's own function, read from the staged source token by token (never run, no tree built)."""
+        module, qualname = unit.function.split(":")
+        rel = module_file(module)
+        if rel not in self.stubs:
+            try:
+                self.stubs[rel] = syntax.stub_lines((self.session.scratch / rel).read_text())
+            except (OSError, ValueError):
+                self.stubs[rel] = {}
+        line = self.stubs[rel].get(qualname)
+        return " (%s, line %d, in %s)" % (rel, line, qualname.split(".")[-1]) if line else ""
 
     def own_forward(self, titles: list[str]) -> dict[str, OwnForward]:
         """Rule 3: one call gives each check's forward outputs and gradients, then one call per moved

@@ -843,10 +843,14 @@ class Session:
 
 
 def child_place(error: dict) -> str:
-    """' (captioning/file.py, line N, in f)' of a child's error when its "where" has that fixed form, else ''."""
+    """' (captioning/file.py, line N, in f)' of a child's error when its "where" has that fixed form,
+    ' (captioning/file.py, line N, column C)' when a file does not compile, else ''."""
     where = frames.field(error, "where", list, [])
     if (len(where) == 3 and isinstance(where[0], str) and SOURCE_FILE.match(where[0]) and type(where[1]) is int
             and isinstance(where[2], str) and (IDENTIFIER.match(where[2]) or where[2] == "<module>")):
+        column = frames.field(error, "column", int)
+        if column is not None and where[2] == "<module>":
+            return " (%s, line %d, column %d)" % (where[0], where[1], column)
         return " (%s, line %d, in %s)" % tuple(where)
     return ""
 

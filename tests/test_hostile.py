@@ -4,6 +4,7 @@ leave no process behind. Every grade runs under short Limits, so the whole file 
 The submissions graded here only replace rnn_step_forward (3 checks, 5 points); other units use
 the answer key and are not graded, to keep each case cheap.
 """
+import builtins
 import json
 import os
 import re
@@ -266,6 +267,40 @@ def test_syntax_error(tmp_path):
     results = graded(tmp_path, "syntax", override="\ndef rnn_step_forward(:\n")
     assert_zero(results, "SyntaxError", REFERRED)
     assert re.search(r"SyntaxError: .* \(captioning/rnn_layers.py, line \d+, column \d+\)", results[0].output)
+
+
+HALF_WRITTEN = """
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    if len(x) == 1:
+        raise NotImplementedError  # the one-example case is left for later
+    return np.tanh(x.dot(Wx) + prev_h.dot(Wh) + b), None
+"""
+
+
+@pytest.mark.parametrize("name, code", [
+    ("deep", "\n_x = " + "+".join(["1"] * 300_000) + "\n"),  # overflows the parser's recursion
+    ("wide", "\n_x = lambda: [" + ",".join(["a.b"] * 400_000) + "]\n"),  # 2 MB of source, ~1 GB as a tree
+])
+def test_source_too_big_for_a_tree_is_compiled_only_in_the_sandbox(tmp_path, monkeypatch, name, code):
+    """The grader's process never builds a tree of a submission's file (autograder/syntax.py): a
+    stub's line is read token by token, a compile error's place comes from the sandbox."""
+    compiled, real_compile = [], builtins.compile
+
+    def spy(source, *args, **kwargs):
+        if "_x = " in str(source)[:100_000]:
+            compiled.append(args)
+        return real_compile(source, *args, **kwargs)
+    monkeypatch.setattr(builtins, "compile", spy)
+    results = graded(tmp_path, name, prelude=code, override=HALF_WRITTEN)
+    assert not compiled
+    assert total(results) == 0, [r.output for r in results]
+    source = (tmp_path / name / "captioning" / "rnn_layers.py").read_text().split("\n")
+    stub_line = 1 + next(n for n, line in enumerate(source) if "left for later" in line)
+    said = ("could not import captioning/rnn_layers.py: RecursionError" if name == "deep" else
+            "not implemented yet: NotImplementedError (captioning/rnn_layers.py, line %d, in rnn_step_forward)"
+            % stub_line)
+    assert said in results[0].output, results[0].output
+    assert all(r.output.startswith("FAIL: ") and len(r.output) < 2000 for r in results), results
 
 
 def test_non_utf8_source(tmp_path):

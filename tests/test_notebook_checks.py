@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from autograder import syntax
 from autograder.course import ASSIGNMENT, PACKAGE, RELEASE_DIR
 from autograder.diagnosis import HINT_PREFIX
 from autograder.grade import grade
@@ -149,7 +150,7 @@ def test_hints_json_holds_only_public_checks_and_hints():
 def function_source(folder, function):
     """The source of a unit's function ('module:qualname') in a package folder, or None."""
     module, qualname = function.split(":")
-    node = ast.parse((folder / PACKAGE / ("%s.py" % module.replace(".", "/"))).read_text())
+    node = syntax.parse((folder / PACKAGE / ("%s.py" % module.replace(".", "/"))).read_text())
     for name in qualname.split("."):
         node = next((n for n in node.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == name), None)
         if node is None:

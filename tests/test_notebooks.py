@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from autograder import syntax
 from autograder.course import ASSIGNMENT
 from autograder.reference import checks_module
 from autograder.units import LSTM_NB, NETVIZ_NB, RNN_NB, TRANSFORMER_NB, UNITS
@@ -114,7 +115,7 @@ def student_call_pattern():
     functions, methods = set(), set()
     for module in sorted((SOURCE / "captioning").rglob("*.py")):
         text = module.read_text()
-        tree = ast.parse(text)
+        tree = syntax.parse(text)
         for node in ast.walk(tree):
             if isinstance(node, ast.ClassDef):
                 for item in node.body:

@@ -17,6 +17,7 @@ import nbformat
 import numpy as np
 import pytest
 
+from autograder import syntax
 from autograder.course import student_modules
 from autograder.front.nbgrader import SyncUnitPoints
 from autograder.units import UNITS
@@ -150,7 +151,7 @@ def student_functions():
     for rel in student_modules(SOURCE):
         lines = (SOURCE / rel).read_text().split("\n")
         module = ".".join(Path(rel).relative_to("captioning").with_suffix("").parts)
-        for node in ast.walk(ast.parse("\n".join(lines))):
+        for node in ast.walk(syntax.parse("\n".join(lines))):
             for fn in getattr(node, "body", []):
                 if isinstance(fn, ast.FunctionDef) and any(
                         BEGIN in line for line in lines[fn.lineno - 1:fn.end_lineno]):

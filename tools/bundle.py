@@ -39,6 +39,7 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
+from autograder import syntax
 from autograder.course import REFERENCE_PACKAGE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,7 +131,7 @@ def third_party_imports(sources, local):
     standard library nor in local."""
     names = set()
     for source in sources:
-        for node in ast.walk(ast.parse(source)):
+        for node in ast.walk(syntax.parse(source)):
             if isinstance(node, ast.Import):
                 names |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

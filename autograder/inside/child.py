@@ -181,8 +181,13 @@ class Attribution:
         except Exception:  # a __str__ that raises
             detail = ""
         kind = frames.ErrorKind.NOT_IMPLEMENTED if isinstance(exc, NotImplementedError) else frames.ErrorKind.EXCEPTION
-        return {"kind": kind, "function": self.function([(f.filename, f.name) for f in tb]), "type": exc_type,
-                "where": self.where(tb), "detail": detail}
+        described = {"kind": kind, "function": self.function([(f.filename, f.name) for f in tb]), "type": exc_type,
+                     "where": self.where(tb), "detail": detail}
+        if isinstance(exc, SyntaxError) and isinstance(exc.filename, str) and isinstance(exc.lineno, int) \
+                and exc.filename.startswith(self.package_dir + os.sep):  # a file of the submission does not compile
+            described.update(where=[os.path.relpath(exc.filename, os.path.dirname(self.package_dir)), exc.lineno,
+                                    "<module>"], column=exc.offset, detail=str(exc.msg)[:500])
+        return described
 
 
 class DidNotFinish(Exception):
