@@ -66,9 +66,11 @@ lint: $(VENV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
-# The whole suite, as CI runs it (.ci/run): lint, then every test (about 30 minutes on 2 cores).
+# The whole suite, as CI runs it (.ci/run): lint, then every test on two workers, each taking one
+# file at a time, the longest files first (tests/conftest.py orders them; pytest-xdist would
+# otherwise order files by their number of tests).
 test: data sandbox-tool browser container-tools lint
-	$(PY) -m pytest -q --durations=30
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=30
 
 # The edit loop: the tests not marked slow (under 2 minutes), after a lint report that does not
 # stop them (make test, as CI, fails on lint).

@@ -14,6 +14,13 @@ AREAS = {
     "data": ("test_datasets", "test_evaluate"),
 }
 AREA_OF = {module: area for area, modules in AREAS.items() for module in modules}
+# The files that take longest (`pytest --durations`), handed out first: make test runs the suite on
+# two workers, one file at a time each (pytest-xdist --dist loadfile), so that no long file is left
+# for the end while the other worker idles.
+LONGEST_FIRST = ("test_bundle", "test_autograder", "test_newest_versions", "test_student_release",
+                 "test_notebook_checks", "test_notebooks", "test_fair_grading", "test_datasets",
+                 "test_nbgrader_exchange", "test_nbgrader_autograde", "test_attacks", "test_release",
+                 "test_scale", "test_colab")
 
 
 def pytest_configure(config):
@@ -28,3 +35,5 @@ def pytest_collection_modifyitems(config, items):
         if module not in AREA_OF:
             raise pytest.UsageError("tests/%s.py has no area: add it to AREAS in tests/conftest.py" % module)
         item.add_marker(AREA_OF[module])
+    rank = {module: n for n, module in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).stem, len(rank)))  # stable: file order kept

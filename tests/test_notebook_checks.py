@@ -102,13 +102,39 @@ def test_a_check_cell_shows_its_report_one_line_when_it_fails_and_no_value(tmp_p
 
 # ---------------------------------------------------------------- issue #22: the mistake named at the desk
 
-def hint_cells(folder, units):
-    """The HINT lines check(unit) prints for each of units (their failures caught)."""
-    code = ("from captioning.checks import check\nfor u in %r:\n    try:\n        check(u)\n"
-            "    except AssertionError:\n        pass\n" % (list(units),))
+def desk_lines(folder, units):
+    """{unit: the lines check(unit) prints} of each of units, one after another in one process (as
+    cells run in one kernel), failures caught."""
+    code = ("from captioning.checks import check\nfor u in %r:\n    print('UNIT', u)\n    try:\n"
+            "        check(u)\n    except AssertionError:\n        pass\n" % (list(units),))
     proc = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    return [line for line in proc.stdout.splitlines() if line.startswith("HINT  ")]
+    lines: dict = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("UNIT "):
+            lines[line[5:]] = []
+        else:
+            lines[list(lines)[-1]].append(line)
+    return lines
+
+
+def hint_units(sub):
+    """The units whose hints are looked for: those the submission loses, or every fast one."""
+    return sorted(sub.lost) if sub.lost else [u.name for u in UNITS if not u.training]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """[(submission, folder, touched units, desk_lines)] of every mistake and correct variant; each
+    submission's check cells run once for the tests of hints and of agreement."""
+    root, key = tmp_path_factory.mktemp("corpus"), M.answer_key()
+
+    def desk(n, sub):
+        folder = student_folder(root / str(n), *sub.edits)
+        touched = touched_units(folder, key)
+        return sub, folder, touched, desk_lines(folder, sorted(set(touched) | set(hint_units(sub))))
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(lambda a: desk(*a), enumerate(M.MUTANTS + M.ALTERNATIVES)))
 
 
 def fails_in_public(unit, mistake_id):
@@ -118,19 +144,16 @@ def fails_in_public(unit, mistake_id):
 
 
 @pytest.mark.slow
-def test_check_names_each_mistake_of_the_corpus_that_fails_a_public_check(tmp_path):
+def test_check_names_each_mistake_of_the_corpus_that_fails_a_public_check(corpus):
     """Every mistake of the corpus (autograder/mistakes.py) that fails a public check of a unit gets its
     own hint there, once; the correct variants get none."""
-    def hints_of(n, sub):
-        return sub, hint_cells(student_folder(tmp_path / str(n), *sub.edits), sorted(sub.lost) if sub.lost else
-                               [u.name for u in UNITS if not u.training])
     wrong = []
-    with ThreadPoolExecutor(2) as pool:
-        for sub, hints in pool.map(lambda a: hints_of(*a), enumerate(M.MUTANTS + M.ALTERNATIVES)):
-            mistake = BY_ID.get(sub.name)
-            units = [u for u in sorted(mistake.diagnosed) if fails_in_public(u, mistake.id)] if mistake else []
-            if hints != ["HINT  " + HINT_PREFIX + (mistake.hint if mistake else "") + "."] * len(units):
-                wrong.append((sub.name, units, hints))
+    for sub, _, _, lines in corpus:
+        hints = [line for unit in hint_units(sub) for line in lines[unit] if line.startswith("HINT  ")]
+        mistake = BY_ID.get(sub.name)
+        units = [u for u in sorted(mistake.diagnosed) if fails_in_public(u, mistake.id)] if mistake else []
+        if hints != ["HINT  " + HINT_PREFIX + (mistake.hint if mistake else "") + "."] * len(units):
+            wrong.append((sub.name, units, hints))
     assert not wrong, wrong
     assert sum(1 for m in MISTAKES for u in m.diagnosed if fails_in_public(u, m.id)) >= 50
 
@@ -165,13 +188,9 @@ def touched_units(folder, key):
     return [u.name for u in UNITS if not u.training and ({u.name, *u.depends} & changed)]
 
 
-def notebook_verdicts(folder, units):
-    """{title: passed} of the public checks as check(unit) prints them, each unit in turn."""
-    code = ("from captioning.checks import check\nfor u in %r:\n    try:\n        check(u)\n"
-            "    except AssertionError:\n        pass\n" % (list(units),))
-    proc = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return {line[6:].split(" -- ")[0]: line.startswith("PASS") for line in proc.stdout.splitlines()
+def notebook_verdicts(lines, units):
+    """{title: passed} of the public checks as check(unit) prints them, for each of units."""
+    return {line[6:].split(" -- ")[0]: line.startswith("PASS") for unit in units for line in lines[unit]
             if line[:6] in ("PASS  ", "FAIL  ")}
 
 
@@ -188,23 +207,18 @@ EXPLAINED = ("PASS: right with the reference", "PASS: the same failure as")
 
 
 @pytest.mark.slow
-def test_the_notebook_and_the_grader_agree_on_every_public_check_of_the_corpus(tmp_path):
+def test_the_notebook_and_the_grader_agree_on_every_public_check_of_the_corpus(corpus):
     """Every mistake and correct variant, on the units it touches: a public check check(unit) passes
     passes in the grader (its points may be withheld by rules 6 and 7, which say so), and one it
     fails fails in the grader unless EXPLAINED."""
-    key = M.answer_key()
-
-    def both(n, sub):
-        folder = student_folder(tmp_path / str(n), *sub.edits)
-        units = touched_units(folder, key)
-        return sub, notebook_verdicts(folder, units), grader_verdicts(folder, units)
     disagree = []
     with ThreadPoolExecutor(2) as pool:
-        runs = list(pool.map(lambda a: both(*a), enumerate(M.MUTANTS + M.ALTERNATIVES)))
-    for sub, desk, grader in runs:
+        graders = list(pool.map(lambda run: grader_verdicts(run[1], run[2]), corpus))
+    for (sub, _, touched, lines), grader in zip(corpus, graders):
+        desk = notebook_verdicts(lines, touched)
         assert set(desk) == set(grader), (sub.name, set(desk) ^ set(grader))
         for title, passed in desk.items():
-            graded, output = grader[title]
-            if passed != graded and (passed or not output.startswith(EXPLAINED)):
+            in_grader, output = grader[title]
+            if passed != in_grader and (passed or not output.startswith(EXPLAINED)):
                 disagree.append((sub.name, title, passed, output))
     assert not disagree, "\n".join(map(str, disagree))
