@@ -76,7 +76,7 @@ test: data sandbox-tool browser container-tools lint
 # stop them (make test, as CI, fails on lint).
 test-fast: data sandbox-tool $(VENV_STAMP)
 	-$(PY) -m ruff check .
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile --no-loadscope-reorder
 
 # One area of the suite (tests/conftest.py): make test-area AREA=rules|grading|sandbox|front|release|data
 test-area: data sandbox-tool $(VENV_STAMP)

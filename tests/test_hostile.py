@@ -279,7 +279,8 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):
 
 @pytest.mark.parametrize("name, code", [
     ("deep", "\n_x = " + "+".join(["1"] * 300_000) + "\n"),  # overflows the parser's recursion
-    ("wide", "\n_x = lambda: [" + ",".join(["a.b"] * 400_000) + "]\n"),  # 2 MB of source, ~1 GB as a tree
+    pytest.param("wide", "\n_x = lambda: [" + ",".join(["a.b"] * 400_000) + "]\n",  # 2 MB of source, ~1 GB as a tree
+                 marks=pytest.mark.slow),
 ])
 def test_source_too_big_for_a_tree_is_compiled_only_in_the_sandbox(tmp_path, monkeypatch, name, code):
     """The grader's process never builds a tree of a submission's file (autograder/syntax.py): a
