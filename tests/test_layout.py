@@ -93,3 +93,12 @@ def test_the_check_catalogue_is_an_import_the_graph_shows():
     from autograder import reference
     assert reference.reference_package.__name__ == "source.image_captioning.captioning"  # not loaded by path
     assert reference.checks_module().__name__ == "source.image_captioning.captioning.checks"
+
+
+def test_every_parse_of_the_kits_own_files_takes_syntax_parses_lock():
+    """ast.parse called from two threads at once fails on CPython 3.11 (autograder/syntax.py): the
+    grader's, the tools' and the tests' threads parse through syntax.parse only."""
+    needle = "ast." + "parse("
+    callers = [str(p.relative_to(ROOT)) for folder in ("autograder", "tools", "tests", "bench")
+               for p in sorted((ROOT / folder).rglob("*.py")) if needle in p.read_text()]
+    assert callers == ["autograder/syntax.py"], callers

@@ -109,12 +109,12 @@ def desk_lines(folder, units):
             "        check(u)\n    except AssertionError:\n        pass\n" % (list(units),))
     proc = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    lines: dict = {}
+    lines: dict[str, list[str]] = {}
     for line in proc.stdout.splitlines():
         if line.startswith("UNIT "):
-            lines[line[5:]] = []
+            current = lines.setdefault(line[5:], [])
         else:
-            lines[list(lines)[-1]].append(line)
+            current.append(line)
     return lines
 
 
