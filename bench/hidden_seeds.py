@@ -3,7 +3,7 @@
 1. the answer key and every correct variant (tests/mutants.py ALTERNATIVES) pass every hidden
    check for every seed: a seed drawn per grade must never fail a correct submission;
 2. every mistake of the corpus (MUTANTS) fails at least one check (public or hidden) of each unit
-   it must lose, for every seed (what the grader then blames is tests/test_autograder.py's).
+   it must lose, for every seed (what the grader then blames is tests/test_corpus.py's).
 
 Usage: .venv/bin/python -m bench.hidden_seeds [--seeds 100] [--mutant-seeds 10]
 """

@@ -20,7 +20,7 @@ from autograder.course import SOLUTIONS_DIR
 from autograder.grade import grade
 
 UID = sandbox.throwaway_uid()
-REQUEST = {"probe": True, "limits": {"rlimits": sandbox.Limits().rlimits(), "uid": UID, "gid": UID}}
+REQUEST = {"probe": True, "limits": {"rlimits": sandbox.Limits().rlimits(), "uid": UID, "gid": UID, "groups": []}}
 
 
 def plain(n):

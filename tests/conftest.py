@@ -3,7 +3,7 @@ from pathlib import Path
 
 AREAS = {
     "rules": ("test_rules", "test_report", "test_layout"),
-    "grading": ("test_autograder", "test_netviz", "test_fair_grading", "test_new_unit", "test_beam_search",
+    "grading": ("test_autograder", "test_corpus", "test_netviz", "test_fair_grading", "test_new_unit", "test_beam_search",
                 "test_channels", "test_frames", "test_retry_attacks"),
     "sandbox": ("test_isolation", "test_hostile", "test_attacks", "test_container_mode", "test_bundle",
                 "test_fork_chain"),
@@ -17,8 +17,8 @@ AREA_OF = {module: area for area, modules in AREAS.items() for module in modules
 # The files that take longest (`pytest --durations`), handed out first: make test runs the suite on
 # two workers, one file at a time each (pytest-xdist --dist loadfile), so that no long file is left
 # for the end while the other worker idles.
-LONGEST_FIRST = ("test_bundle", "test_autograder", "test_newest_versions", "test_student_release",
-                 "test_notebook_checks", "test_notebooks", "test_fair_grading", "test_datasets",
+LONGEST_FIRST = ("test_bundle", "test_corpus", "test_autograder", "test_newest_versions", "test_student_release",
+                 "test_notebooks", "test_fair_grading", "test_datasets",
                  "test_nbgrader_exchange", "test_nbgrader_autograde", "test_attacks", "test_release",
                  "test_scale", "test_colab")
 
