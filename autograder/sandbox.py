@@ -35,6 +35,12 @@ handed on as it arrives (nothing is kept here), capped at its check's size and a
 total (Limits.submission_payload). What a child says besides arrays is the grader's own fixed
 vocabulary (error kind, exception type, place, function, warnings), its free text one cleaned line.
 All processes of one graded submission share a wall-clock budget (Limits.submission_seconds).
+
+Out of memory the kernel kills sandboxed processes first, whichever used the memory: a child killed
+by SIGKILL gets a fresh one once. Killed twice while importing the submission, one more sandboxed
+process imports the reference package in its place (Session.reference_imports): where that one
+reports ready, the submission's import costs every check; where it is killed too, the machine is
+too small (OutOfMemory: no grade).
 """
 from __future__ import annotations
 
@@ -81,6 +87,13 @@ GRADER_SECRETS = (REFERENCE_PACKAGE / "rnn_layers.py", Path(__file__).resolve())
 PROBE_READ_SECRETS = 3
 
 
+def reference_sources():
+    """{path in the package: source text} of the reference package's modules: what the honest
+    import (Session.reference_imports) imports, sent to its sandboxed process only."""
+    return {path.relative_to(REFERENCE_PACKAGE).as_posix(): path.read_text()
+            for path in sorted(REFERENCE_PACKAGE.rglob("*.py"))}
+
+
 ISOLATION_MODES = ("container", "bubblewrap")  # weakest first
 
 
@@ -89,8 +102,9 @@ class SandboxError(Exception):
 
 
 class OutOfMemory(Exception):
-    """The machine ran out of memory grading one submission, before any of its functions ran: a
-    grader-side failure of that submission only (grade it again), never its points."""
+    """The machine ran out of memory grading one submission, before any of its functions ran, and
+    the reference package does not import there either: a grader-side failure of that submission
+    only (grade it again), never its points."""
 
 
 @dataclass
@@ -681,8 +695,9 @@ class Session:
         self.scratch, self.limits, self.sources, self.seed = scratch, limits, sources, seed  # scratch: the staged copy
         self.deadline = time.monotonic() + limits.submission_seconds
         self.hangs, self.killed = set(), set()
+        self.honest = {}  # {autodiff: whether the reference package imports here}: reference_imports
         self.breaks, self.payload_left = 0, limits.submission_payload
-        self.lock = threading.Lock()
+        self.lock, self.honest_lock = threading.Lock(), threading.Lock()
         self.cgroup = Cgroup(limits)
         if limits.require_cgroups and not self.cgroup.active:
             self.cgroup.remove()
@@ -720,7 +735,8 @@ class Session:
         pending = list(checks)
         while pending:
             error = (self.over_budget() if time.monotonic() >= self.deadline
-                     else self.not_run() if self.breaks >= MAX_BREAKS else None)
+                     else self.not_run() if self.breaks >= MAX_BREAKS
+                     else self.too_large() if self.honest.get(autodiff) else None)
             if error:
                 for c in pending:
                     on_result(c.key, ChildResult(error=error))
@@ -753,9 +769,13 @@ class Session:
             if error and killed(child):
                 if self.killed_once(None):
                     return done  # a fresh child tries again
-                raise OutOfMemory("the grading machine ran out of memory: a sandboxed process was killed twice while "
-                                  "it imported the submission, before any of its functions ran; grade it again on a "
-                                  "machine with more memory")
+                child.kill()  # every process it started goes, with its memory
+                if not self.reference_imports(functions, autodiff):
+                    raise OutOfMemory("the grading machine ran out of memory: a sandboxed process was killed twice "
+                                      "while it imported the submission, before any of its functions ran, and once "
+                                      "more importing the reference package in its place; grade it again on a "
+                                      "machine with more memory")
+                error = self.too_large()
             if error:
                 for c in pending:
                     on_result(c.key, ChildResult(error=error))
@@ -786,6 +806,37 @@ class Session:
             first = key not in self.killed
             self.killed.add(key)
         return first
+
+    def reference_imports(self, functions, autodiff):
+        """Whether the reference package imports on this machine as a child of this family (autodiff)
+        imports the submission: one sandboxed process imports it from its source texts, sent to that
+        process only, and must report ready. Asked once per session and family."""
+        with self.honest_lock:
+            if autodiff not in self.honest:
+                request = {"scratch": self.box.submission, "checks": [], "sources": self.sources,
+                           "probes": frames.pack({}), "functions": functions, "swaps": [], "seed": self.seed,
+                           "reference": reference_sources()}
+                result_r, result_w = os.pipe()
+                honest = Sandboxed("child.py", request, [result_w], self.box, self.limits, self.cgroup,
+                                   with_submission=False, autodiff=autodiff)
+                os.close(result_w)
+                try:
+                    reader = frames.FrameReader(result_r, self.limits.max_payload)
+                    self.honest[autodiff] = self._wait_ready(honest, reader) is None
+                finally:
+                    honest.kill()
+                    os.close(result_r)
+            return self.honest[autodiff]
+
+    def too_large(self):
+        """The error of every check of a submission whose import the machine cannot hold where the
+        reference package's fits: its module-level code took the memory."""
+        memory = usable_memory()
+        if self.cgroup.active:
+            memory = min(memory, self.limits.submission_memory)
+        return ChildError(ErrorKind.CRASH, None, "out of memory: importing your package took more memory than this "
+                          "grading machine can give it (%d MB in all); load data inside your functions, not when "
+                          "a module is imported" % (memory // MiB))
 
     def _wait_ready(self, child, reader):
         budget = self.deadline - time.monotonic()

@@ -12,8 +12,9 @@ import pytest
 
 from autograder.course import ASSIGNMENT
 from autograder.front.batch import discover, run_batch
+from autograder.grade import GraderError
 from autograder.results import GradingOptions
-from autograder.sandbox import GiB, Limits
+from autograder.sandbox import GiB, Limits, OutOfMemory
 from tests.hostile import BUGGY_STEP, CORRECT_STEP, ROOT, kill_batch_once_written, make, zip_folder
 
 UNIT = ["rnn_step_forward"]
@@ -136,16 +137,38 @@ def test_units_from_tags_csv_neutralised_private_outputs(tmp_path, monkeypatch):
 
 
 def test_a_submission_killed_at_import_costs_that_submission_only(tmp_path):
-    """A process killed by SIGKILL while it imports the submission, twice, reads as the machine out
-    of memory: that submission is not graded (a grader-side failure, graded again on the next run),
-    and the batch goes on with the class (SandboxError would have stopped it)."""
+    """A process killed by SIGKILL while it imports the submission, twice, where the reference package
+    imports in its place: the submission's fault, its checks fail, and the batch goes on with the
+    class (neither SandboxError, which would stop it, nor a grader-side failure)."""
     subs, out = tmp_path / "subs", tmp_path / "grades"
     make(subs, "alice", override=CORRECT_STEP)
     make(subs, "mallory", prelude="import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
     command = [sys.executable, "-m", "autograder", "batch", str(subs), "--out", str(out),
                "--workers", "1", "--units", "rnn_step_forward"]
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and "not graded (grader error, run again): mallory: " in proc.stderr
-    assert "ran out of memory" in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "alice" / "results.json").read_text())["score"] == 5
+    mallory = json.loads((out / "mallory" / "results.json").read_text())
+    assert mallory["score"] == 0 and "out of memory: importing your package" in mallory["tests"][0]["output"]
+
+
+def test_a_machine_out_of_memory_costs_that_submission_only(tmp_path, monkeypatch, capsys):
+    """The machine out of memory for the reference package too (OutOfMemory) is a grader-side failure:
+    that submission is not graded (graded again on the next run), the batch goes on with the class."""
+    from autograder import grade as grading
+    real = grading.grade
+
+    def grade(path, options):
+        if Path(path).name == "mallory":
+            raise OutOfMemory("the grading machine ran out of memory")
+        return real(path, options)
+    monkeypatch.setattr(grading, "grade", grade)
+    subs, out = tmp_path / "subs", tmp_path / "grades"
+    for name in ("alice", "mallory"):
+        make(subs, name, override=CORRECT_STEP)
+    with pytest.raises(GraderError, match="1 submission"):
+        run_batch(subs, out, GradingOptions(units=UNIT, limits=LIMITS), workers=1, progress=False)
+    assert "not graded (grader error, run again): mallory: OutOfMemory: the grading machine ran out of memory" \
+        in capsys.readouterr().err
     assert json.loads((out / "alice" / "results.json").read_text())["score"] == 5
     assert not (out / "mallory" / "results.json").exists()

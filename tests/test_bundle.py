@@ -288,8 +288,9 @@ def test_container_grades_the_answer_key_and_the_release(image, open_root, submi
 
 @pytest.mark.slow
 def test_a_machine_too_small_fails_the_grade_and_never_blames_the_student(image, open_root):
-    """Out of memory before any student function ran, twice: a grader-side failure (Gradescope shows
-    staff's message, staff grade again), not points lost."""
+    """Out of memory before any student function ran, twice, and the reference package's import in its
+    place too: a grader-side failure (Gradescope shows staff's message, staff grade again), not points
+    lost."""
     box = Container(memory=300 * MiB)
     try:
         document, _, proc = run_autograder(image, open_root, SOLUTIONS_DIR, container=box)
@@ -298,6 +299,19 @@ def test_a_machine_too_small_fails_the_grade_and_never_blames_the_student(image,
         box.close()
     assert document["tests"] == [] and "The autograder failed (exit status 3)" in document["output"]
     assert "the grading machine ran out of memory" in proc.stderr
+    assert "once more importing the reference package in its place" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_submission_too_large_to_import_loses_its_points(image, open_root, container, tmp_path):
+    """2 GB allocated when rnn_layers is imported, in the 768 MB box: killed twice before any function
+    ran, but the reference package imports in its place, so the submission is at fault: a grade of 0
+    whose every check says why (it used to fail the grade as the machine's fault)."""
+    prelude = "import numpy\n_hoard = [numpy.ones(1 << 20) for _ in range(250)]  # every page touched\n"
+    document, _, proc = graded_in(container, image, open_root, make(tmp_path, "hoard", prelude=prelude))
+    assert container.oom_kills >= 2 and document["score"] == 0 and document["tests"], proc.stderr[-2000:]
+    why = "out of memory: importing your package took more memory than this grading machine can give it (768 MB"
+    assert all(t["output"].startswith("FAIL: " + why) for t in document["tests"]), document["tests"][0]
 
 
 @pytest.mark.slow

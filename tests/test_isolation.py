@@ -24,7 +24,7 @@ import source.image_captioning.captioning.rnn_layers as reference_layers
 from autograder import sandbox
 from autograder.front.batch import run_batch
 from autograder.results import GradingOptions
-from autograder.sandbox import GiB, Limits, MiB
+from autograder.sandbox import GiB, Limits, MiB, OutOfMemory
 from tests import hostile
 from tests.hostile import CORRECT_STEP, KEY, ROOT, clear_user_keyring, key_users, make, mine, throwaway_processes, total
 
@@ -119,6 +119,31 @@ def test_four_processes_of_400_mb_share_one_gigabyte(tmp_path, no_leftovers):
     assert "-9" in first or "SIGKILL" in first, first
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown < 100 * 1024, "the grader grew by %d MB" % (grown >> 10)
+
+
+@ROOT_ONLY
+@CGROUPS
+def test_a_submission_that_hoards_memory_at_import_is_charged_for_it(tmp_path, no_leftovers):
+    """512 MB allocated when rnn_layers is imported, 256 MB for the submission: its children are
+    killed twice before any function runs, the reference package imports in its place, so the
+    submission is at fault: its checks say why, the grade goes on."""
+    limits = Limits(**dict(LIMITS.__dict__, memory_bytes=2 * GiB, submission_memory=256 * MiB))
+    prelude = "import numpy\n_hoard = [numpy.ones(1 << 20) for _ in range(64)]  # every page touched\n"
+    results = graded(tmp_path, "hoard", ["rnn_step_forward"], limits=limits, prelude=prelude)
+    assert total(results) == 0 and results, [r.output for r in results]
+    for r in results:
+        assert ("out of memory: importing your package took more memory than this grading machine can give it "
+                "(256 MB in all); load data inside your functions") in r.output, r.output
+
+
+@ROOT_ONLY
+@CGROUPS
+def test_a_machine_too_small_for_the_reference_too_grades_nothing(tmp_path, no_leftovers):
+    """8 MB for the submission: the answer key's children are killed importing it, and so is the
+    reference package in its place: the machine's fault (no grade), never the student's."""
+    limits = Limits(**dict(LIMITS.__dict__, submission_memory=8 * MiB))
+    with pytest.raises(OutOfMemory, match="and once more importing the reference package in its place"):
+        graded(tmp_path, "key", ["rnn_step_forward"], limits=limits)
 
 
 FILL_TMPFS = '''

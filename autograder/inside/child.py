@@ -6,12 +6,15 @@ the checks to run as probes with their arguments, time limits and output caps, t
 replace), applies the limits, drops to its throwaway uid, imports the submission from
 /submission and answers with frames (frames.py) on RESULT_FD. It never sees an expected value,
 reference code nor the hidden checks' source: a function swapped for the reference is a proxy
-that asks the oracle process (oracle.py) over the two extra pipes.
+that asks the oracle process (oracle.py) over the two extra pipes. With "reference" in its request
+it imports the reference package from those source texts instead, runs no check and never reaches
+the submission: the honest import (sandbox.Session.reference_imports).
 
 A check that runs past its limit is reported by a watchdog thread, naming the unit function the
 main thread was in (so later checks can skip it), before the child exits.
 """
 import functools
+import importlib.util
 import json
 import os
 import sys
@@ -226,6 +229,32 @@ def import_module(name, attribution):
         return Broken(name, attribution.describe(exc))
 
 
+class Sources:
+    """Imports the package from source texts ({path in the package: text}) as if from its files in
+    folder: the reference package, which no sandboxed process may read, in the honest import
+    (sandbox.Session.reference_imports)."""
+
+    def __init__(self, texts, folder):
+        self.texts, self.folder = texts, folder
+
+    def find_spec(self, name, path=None, target=None):
+        parts = name.split(".")
+        rel = "/".join(parts[1:])
+        for file in (rel + "/__init__.py").lstrip("/"), rel + ".py":
+            if parts[0] == PACKAGE and file in self.texts:
+                package = [] if file.endswith("__init__.py") else None
+                return importlib.util.spec_from_file_location(name, os.path.join(self.folder, file), loader=self,
+                                                              submodule_search_locations=package)
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        text = self.texts[os.path.relpath(module.__file__, self.folder)]
+        exec(compile(text, module.__file__, "exec"), module.__dict__)
+
+
 def lazy_module(name, attribution):
     """A module of the submission imported on first use (checks.LAZY_MODULES: PyTorch's), which
     then stands for it, or for Broken when it does not import."""
@@ -418,10 +447,12 @@ def probe(request):
 
 
 def submission_modules(C, request, attribution):
-    """{name: module} of the submission's package, as the checks call it. PyTorch and the modules
-    that need it are imported before any check's clock starts, in the network visualization units'
-    processes only."""
+    """{name: module} of the submission's package (of the reference package, from request["reference"]),
+    as the checks call it. PyTorch and the modules that need it are imported before any check's
+    clock starts, in the network visualization units' processes only."""
     sys.path.insert(0, request["scratch"])
+    if "reference" in request:
+        sys.meta_path.insert(0, Sources(request["reference"], os.path.join(request["scratch"], PACKAGE)))
     if not request["autodiff"]:
         sys.meta_path.insert(0, NoAutodiff())
     modules = {name: import_module(name, attribution) for name in C.MODULES}
