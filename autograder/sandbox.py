@@ -834,9 +834,10 @@ class Session:
         memory = usable_memory()
         if self.cgroup.active:
             memory = min(memory, self.limits.submission_memory)
-        return ChildError(ErrorKind.CRASH, None, "out of memory: importing your package took more memory than this "
-                          "grading machine can give it (%d MB in all); load data inside your functions, not when "
-                          "a module is imported" % (memory // MiB))
+        return ChildError(ErrorKind.CRASH, None, "killed (SIGKILL) twice while importing your package, where the "
+                          "reference package imports: most likely out of memory, more than this grading machine can "
+                          "give it (%d MB in all); load data inside your functions, not when a module is imported"
+                          % (memory // MiB))
 
     def _wait_ready(self, child, reader):
         budget = self.deadline - time.monotonic()

@@ -132,8 +132,9 @@ def test_a_submission_that_hoards_memory_at_import_is_charged_for_it(tmp_path, n
     results = graded(tmp_path, "hoard", ["rnn_step_forward"], limits=limits, prelude=prelude)
     assert total(results) == 0 and results, [r.output for r in results]
     for r in results:
-        assert ("out of memory: importing your package took more memory than this grading machine can give it "
-                "(256 MB in all); load data inside your functions") in r.output, r.output
+        assert ("killed (SIGKILL) twice while importing your package, where the reference package imports: most "
+                "likely out of memory, more than this grading machine can give it (256 MB in all); load data inside "
+                "your functions") in r.output, r.output
 
 
 @ROOT_ONLY
