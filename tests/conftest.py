@@ -3,8 +3,8 @@ from pathlib import Path
 
 AREAS = {
     "rules": ("test_rules", "test_report", "test_layout"),
-    "grading": ("test_autograder", "test_corpus", "test_netviz", "test_fair_grading", "test_new_unit", "test_beam_search",
-                "test_channels", "test_frames", "test_retry_attacks"),
+    "grading": ("test_autograder", "test_corpus", "test_netviz", "test_fair_grading", "test_new_unit",
+                "test_beam_search", "test_channels", "test_frames", "test_retry_attacks"),
     "sandbox": ("test_isolation", "test_hostile", "test_attacks", "test_container_mode", "test_bundle",
                 "test_fork_chain"),
     "front": ("test_batch", "test_scale", "test_pytest_front_end", "test_nbgrader_autograde",

@@ -149,7 +149,8 @@ def test_a_submission_killed_at_import_costs_that_submission_only(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "alice" / "results.json").read_text())["score"] == 5
     mallory = json.loads((out / "mallory" / "results.json").read_text())
-    assert mallory["score"] == 0 and "killed (SIGKILL) twice while importing your package" in mallory["tests"][0]["output"]
+    assert mallory["score"] == 0
+    assert "killed (SIGKILL) twice while importing your package" in mallory["tests"][0]["output"]
 
 
 def test_a_machine_out_of_memory_costs_that_submission_only(tmp_path, monkeypatch, capsys):
