@@ -33,6 +33,7 @@ from .units import BY_NAME, UNITS, Unit, closure
 FUNCTIONS = sorted({u.function for u in UNITS})
 MAX_MESSAGE = 2000  # characters of one check's feedback
 RETRIED = "not shown: a run with the reference in place"  # what a retry's verdict says (pass or fail only)
+CHECKS_PER_CHILD = 32  # quick checks worth starting one more child for (children_for)
 
 
 class GraderError(Exception):
@@ -103,7 +104,17 @@ class SandboxRunner:
                 family = [r for r in requests if R.checks_module().needs_torch(self.checks[r.title]) == autodiff]
                 run = functools.partial(self.session.run, functions=FUNCTIONS, on_result=on_result, probes=probes,
                                         swaps=swaps, reference=oracle, autodiff=autodiff)
-                list(pool.map(run, [family[k::jobs] for k in range(jobs) if family[k::jobs]]))
+                n = self.children_for(family)
+                list(pool.map(run, [family[k::n] for k in range(n) if family[k::n]]))
+
+    def children_for(self, family: list[CheckRequest]) -> int:
+        """How many children share a family's checks: up to `jobs`, one per CHECKS_PER_CHILD checks,
+        a training check counting as that many. Starting a child (Python, numpy, the package, and
+        PyTorch for the network visualization's) costs more than a few dozen quick checks take: a
+        retry's handful, or the network visualization's sixteen, in two children took twice the
+        CPU and no less time."""
+        weight = sum(CHECKS_PER_CHILD if BY_NAME[self.checks[r.title].unit].training else 1 for r in family)
+        return max(1, min(self.options.jobs, -(-weight // CHECKS_PER_CHILD)))
 
     def run(self, titles: list[str], swaps: tuple[str, ...] = ()) -> dict[str, Verdict]:
         """The titles' verdicts; with swaps, their messages say nothing (student code there read the

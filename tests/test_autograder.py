@@ -17,13 +17,14 @@ import pytest
 from autograder.course import RELEASE_DIR, ROOT
 from autograder.diagnosis import HINT_PREFIX
 from autograder.front import cli
-from autograder.grade import grade
+from autograder.grade import SandboxRunner, grade
 from autograder.intake import STUDENT_FILES
 from autograder.reference import all_checks
 from autograder.results import GradingOptions
+from autograder.sandbox import Session
 from autograder.units import BY_NAME, TOTAL, UNITS
 from tests import mutants as M
-from tests.hostile import zip_folder
+from tests.hostile import lost_units, zip_folder
 
 CHECKS = list(all_checks().values())
 FAST_UNITS = tuple(u.name for u in UNITS if not u.training)
@@ -195,6 +196,30 @@ def test_cli_folder_without_the_package_fails_with_a_message(workdir):
     proc = run_cli(empty)
     assert proc.returncode != 0
     assert "no captioning/ package" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_two_jobs_split_many_checks_and_never_a_few(workdir, monkeypatch):
+    """With two jobs, the first pass's hundred numpy checks run in two children; the network
+    visualization's sixteen, and each retry's or own-forward call's handful, in one (starting a
+    child costs more than they take: bench/children_per_family.py)."""
+    dispatches = []  # per dispatch: {autodiff: [checks of each child]}
+    real_dispatch, real_run = SandboxRunner.dispatch, Session.run
+
+    def dispatching(self, *args, **kwargs):
+        dispatches.append({})
+        return real_dispatch(self, *args, **kwargs)
+
+    def running(self, checks, *args, **kwargs):
+        dispatches[-1].setdefault(kwargs["autodiff"], []).append(len(checks))
+        return real_run(self, checks, *args, **kwargs)
+    monkeypatch.setattr(SandboxRunner, "dispatch", dispatching)
+    monkeypatch.setattr(Session, "run", running)
+    sub = next(s for s in M.MUTANTS if s.name == "rnn_step_no_bias")  # its callers are retried
+    results = grade(sub.build(workdir / "two-jobs"), GradingOptions(units=FAST_UNITS, jobs=2))
+    assert lost_units(results) == set(sub.lost)
+    first, *later = dispatches
+    assert len(first[False]) == 2 and sum(first[False]) >= 64 and first[True] == [16], dispatches
+    assert later and all(len(children) == 1 for d in later for children in d.values()), dispatches
 
 
 @pytest.mark.parametrize("top", [None, "my_submission"])
