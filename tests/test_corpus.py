@@ -24,7 +24,7 @@ from autograder.mistakes import BY_ID, MISTAKES, of_unit
 from autograder.reference import all_checks, checks_module, reference_impl
 from autograder.results import GradingOptions
 from autograder.rules import WITHHELD
-from autograder.units import BY_NAME, UNITS
+from autograder.units import BY_NAME, UNITS, closure
 from tests import mutants as M
 from tests.hostile import lost_units
 from tests.test_autograder import WHERE, failures, hint_lines
@@ -248,21 +248,28 @@ def desk_lines(folder, units):
     return lines
 
 
-def hint_units(sub):
-    """The units whose hints are looked for: those the submission loses, or every fast one."""
-    return sorted(sub.lost) if sub.lost else [u.name for u in UNITS if not u.training]
+def hint_units(sub, changed):
+    """The units whose hints are looked for: those a mistake loses; for a correct variant, those
+    running a function it changed (the others run the answer key's code, whose check cells print
+    PASS lines only: tests/test_notebooks.py)."""
+    if sub.lost:
+        return sorted(sub.lost)
+    return [u.name for u in UNITS if not u.training and {u.name, *closure(u.name)} & changed]
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """[(submission, folder, touched units, desk_lines)] of every mistake and correct variant; each
-    submission's check cells run once for the tests of hints and of agreement."""
+    """[(submission, folder, touched units, units whose hints are looked for, desk_lines)] of every
+    mistake and correct variant; each submission's check cells run once for the tests of hints and
+    of agreement."""
     root, key = tmp_path_factory.mktemp("corpus"), M.answer_key()
 
     def desk(n, sub):
         folder = student_folder(root / str(n), *sub.edits)
-        touched = touched_units(folder, key)
-        return sub, folder, touched, desk_lines(folder, sorted(set(touched) | set(hint_units(sub))))
+        changed = changed_units(folder, key)
+        assert changed or sub.lost, "the correct variant %s changes no unit's function" % sub.name
+        touched, looked = touched_units(changed), hint_units(sub, changed)
+        return sub, folder, touched, looked, desk_lines(folder, sorted(set(touched) | set(looked)))
     with ThreadPoolExecutor(2) as pool:
         return list(pool.map(lambda a: desk(*a), enumerate(M.MUTANTS + M.ALTERNATIVES)))
 
@@ -278,8 +285,8 @@ def test_check_names_each_mistake_of_the_corpus_that_fails_a_public_check(corpus
     """Every mistake of the corpus (autograder/mistakes.py) that fails a public check of a unit gets its
     own hint there, once; the correct variants get none."""
     wrong = []
-    for sub, _, _, lines in corpus:
-        hints = [line for unit in hint_units(sub) for line in lines[unit] if line.startswith("HINT  ")]
+    for sub, _, _, looked, lines in corpus:
+        hints = [line for unit in looked for line in lines[unit] if line.startswith("HINT  ")]
         mistake = BY_ID.get(sub.name)
         units = [u for u in sorted(mistake.diagnosed) if fails_in_public(u, mistake.id)] if mistake else []
         if hints != ["HINT  " + HINT_PREFIX + (mistake.hint if mistake else "") + "."] * len(units):
@@ -301,10 +308,14 @@ def function_source(folder, function):
     return ast.dump(node)
 
 
-def touched_units(folder, key):
-    """The units (training ones aside) whose function differs from the answer key's, and those calling
-    them directly (where a retry or the own-forward check comes in)."""
-    changed = {u.name for u in UNITS if function_source(folder, u.function) != function_source(key, u.function)}
+def changed_units(folder, key):
+    """The units whose function differs from the answer key's."""
+    return {u.name for u in UNITS if function_source(folder, u.function) != function_source(key, u.function)}
+
+
+def touched_units(changed):
+    """The units (training ones aside) of changed, and those calling them directly (where a retry or
+    the own-forward check comes in)."""
     return [u.name for u in UNITS if not u.training and ({u.name, *u.depends} & changed)]
 
 
@@ -331,7 +342,7 @@ def test_the_notebook_and_the_grader_agree_on_every_public_check_of_the_corpus(c
     passes in the grader (its points may be withheld by rules 6 and 7, which say so), and one it
     fails fails in the grader unless EXPLAINED."""
     disagree = []
-    for sub, _, touched, lines in corpus:
+    for sub, _, touched, _, lines in corpus:
         desk, grader = notebook_verdicts(lines, touched), grader_verdicts(graded(sub)[1], touched)
         assert set(desk) == set(grader), (sub.name, set(desk) ^ set(grader))
         for title, passed in desk.items():
