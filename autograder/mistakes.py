@@ -82,7 +82,7 @@ class Mistake:
     edits: tuple
     lost: frozenset            # the units it must lose points on (and only those)
     what: str = ""             # for staff
-    units: tuple = None        # the units to grade it on in tests (None: every unit but the overfit ones)
+    units: tuple = None        # the units to grade it on in tests (None: the numpy notebooks' units but the training ones)
     hint: str = ""             # for students: HINTS[id]
     hinted: frozenset = None   # the units diagnosed, when not all of `lost` but the training ones
 

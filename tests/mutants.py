@@ -59,7 +59,7 @@ class Submission:
     name: str
     edits: tuple
     lost: frozenset = frozenset()   # units that must lose points (empty: full marks)
-    units: tuple = None             # units to grade (None: every unit but the overfit ones)
+    units: tuple = None             # units to grade (None: test_corpus.NUMPY_UNITS)
     what: str = ""
 
     def build(self, dest):

@@ -1,6 +1,6 @@
 """The corpus of typical mistakes and correct variants (tests/mutants.py, autograder/mistakes.py), in
-the grader and at the desk. Each submission is graded once (every unit but the training ones, unless
-it names its units) and its notebook check cells run once, for all the tests below:
+the grader and at the desk. Each submission is graded once (on NUMPY_UNITS unless it names its
+units) and its notebook check cells run once, for all the tests below:
 
 - in the grader, a mistake costs exactly the units it breaks and gets exactly its own hint; a
   correct variant gets full marks and no hint; failures say what is wrong and hide what is hidden;
@@ -24,14 +24,19 @@ from autograder.mistakes import BY_ID, MISTAKES, of_unit
 from autograder.reference import all_checks, checks_module, reference_impl
 from autograder.results import GradingOptions
 from autograder.rules import WITHHELD
-from autograder.units import BY_NAME, UNITS, closure
+from autograder.units import BY_NAME, NETVIZ_NB, UNITS, closure
 from tests import mutants as M
 from tests.hostile import lost_units
 from tests.test_autograder import WHERE, failures, hint_lines
 from tests.test_notebook_checks import student_folder
 
 CHECKS = list(all_checks().values())
-FAST_UNITS = tuple(u.name for u in UNITS if not u.training)
+# What a submission is graded on unless it names its units (the network visualization's mistakes
+# and variants name theirs): the numpy notebooks' units, the training ones aside. No unit of one
+# family calls the other's (test_a_mistake_of_one_family_cannot_reach_the_other), so a mistake in
+# one cannot cost the other's units, and each grade spares a child that imports PyTorch.
+NUMPY_UNITS = tuple(u.name for u in UNITS if not u.training and u.notebook != NETVIZ_NB)
+NETVIZ_FILE = "captioning/net_visualization_pytorch.py"
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +47,7 @@ def graded(tmp_path_factory):
     def get(sub):
         if sub.name not in cache:
             folder = sub.build(root / sub.name)
-            cache[sub.name] = folder, grade(folder, GradingOptions(units=sub.units or FAST_UNITS))
+            cache[sub.name] = folder, grade(folder, GradingOptions(units=sub.units or NUMPY_UNITS))
         return cache[sub.name]
     return get
 
@@ -64,7 +69,17 @@ def test_mistakes_are_many_distinct_and_cover_every_unit():
     covered = set().union(*(s.lost for s in M.MUTANTS))
     assert covered == set(BY_NAME), "units no mistake breaks: %s" % (set(BY_NAME) - covered)
     for s in M.MUTANTS:
-        assert s.lost and s.lost <= set(s.units or FAST_UNITS), s.name
+        assert s.lost and s.lost <= set(s.units or NUMPY_UNITS), s.name
+
+
+def test_a_mistake_of_one_family_cannot_reach_the_other():
+    """What grading on NUMPY_UNITS relies on: no unit calls a unit of the other family, and a
+    submission that names no units edits no network visualization code."""
+    for unit in UNITS:
+        netviz = unit.notebook == NETVIZ_NB
+        assert all((BY_NAME[d].notebook == NETVIZ_NB) == netviz for d in closure(unit.name)), unit.name
+    for sub in M.MUTANTS + M.ALTERNATIVES:
+        assert sub.units or all(edit.file != NETVIZ_FILE for edit in sub.edits), sub.name
 
 
 @pytest.mark.slow
