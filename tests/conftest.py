@@ -17,10 +17,9 @@ AREA_OF = {module: area for area, modules in AREAS.items() for module in modules
 # The files that take longest (`pytest --durations`), handed out first: make test runs the suite on
 # two workers, one file at a time each (pytest-xdist --dist loadfile), so that no long file is left
 # for the end while the other worker idles.
-LONGEST_FIRST = ("test_bundle", "test_corpus", "test_autograder", "test_newest_versions", "test_student_release",
-                 "test_notebooks", "test_fair_grading", "test_datasets",
-                 "test_nbgrader_exchange", "test_nbgrader_autograde", "test_attacks", "test_release",
-                 "test_scale", "test_colab")
+LONGEST_FIRST = ("test_bundle", "test_newest_versions", "test_corpus", "test_notebooks", "test_student_release",
+                 "test_fair_grading", "test_nbgrader_autograde", "test_nbgrader_exchange", "test_datasets",
+                 "test_release", "test_scale", "test_colab", "test_attacks", "test_new_unit")
 
 
 def pytest_configure(config):
