@@ -749,8 +749,7 @@ class Session:
         with self.lock:
             checks = [frames.CheckOrder(c.key, c.title, c.mode, c.seconds, c.cap, self.skipped(c.function, c.context))
                       for c in pending]
-        request = {"scratch": self.box.submission, "checks": checks, "sources": self.sources, "probes": probes,
-                   "functions": functions, "swaps": list(swaps), "seed": self.seed}
+        request = self.child_request(checks, functions, probes, swaps)
         result_r, result_w = os.pipe()
         fds, oracle, extra = [result_w], None, []
         if swaps:
@@ -798,6 +797,11 @@ class Session:
             os.close(result_r)
         return done
 
+    def child_request(self, checks, functions, probes, swaps):
+        """The request of a child.py running checks (frames.CheckOrder) on the staged submission."""
+        return {"scratch": self.box.submission, "checks": checks, "sources": self.sources, "probes": probes,
+                "functions": functions, "swaps": list(swaps), "seed": self.seed}
+
     def killed_once(self, key):
         """Whether this is the first time a child was killed by SIGKILL importing the package (key
         None) or running check key. Out of memory, the kernel kills sandboxed processes first,
@@ -813,9 +817,7 @@ class Session:
         process only, and must report ready. Asked once per session and family."""
         with self.honest_lock:
             if autodiff not in self.honest:
-                request = {"scratch": self.box.submission, "checks": [], "sources": self.sources,
-                           "probes": frames.pack({}), "functions": functions, "swaps": [], "seed": self.seed,
-                           "reference": reference_sources()}
+                request = dict(self.child_request([], functions, frames.pack({}), ()), reference=reference_sources())
                 result_r, result_w = os.pipe()
                 honest = Sandboxed("child.py", request, [result_w], self.box, self.limits, self.cgroup,
                                    with_submission=False, autodiff=autodiff)
