@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from . import reference as R
 from . import syntax
@@ -53,6 +53,7 @@ class SandboxRunner:
         self.expected = R.Expected(checks)
         self.diagnosis = Diagnosis(checks, self.expected)  # the typical mistakes failing checks match
         self.stubs: dict[str, dict[str, int]] = {}  # syntax.stub_lines of each file read
+        self.kept: dict[tuple[str, tuple[str, ...]], ChildResult] = {}  # (title, swaps): a result run ahead
 
     def judge(self, title: str, result: ChildResult,
               compare: Callable[[dict], tuple[bool, str]] | None = None) -> Verdict:
@@ -116,16 +117,22 @@ class SandboxRunner:
         weight = sum(CHECKS_PER_CHILD if BY_NAME[self.checks[r.title].unit].training else 1 for r in family)
         return max(1, min(self.options.jobs, -(-weight // CHECKS_PER_CHILD)))
 
-    def run(self, titles: list[str], swaps: tuple[str, ...] = ()) -> dict[str, Verdict]:
+    def run(self, titles: list[str], swaps: tuple[str, ...] = (), ahead: Sequence[str] = ()) -> dict[str, Verdict]:
         """The titles' verdicts; with swaps, their messages say nothing (student code there read the
-        reference's values), their kind and function stay."""
-        verdicts = {}
+        reference's values), their kind and function stay. The checks `ahead` run in the same
+        children; their results are kept, unjudged, for a later run with the same swaps."""
+        batch = [t for t in dict.fromkeys([*titles, *ahead]) if (t, swaps) not in self.kept]
 
-        def judged(n: int, result: ChildResult) -> None:
-            verdict = self.judge(titles[n], result)
-            verdicts[titles[n]] = replace(verdict, message=RETRIED) if swaps else verdict
-            self.diagnosis.observe(titles[n], result, verdicts[titles[n]].passed, swaps)
-        self.dispatch(titles, judged, swaps)
+        def keep(n: int, result: ChildResult) -> None:
+            self.kept[batch[n], swaps] = result
+        if batch:
+            self.dispatch(batch, keep, swaps)
+        verdicts = {}
+        for title in titles:
+            result = self.kept.pop((title, swaps))
+            verdict = self.judge(title, result)
+            verdicts[title] = replace(verdict, message=RETRIED) if swaps else verdict
+            self.diagnosis.observe(title, result, verdicts[title].passed, swaps)
         return verdicts
 
     def first_pass(self, titles: list[str]) -> dict[str, Verdict]:

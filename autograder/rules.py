@@ -26,13 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from .inside.frames import ErrorKind
 from .results import CheckResult
 from .units import BY_NAME, Unit, closure
 
-LATE = (ErrorKind.TIMEOUT, ErrorKind.SKIPPED)
+LATE = frozenset({ErrorKind.TIMEOUT, ErrorKind.SKIPPED})
 WITHHELD = "this check itself passes"  # how a passing check whose points rules 6 and 7 withhold ends
 
 
@@ -75,8 +75,9 @@ class CheckInfo(Protocol):
 
 
 class Runner(Protocol):
-    def run(self, titles: list[str], swaps: tuple[str, ...]) -> dict[str, Verdict]:
-        """The titles' verdicts, run again with these unit functions swapped for the reference."""
+    def run(self, titles: list[str], swaps: tuple[str, ...], ahead: Sequence[str] = ()) -> dict[str, Verdict]:
+        """The titles' verdicts, run again with these unit functions swapped for the reference; the
+        checks `ahead` may be asked for later with the same swaps: they may run now, with these."""
 
     def own_forward(self, titles: list[str]) -> dict[str, OwnForward]:
         """Rule 3 for backward checks (those with backward_of) among titles."""
@@ -143,18 +144,21 @@ class Resolution:
                                                % (earlier, first.message, unit.function.split(":")[1]), first.warnings)
         self.states[unit.name] = State.PASS
 
+    def failing(self, unit: Unit) -> tuple[list[str], set[ErrorKind | None]]:
+        """The unit's failing checks, and the kinds of error its own function raised in them."""
+        failing = [t for t in self.by_unit[unit.name] if not self.verdicts[t].passed]
+        return failing, {self.verdicts[t].kind for t in failing if self.verdicts[t].function == unit.function}
+
     def state(self, unit: Unit) -> State:
-        titles = self.by_unit[unit.name]
-        failing = [t for t in titles if not self.verdicts[t].passed]
-        own = [self.verdicts[t] for t in failing if self.verdicts[t].function == unit.function]
+        failing, own = self.failing(unit)
         if not failing:
             return State.PASS
-        if any(v.kind is ErrorKind.NOT_IMPLEMENTED for v in own):
-            for t in titles:
+        if ErrorKind.NOT_IMPLEMENTED in own:
+            for t in self.by_unit[unit.name]:
                 if self.verdicts[t].passed:
                     self.verdicts[t] = not_written(unit, self.runner)
             return State.NOT_WRITTEN
-        if any(v.kind in LATE for v in own):
+        if own & LATE:
             return State.TIMED_OUT
         return self.retry(unit, failing)
 
@@ -181,16 +185,30 @@ class Resolution:
                 functions.add(BY_NAME[partner].function)
         return tuple(sorted(functions))
 
-    def retry(self, unit: Unit, failing: list[str]) -> State:
-        """Rule 2: run the failing checks again with the unit's root-cause dependencies swapped."""
+    def roots(self, unit: Unit) -> list[str]:
+        """The units the unit calls that do not pass (so far): its failures' possible root causes."""
         roots = [d for d in closure(unit.name) if self.states.get(d, State.PASS) is not State.PASS]
         if unit.training:
             roots = [d for d in roots if d not in unit.depends]  # the loss is the unit's own code
+        return roots
+
+    def ahead(self, unit: Unit, swaps: tuple[str, ...]) -> list[str]:
+        """The failing checks of the later quick units whose retry will ask for the same swaps if
+        the units resolved in between pass (a bug in a layer fails every unit above it): run with
+        this retry, in the same sandboxed processes, rather than one process each."""
+        later = self.units[self.units.index(unit) + 1:]
+        return [t for v in later if not v.training for failing, own in [self.failing(v)]
+                if failing and not own & (LATE | {ErrorKind.NOT_IMPLEMENTED})
+                and self.swaps(v, self.roots(v)) == swaps for t in failing]
+
+    def retry(self, unit: Unit, failing: list[str]) -> State:
+        """Rule 2: run the failing checks again with the unit's root-cause dependencies swapped."""
+        roots = self.roots(unit)
         swaps = self.swaps(unit, roots)
         if not swaps:
             return State.WRONG
         because = why(roots, self.states)
-        retried = self.runner.run(failing, swaps)
+        retried = self.runner.run(failing, swaps, self.ahead(unit, swaps))
         own = [v for v in retried.values() if v.function == unit.function]
         if any(v.kind is ErrorKind.NOT_IMPLEMENTED for v in own):
             for title in failing:

@@ -201,8 +201,9 @@ def test_cli_folder_without_the_package_fails_with_a_message(workdir):
 def test_two_jobs_split_many_checks_and_never_a_few(workdir, monkeypatch):
     """With two jobs, the first pass's hundred numpy checks run in two children; the network
     visualization's sixteen, and each retry's or own-forward call's handful, in one (starting a
-    child costs more than they take: bench/children_per_family.py)."""
-    dispatches = []  # per dispatch: {autodiff: [checks of each child]}
+    child costs more than they take: bench/children_per_family.py). The units above the wrong
+    layer, retried with the same functions swapped, are retried together."""
+    dispatches, retries = [], []  # per dispatch: {autodiff: [checks of each child]}; each retry's swaps
     real_dispatch, real_run = SandboxRunner.dispatch, Session.run
 
     def dispatching(self, *args, **kwargs):
@@ -211,6 +212,8 @@ def test_two_jobs_split_many_checks_and_never_a_few(workdir, monkeypatch):
 
     def running(self, checks, *args, **kwargs):
         dispatches[-1].setdefault(kwargs["autodiff"], []).append(len(checks))
+        if kwargs["swaps"] and checks[0].mode == "run":
+            retries.append(kwargs["swaps"])
         return real_run(self, checks, *args, **kwargs)
     monkeypatch.setattr(SandboxRunner, "dispatch", dispatching)
     monkeypatch.setattr(Session, "run", running)
@@ -220,6 +223,7 @@ def test_two_jobs_split_many_checks_and_never_a_few(workdir, monkeypatch):
     first, *later = dispatches
     assert len(first[False]) == 2 and sum(first[False]) >= 64 and first[True] == [16], dispatches
     assert later and all(len(children) == 1 for d in later for children in d.values()), dispatches
+    assert retries and len(set(retries)) == len(retries), retries
 
 
 @pytest.mark.parametrize("top", [None, "my_submission"])

@@ -48,8 +48,8 @@ class Runner:
     def __init__(self, retry=None, own_forward=None):
         self.retry, self.answers, self.calls = retry, own_forward or {}, []
 
-    def run(self, titles, swaps):
-        self.calls.append(("run", tuple(titles), swaps))
+    def run(self, titles, swaps, ahead=()):
+        self.calls.append(("run", tuple(titles), swaps) + ((tuple(ahead),) if ahead else ()))
         return self.retry(titles, swaps)
 
     def own_forward(self, titles):
@@ -120,6 +120,25 @@ def test_rule_3_a_backward_pass_is_judged_by_numerical_gradients_of_its_own_forw
                     own_forward={back: OwnForward(far, None)})
     states, verdicts, _ = resolve(checks, first, runner)
     assert states[STEP_BACK] is State.WRONG and far.message in verdicts[back].message
+
+
+def test_rule_2_the_units_above_one_wrong_unit_are_retried_together():
+    """Their retries ask for the same swaps: the first one runs the later ones' checks ahead (one
+    sandboxed process), each unit is still resolved on its own, and a later unit whose root causes
+    change (the retry leaves a unit in between wrong) is asked with its own swaps."""
+    checks = checks_of((STEP, "values", {}), (RNN, "values", {}), (LOSS, "value", {}))
+    first = {title: wrong(check.unit) for title, check in checks.items()}
+    swaps, rnn_swaps = (fn(STEP_BACK), fn(STEP)), tuple(sorted({fn(STEP_BACK), fn(STEP), fn(RNN), fn("rnn_backward")}))
+    runner = Runner(retry=lambda titles, swaps: {t: PASS for t in titles})
+    states, _, _ = resolve(checks, first, runner)
+    assert states == {STEP: State.WRONG, RNN: State.PASS, LOSS: State.PASS}
+    assert runner.calls == [("run", ("%s: values" % RNN,), swaps, ("%s: value" % LOSS,)),
+                            ("run", ("%s: value" % LOSS,), swaps)]
+    runner = Runner(retry=lambda titles, swaps: {t: wrong(RNN) if t.startswith(RNN) else PASS for t in titles})
+    states, _, _ = resolve(checks, first, runner)
+    assert states == {STEP: State.WRONG, RNN: State.WRONG, LOSS: State.PASS}
+    assert runner.calls == [("run", ("%s: values" % RNN,), swaps, ("%s: value" % LOSS,)),
+                            ("run", ("%s: value" % LOSS,), rnn_swaps)]
 
 
 def test_rule_2_one_bug_in_a_method_two_units_grade_is_charged_once():
