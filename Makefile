@@ -88,9 +88,9 @@ bundle: $(VENV_STAMP) sandbox-tool
 # The bundle tried as Gradescope runs it (as root): built, set up by its setup.sh, SUBMISSION graded
 # by run_autograder in a Gradescope-like box; prints the score, time and peak memory (tools/gradescope_try.py).
 gradescope-try: $(VENV_STAMP) sandbox-tool container-tools
-	@test -n "$(SUBMISSION)" || { echo "make gradescope-try SUBMISSION=folder-or-zip [MEMORY=768] [CPUS=0.5] [OUT=dir]" >&2; exit 2; }
+	@test -n "$(SUBMISSION)" || { echo "make gradescope-try SUBMISSION=folder-or-zip [MEMORY=768] [CPUS=0.5] [OUT=dir] [IMAGES=dir]" >&2; exit 2; }
 	$(PY) -m tools.gradescope_try "$(SUBMISSION)" --memory $(or $(MEMORY),768) --cpus $(or $(CPUS),0.5) \
-		$(if $(OUT),--out "$(OUT)")
+		$(if $(OUT),--out "$(OUT)") $(if $(IMAGES),--images "$(IMAGES)")
 
 bench: data
 	$(PY) -m bench

@@ -2,7 +2,6 @@
 its own setup.sh builds its own venv from the system python (once per module: the "image"), then
 each test grades one submission with run_autograder in a fresh copy of that image, without
 AUTOGRADER_PYTHON, so nothing of the project's venv is used."""
-import fcntl
 import json
 import os
 import re
@@ -79,24 +78,21 @@ def fresh(roots, request):
 
 
 @pytest.fixture(scope="session")
-def image(tmp_path_factory):
-    """An empty root with the bundle unzipped into source/ and ITS setup.sh run: the built image.
-    setup.sh installs from PyPI (~30 s): built once per test run, in a folder only root may enter,
-    by whichever worker (pytest-xdist) asks first while the others wait; the tests using it are
-    marked slow."""
+def images(tmp_path_factory):
+    """This test run's folder of set-up images, shared by the pytest-xdist workers."""
     shared = tmp_path_factory.getbasetemp()
-    if "PYTEST_XDIST_WORKER" in os.environ:
-        shared = shared.parent  # this run's folder, above each worker's own
-    root = shared / "image" / "autograder"
-    with open(shared / "image.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (root.parent / "built").exists():
-            shutil.rmtree(root.parent, ignore_errors=True)  # what a failed build left
-            bundle = shared / "image-autograder.zip"
-            build(bundle)
-            gradescope_try.build_image(root, bundle, clean_env(root))
-            (root.parent / "built").touch()
-    return root
+    return (shared.parent if "PYTEST_XDIST_WORKER" in os.environ else shared) / "gradescope-images"
+
+
+@pytest.fixture(scope="session")
+def image(images):
+    """The bundle unzipped into an empty root's source/ and ITS setup.sh run: the built image.
+    setup.sh installs from PyPI (a minute): set up once per test run, as `make gradescope-try`
+    keeps it, by whichever worker asks first while the others wait; the tests using it are
+    marked slow."""
+    bundle = images.parent / ("image-autograder-%d.zip" % os.getpid())
+    build(bundle)
+    return gradescope_try.cached_image(images, bundle, clean_env(images))[0]
 
 
 def test_bundle_contents(bundle):
@@ -113,6 +109,20 @@ def test_bundle_contents(bundle):
     assert "pytest" not in names  # only the pytest front end imports it
     # the caption metrics are bundled with the package but only notebooks import them
     assert "source/image_captioning/captioning/evaluate.py" in files and "pycocoevalcap" not in names
+
+
+def test_gradescope_try_sets_up_an_image_once_per_bundle_and_keeps_only_the_newest(tmp_path):
+    def bundle(name, said):
+        with zipfile.ZipFile(tmp_path / name, "w") as archive:
+            archive.writestr("setup.sh", 'mkdir "$AUTOGRADER_ROOT/venv"; echo %s' % said)
+        return tmp_path / name
+    images, env = tmp_path / "images", {"PATH": os.environ["PATH"]}
+    first, log, built_now = gradescope_try.cached_image(images, bundle("a.zip", "set up"), env)
+    assert built_now and log == "set up\n" and (first / "venv").is_dir() and (first / "source" / "setup.sh").exists()
+    assert gradescope_try.cached_image(images, bundle("b.zip", "set up"), env) == (first, "set up\n", False)
+    other, _, built_now = gradescope_try.cached_image(images, bundle("a.zip", "set up"), dict(env, TORCH_INDEX_URL=""))
+    assert built_now and other != first and (other / "venv").is_dir() and not first.parent.exists()
+    assert gradescope_try.cached_image(images, bundle("c.zip", "again"), env)[1:] == ("again\n", True)
 
 
 @pytest.mark.slow
@@ -554,16 +564,18 @@ def test_bundle_on_python_3_10_grades_the_answer_key_and_the_release(image310, o
 
 
 @pytest.mark.slow
-def test_readme_gradescope_try_builds_sets_up_and_grades_as_pasted(tmp_path):
-    """`make gradescope-try SUBMISSION=...` as README.md gives it: the score, time and peak memory."""
+def test_readme_gradescope_try_grades_as_pasted_in_the_image_it_keeps(image, images, tmp_path):
+    """`make gradescope-try SUBMISSION=...` as README.md gives it: the score, time and peak memory;
+    the image the other tests graded in is the one it set up and kept (IMAGES=, where they are)."""
     line = re.search(r"^ *(make gradescope-try SUBMISSION=\S+)", (ROOT / "README.md").read_text(), re.M).group(1)
     assert line == "make gradescope-try SUBMISSION=solutions/image_captioning"
     env = clean_env(tmp_path) | {"MAKEFLAGS": ""}  # PyTorch's CPU index is out of reach here: pip's own
-    proc = subprocess.run(["bash", "-c", line + " OUT=" + str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=1200)
+    proc = subprocess.run(["bash", "-c", line + " OUT=%s IMAGES=%s" % (tmp_path, images)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     score = re.search(r"^score (\S+)/(\S+) in \S+ s; box peak memory (\d+) MB of 768, (\d+) out-of-memory kill",
                       proc.stdout, re.M)
     assert score and float(score[1]) == float(score[2]) == TOTAL, proc.stdout
     assert 0 < int(score[3]) <= 768 and score[4] == "0"
+    assert "its image is set up already, in %s" % image.parent in proc.stdout, proc.stdout
     assert json.loads((tmp_path / "results.json").read_text())["score"] == pytest.approx(TOTAL)

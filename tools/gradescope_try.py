@@ -10,6 +10,8 @@ out-of-memory kills, the start of the output students read, and where results.js
 tests/test_bundle.py grades through the same functions.
 """
 import argparse
+import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -51,13 +53,44 @@ def build_image(root, bundle, env):
     return proc.stdout + proc.stderr
 
 
+def cached_image(images, bundle, env):
+    """The bundle set up as Gradescope's image in images/, kept for the next try of the same bundle
+    (its bytes, TORCH_INDEX_URL and AUTOGRADER_BASE_PYTHON): set up at most once, under a lock, by
+    whichever process asks first; an image of another bundle is removed. (its root, the setup's
+    log, whether it was set up now)"""
+    key = hashlib.sha256(Path(bundle).read_bytes())
+    for name in ("TORCH_INDEX_URL", "AUTOGRADER_BASE_PYTHON"):
+        key.update(("\0%s=%s" % (name, env.get(name))).encode())
+    folder = Path(images) / key.hexdigest()[:16]
+    root = folder / "autograder"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        built_now = not (folder / "setup.log").exists()
+        if built_now:
+            for old in folder.parent.iterdir():
+                if old.is_dir():
+                    shutil.rmtree(old)
+            log = build_image(root, bundle, dict(env, AUTOGRADER_ROOT=str(root)))
+            (folder / "setup.log").write_text(log)
+    return root, (folder / "setup.log").read_text(), built_now
+
+
+def link_or_copy(source, target):
+    """A hard link where both are on one file system (a venv of a GB in no time), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def run_autograder(image, folder, submission, env, box=None, prepare=None):
     """A fresh container of the image in folder/autograder: the submission in place (None: an empty
     upload), prepare(root) if given, run_autograder run (inside box when given); (results.json's
     text, the process)."""
     root = folder / "autograder"
     shutil.copytree(image / "source", root / "source")
-    shutil.copytree(image / "venv", root / "venv", symlinks=True, copy_function=os.link)
+    shutil.copytree(image / "venv", root / "venv", symlinks=True, copy_function=link_or_copy)
     root.chmod(0o755)
     shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
     os.chmod(root / "run_autograder", 0o755)
@@ -85,6 +118,8 @@ def main(argv=None):
     parser.add_argument("--cpus", type=float, default=0.5, help="the box's CPUs (Gradescope's default: 0.5)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "gradescope-try",
                         help="where results.json and the setup's log are kept")
+    parser.add_argument("--images", type=Path, default=ROOT / "build" / "gradescope-images",
+                        help="where the set-up image is kept for the next try of the same bundle")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("gradescope-try: needs root (a box with its own cgroups and mount namespace)")
@@ -96,9 +131,10 @@ def main(argv=None):
         started = time.monotonic()
         bundle = tmp / "autograder.zip"
         build(bundle)
-        image = tmp / "image" / "autograder"
-        setup_log = build_image(image, bundle, clean_env(image))
-        print("built %s and set it up as Gradescope's image (%.0f s)" % (bundle.name, time.monotonic() - started))
+        image, setup_log, built_now = cached_image(args.images, bundle, clean_env(args.images))
+        print("built %s; %s (%.0f s)" % (bundle.name, "set it up as Gradescope's image, kept in %s for the next try"
+                                         % image.parent if built_now else "its image is set up already, in %s"
+                                         % image.parent, time.monotonic() - started))
         box = Container(memory=args.memory * MiB, cpus=args.cpus)
         try:
             started = time.monotonic()
