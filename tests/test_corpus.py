@@ -41,13 +41,14 @@ NETVIZ_FILE = "captioning/net_visualization_pytorch.py"
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """graded(submission) -> (folder, results), each submission built and graded once."""
+    """graded(submission) -> (folder, results), each submission built and graded once, in one child
+    at a time (the suite's other worker has the other CPU; a verdict does not depend on it)."""
     root, cache = tmp_path_factory.mktemp("graded"), {}
 
     def get(sub):
         if sub.name not in cache:
             folder = sub.build(root / sub.name)
-            cache[sub.name] = folder, grade(folder, GradingOptions(units=sub.units or NUMPY_UNITS))
+            cache[sub.name] = folder, grade(folder, GradingOptions(units=sub.units or NUMPY_UNITS, jobs=1))
         return cache[sub.name]
     return get
 
