@@ -21,7 +21,8 @@ from tests import test_bundle, test_datasets
 from tests.test_bundle import clean_env, run_autograder
 
 # Their fixtures, used here: the bundle's built image and a fresh root for one grade; the COCO stand-in.
-bundle, roots, image, fresh = test_bundle.bundle, test_bundle.roots, test_bundle.image, test_bundle.fresh
+bundle, roots, images, image, fresh = (test_bundle.bundle, test_bundle.roots, test_bundle.images, test_bundle.image,
+                                     test_bundle.fresh)
 server, real_zip = test_datasets.server, test_datasets.real_zip
 
 README = RELEASE_DIR / "README.md"
