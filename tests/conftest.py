@@ -1,5 +1,15 @@
-"""The test suite's areas: `make test-area AREA=NAME` runs one (pytest -m NAME)."""
+"""The test suite's areas (`make test-area AREA=NAME` runs one: pytest -m NAME), its order, and
+what several test files share."""
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 AREAS = {
     "rules": ("test_rules", "test_report", "test_layout"),
@@ -28,7 +38,6 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    import pytest
     for item in items:
         module = Path(str(item.fspath)).stem
         if module not in AREA_OF:
@@ -36,3 +45,30 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(AREA_OF[module])
     rank = {module: n for n, module in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(Path(str(item.fspath)).stem, len(rank)))  # stable: file order kept
+
+
+def run_folder(tmp_path_factory):
+    """This test run's temporary folder, the same for every pytest-xdist worker."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+
+
+@pytest.fixture(scope="session")
+def released_course(tmp_path_factory):
+    """A copy of the course with `make release` run in it (its own release/, solutions/ and
+    gradebook), the datasets linked: made once per test run, by whichever worker asks first while
+    the others wait. Copy it (shutil.copytree(..., symlinks=True)) before changing anything."""
+    from tools.release import copy_student_inputs
+    base = run_folder(tmp_path_factory)
+    course = base / "released-course"
+    with open(base / "released-course.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (base / "released-course.done").exists():
+            shutil.rmtree(course, ignore_errors=True)
+            for name in ("source", "release", "tools", "autograder", "nbgrader_config.py"):
+                (shutil.copytree if (ROOT / name).is_dir() else shutil.copyfile)(ROOT / name, course / name)
+            os.symlink(ROOT / "datasets", course / "datasets")
+            copy_student_inputs(course)
+            subprocess.run([sys.executable, "-m", "tools.release"], cwd=course, check=True, capture_output=True)
+            (base / "released-course.done").touch()
+    return course

@@ -3,8 +3,8 @@ keeps the student's package, never executes the submitted notebooks (student cod
 kit's sandbox), and its feedback shows each unit's report but no hidden test and no solution code.
 
 Runs the real nbgrader commands on a copy of the course (release regenerated there, so the copy has
-its own gradebook) with four students: the answer key, a half-done submission (LSTM not written),
-an attacker: the untouched release whose notebook's first editable code cell loads the
+its own gradebook: conftest's released_course) with four students: the answer key, a half-done
+submission (LSTM not written), an attacker: the untouched release whose notebook's first editable code cell loads the
 reference into the package, writes a file as root and patches what the test cells call, and a
 linker: the answer key whose files are symbolic links to the course's reference and to a secret.
 """
@@ -29,7 +29,6 @@ from autograder.reference import all_checks
 from autograder.results import GradingOptions
 from autograder.units import BY_NAME as UNITS_BY_NAME
 from autograder.units import LSTM_NB, RNN_NB, TOTAL, UNITS
-from tools.release import copy_student_inputs
 
 pytestmark = pytest.mark.slow  # real nbgrader commands: about 90 s on 2 cores
 
@@ -107,20 +106,15 @@ def run(command, cwd):
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory):
+def course(tmp_path_factory, released_course):
     """A graded copy of the course, after autograde + feedback: (course dir, {student: kit's
     unit scores}, marker path the attack writes to, seconds autograde took)."""
     course = tmp_path_factory.mktemp("course")
+    shutil.copytree(released_course, course, symlinks=True, dirs_exist_ok=True)
     marker = tmp_path_factory.mktemp("attack") / "written-as-root"
     secret = tmp_path_factory.mktemp("root-only") / "secret.py"
     secret.write_text("# %s\n" % SECRET)
     secret.chmod(0o600)
-    for name in ("source", "release", "tools", "autograder", "nbgrader_config.py"):
-        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copyfile
-        copy(ROOT / name, course / name)
-    os.symlink(ROOT / "datasets", course / "datasets")
-    copy_student_inputs(course)
-    run([sys.executable, "-m", "tools.release"], course)
     students = {}
     for student in ("key", "halfway", "attacker", "linker"):
         folder = course / "submitted" / student / ASSIGNMENT

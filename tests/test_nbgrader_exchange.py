@@ -17,7 +17,6 @@ from autograder.course import ASSIGNMENT, SOLUTIONS_DIR
 from autograder.intake import STUDENT_FILES
 from autograder.reference import all_checks
 from autograder.units import RNN_NB
-from tools.release import copy_student_inputs
 
 pytestmark = pytest.mark.slow  # real nbgrader commands and one autograde: about a minute
 
@@ -44,13 +43,9 @@ def feedback(home):
     return html.unescape((newest / RNN_NB).with_suffix(".html").read_text())
 
 
-def test_exchange_workflow_hides_hidden_tests_until_released(tmp_path):
+def test_exchange_workflow_hides_hidden_tests_until_released(tmp_path, released_course):
     course = tmp_path / "course"
-    for name in ("source", "release", "tools", "autograder", "nbgrader_config.py"):
-        (shutil.copytree if (ROOT / name).is_dir() else shutil.copyfile)(ROOT / name, course / name)
-    os.symlink(ROOT / "datasets", course / "datasets")
-    copy_student_inputs(course)
-    subprocess.run([sys.executable, "-m", "tools.release"], cwd=course, check=True, capture_output=True)
+    shutil.copytree(released_course, course, symlinks=True)
 
     shared = Path(tempfile.mkdtemp(prefix="nbgrader-exchange-"))  # outside the root-only tmp_path
     try:
