@@ -8,7 +8,7 @@
 - training points need the student's own working loss and the model's parameter shapes.
 
 Grades run under short limits; each submission grades only the unit it breaks and the units that
-call it (the others never call the broken code).
+call it (the others never call the broken code), the training units only where trained_beside says.
 """
 import re
 import time
@@ -48,11 +48,21 @@ def stub_unit(unit, dest):
     return folder
 
 
+def trained_beside(unit):
+    """The training units graded with `unit` left as the stub: those whose loss it is (they lose
+    too), and those whose first layer (in UNITS order) it is, which keep their points trained with
+    the reference layer in its place. One layer per model: every layer takes that same path, and
+    such a training, its layers served by the oracle, takes seconds."""
+    return [t.name for t in UNITS if t.training and unit in closure(t.name)
+            and (BY_NAME[unit].function == BY_NAME[t.depends[0]].function
+                 or unit == next(u.name for u in UNITS if u.name in closure(t.name)))]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("unit", [u.name for u in CODE_UNITS])
 def test_one_unit_left_as_the_stub_costs_that_unit_only(tmp_path, unit):
     folder = stub_unit(unit, tmp_path / "sub")
-    graded = dependents(unit) + [u.name for u in UNITS if u.training and unit in closure(u.name)]
+    graded = [u for u in dependents(unit) if not BY_NAME[u].training] + trained_beside(unit)
     results = grade(folder, GradingOptions(units=sorted(set(graded)), limits=LIMITS, jobs=2))
     same_function = {u.name for u in UNITS if u.function == BY_NAME[unit].function}
     expected = {unit} | {u for u in same_function if BY_NAME[u].training} & set(graded)
