@@ -27,9 +27,9 @@ AREA_OF = {module: area for area, modules in AREAS.items() for module in modules
 # The files that take longest (`pytest --durations`), handed out first: make test runs the suite on
 # two workers, one file at a time each (pytest-xdist --dist loadfile), so that no long file is left
 # for the end while the other worker idles.
-LONGEST_FIRST = ("test_bundle", "test_newest_versions", "test_corpus", "test_notebooks", "test_student_release",
-                 "test_fair_grading", "test_nbgrader_autograde", "test_nbgrader_exchange", "test_datasets",
-                 "test_release", "test_scale", "test_colab", "test_attacks", "test_new_unit")
+LONGEST_FIRST = ("test_bundle", "test_corpus", "test_newest_versions", "test_student_release", "test_notebooks",
+                 "test_nbgrader_autograde", "test_release", "test_nbgrader_exchange", "test_scale", "test_colab",
+                 "test_datasets", "test_fair_grading", "test_attacks", "test_autograder", "test_new_unit")
 
 
 def pytest_configure(config):
@@ -53,22 +53,35 @@ def run_folder(tmp_path_factory):
     return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
 
 
+# Another BLAS kernel and thread count than `make release` has: what the release writes must not
+# depend on the machine's floating-point noise (hints.json holds the mistakes' numbers).
+OTHER_BLAS = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_NUM_THREADS": "2"}
+STALE = {"release": "stale.txt", "solutions": "captioning/stale.py"}  # planted before the release
+
+
 @pytest.fixture(scope="session")
 def released_course(tmp_path_factory):
-    """A copy of the course with `make release` run in it (its own release/, solutions/ and
-    gradebook), the datasets linked: made once per test run, by whichever worker asks first while
-    the others wait. Copy it (shutil.copytree(..., symlinks=True)) before changing anything."""
-    from tools.release import copy_student_inputs
+    """A copy of the course (what `make release` reads, the committed release/ and solutions/ with
+    a STALE file planted in each, the datasets linked) after `make release` in it under OTHER_BLAS
+    (what it printed in release.out): its own release/, solutions/ and gradebook. Made once per test
+    run, by whichever worker asks first while the others wait; copy it (shutil.copytree(...,
+    symlinks=True)) before changing anything."""
+    from tools.release import ASSIGNMENT, STAGED, copy_student_inputs
     base = run_folder(tmp_path_factory)
     course = base / "released-course"
     with open(base / "released-course.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (base / "released-course.done").exists():
             shutil.rmtree(course, ignore_errors=True)
-            for name in ("source", "release", "tools", "autograder", "nbgrader_config.py"):
+            course.mkdir()
+            for name in STAGED + ("release", "solutions"):
                 (shutil.copytree if (ROOT / name).is_dir() else shutil.copyfile)(ROOT / name, course / name)
+            for out, rel in STALE.items():
+                (course / out / ASSIGNMENT / rel).write_text("left over\n")
             os.symlink(ROOT / "datasets", course / "datasets")
             copy_student_inputs(course)
-            subprocess.run([sys.executable, "-m", "tools.release"], cwd=course, check=True, capture_output=True)
+            with open(course / "release.out", "w") as out:
+                subprocess.run([sys.executable, "-m", "tools.release"], cwd=course, check=True, stdout=out,
+                               stderr=subprocess.STDOUT, env=dict(os.environ, **OTHER_BLAS))
             (base / "released-course.done").touch()
     return course

@@ -21,6 +21,7 @@ from autograder import syntax
 from autograder.course import student_modules
 from autograder.front.nbgrader import SyncUnitPoints
 from autograder.units import UNITS
+from tests.conftest import OTHER_BLAS, STALE
 from tools.release import ASSIGNMENT, MARKERS, STAGED, copy_student_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,11 +45,6 @@ def repo_copy(dest):
             shutil.copy(ROOT / name, dest / name)
     copy_student_inputs(dest)
     return dest
-
-
-# Another BLAS kernel and thread count than `make release` has: what the release writes must not
-# depend on the machine's floating-point noise (hints.json holds the mistakes' numbers).
-OTHER_BLAS = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_NUM_THREADS": "2"}
 
 
 def run_release(repo):
@@ -76,16 +72,14 @@ def source_texts():
 
 
 @pytest.fixture(scope="module")
-def fresh(tmp_path_factory):
-    """A repo copy released once more, with stale files planted first; source/ must not change."""
-    repo = repo_copy(tmp_path_factory.mktemp("fresh"))
-    (repo / "release" / ASSIGNMENT / "stale.txt").write_text("left over\n")
-    (repo / "solutions" / ASSIGNMENT / "captioning" / "stale.py").write_text("x = 1\n")
-    proc = run_release(repo)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("release: ") and proc.stdout.count("\n") == 1, proc.stdout
-    assert tree(repo / "source") == tree(ROOT / "source")
-    return repo
+def fresh(released_course):
+    """A repo copy released once more under OTHER_BLAS, with STALE files planted first (conftest's
+    released_course); source/ must not change."""
+    printed = (released_course / "release.out").read_text()
+    assert printed.startswith("release: ") and printed.count("\n") == 1, printed
+    assert tree(released_course / "source") == tree(ROOT / "source")
+    assert not [out for out, rel in STALE.items() if (released_course / out / ASSIGNMENT / rel).exists()]
+    return released_course
 
 
 @pytest.mark.slow
