@@ -14,9 +14,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.course import PACKAGE, RELEASE_DIR, SOLUTIONS_DIR, notebooks
+from autograder.course import PACKAGE, RELEASE_DIR, ROOT, SOLUTIONS_DIR, notebooks
 from autograder.intake import STUDENT_FILES
 from autograder.units import TOTAL, UNITS, WRITTEN
+from source.image_captioning.captioning.net_visualization_utils import EMBEDDED_DIR, EMBEDDED_FILES
 from tests import test_bundle, test_datasets
 from tests.test_bundle import clean_env, run_autograder
 
@@ -158,6 +159,9 @@ def test_the_release_alone_sets_up_runs_and_submits_for_full_marks(tmp_path, ima
     assert "torch==2.13.0+cpu" in installed and "nvidia" not in installed  # no CUDA build
     mini, real = readme_commands("Get the data")
     run(mini, folder, env)
+    for name in EMBEDDED_FILES:  # trained in the student's venv: make data's bytes (same torch, one thread)
+        assert (folder / "datasets" / EMBEDDED_DIR / name).read_bytes() == \
+            (ROOT / "datasets" / EMBEDDED_DIR / name).read_bytes(), name
 
     report = json.loads(run("python - " + " ".join(notebooks()) + " <<'EOF'\n" + RUN_TO_FIRST_TODO + "\nEOF",
                             folder, env).stdout)
