@@ -5,7 +5,9 @@ imagenet_val_25.npz: X uint8 (25, 64, 64, 3), y, label_map).
 
 The classes are 3 shapes x 3 colours ("red circle", ...), drawn on a random low-contrast
 background at a random place and size, so that a saliency map has an object to find and a class
-visualization something recognisable to draw. Same inputs, same torch version: same bytes.
+visualization something recognisable to draw. Same inputs, same torch version: the same model
+bytes, and the same images (their .npz container is the Python's zipfile's, whose header fields
+differ between Python releases).
 """
 import argparse
 import hashlib
