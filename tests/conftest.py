@@ -53,6 +53,18 @@ def run_folder(tmp_path_factory):
     return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
 
 
+def repo_copy(dest):
+    """Copy what the release needs, plus the committed release/ and solutions/, into dest."""
+    from tools.release import STAGED, copy_student_inputs
+    for name in STAGED + ("release", "solutions"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(ROOT / name, dest / name)
+    copy_student_inputs(dest)
+    return dest
+
+
 # Another BLAS kernel and thread count than `make release` has: what the release writes must not
 # depend on the machine's floating-point noise (hints.json holds the mistakes' numbers).
 OTHER_BLAS = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_NUM_THREADS": "2"}
@@ -66,7 +78,7 @@ def released_course(tmp_path_factory):
     (what it printed in release.out): its own release/, solutions/ and gradebook. Made once per test
     run, by whichever worker asks first while the others wait; copy it (shutil.copytree(...,
     symlinks=True)) before changing anything."""
-    from tools.release import ASSIGNMENT, STAGED, copy_student_inputs
+    from tools.release import ASSIGNMENT
     base = run_folder(tmp_path_factory)
     course = base / "released-course"
     with open(base / "released-course.lock", "w") as lock:
@@ -74,12 +86,10 @@ def released_course(tmp_path_factory):
         if not (base / "released-course.done").exists():
             shutil.rmtree(course, ignore_errors=True)
             course.mkdir()
-            for name in STAGED + ("release", "solutions"):
-                (shutil.copytree if (ROOT / name).is_dir() else shutil.copyfile)(ROOT / name, course / name)
+            os.symlink(ROOT / "datasets", course / "datasets")
+            repo_copy(course)
             for out, rel in STALE.items():
                 (course / out / ASSIGNMENT / rel).write_text("left over\n")
-            os.symlink(ROOT / "datasets", course / "datasets")
-            copy_student_inputs(course)
             with open(course / "release.out", "w") as out:
                 subprocess.run([sys.executable, "-m", "tools.release"], cwd=course, check=True, stdout=out,
                                stderr=subprocess.STDOUT, env=dict(os.environ, **OTHER_BLAS))

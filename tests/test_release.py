@@ -21,8 +21,8 @@ from autograder import syntax
 from autograder.course import student_modules
 from autograder.front.nbgrader import SyncUnitPoints
 from autograder.units import UNITS
-from tests.conftest import OTHER_BLAS, STALE
-from tools.release import ASSIGNMENT, MARKERS, STAGED, copy_student_inputs
+from tests.conftest import OTHER_BLAS, STALE, repo_copy
+from tools.release import ASSIGNMENT, MARKERS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,17 +34,6 @@ def tree(directory):
     """{relative path: bytes} of every file under directory, caches left out."""
     return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*"))
             if p.is_file() and "__pycache__" not in p.parts}
-
-
-def repo_copy(dest):
-    """Copy what the release needs, plus the committed release/ and solutions/, into dest."""
-    for name in STAGED + ("release", "solutions"):
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(ROOT / name, dest / name)
-    copy_student_inputs(dest)
-    return dest
 
 
 def run_release(repo):
