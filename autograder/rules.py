@@ -196,10 +196,13 @@ class Resolution:
         """The failing checks of the later quick units whose retry will ask for the same swaps if
         the units resolved in between pass (a bug in a layer fails every unit above it): run with
         this retry, in the same sandboxed processes, rather than one process each."""
-        later = self.units[self.units.index(unit) + 1:]
-        return [t for v in later if not v.training for failing, own in [self.failing(v)]
-                if failing and not own & (LATE | {ErrorKind.NOT_IMPLEMENTED})
-                and self.swaps(v, self.roots(v)) == swaps for t in failing]
+        titles = []
+        for later in self.units[self.units.index(unit) + 1:]:
+            failing, own = self.failing(later)
+            if (failing and not later.training and not own & (LATE | {ErrorKind.NOT_IMPLEMENTED})
+                    and self.swaps(later, self.roots(later)) == swaps):
+                titles += failing
+        return titles
 
     def retry(self, unit: Unit, failing: list[str]) -> State:
         """Rule 2: run the failing checks again with the unit's root-cause dependencies swapped."""

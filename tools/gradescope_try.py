@@ -132,9 +132,9 @@ def main(argv=None):
         bundle = tmp / "autograder.zip"
         build(bundle)
         image, setup_log, built_now = cached_image(args.images, bundle, clean_env(args.images))
-        print("built %s; %s (%.0f s)" % (bundle.name, "set it up as Gradescope's image, kept in %s for the next try"
-                                         % image.parent if built_now else "its image is set up already, in %s"
-                                         % image.parent, time.monotonic() - started))
+        done = ("set it up as Gradescope's image, kept in %s for the next try" if built_now
+                else "its image is set up already, in %s") % image.parent
+        print("built %s; %s (%.0f s)" % (bundle.name, done, time.monotonic() - started))
         box = Container(memory=args.memory * MiB, cpus=args.cpus)
         try:
             started = time.monotonic()
