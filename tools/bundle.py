@@ -149,23 +149,25 @@ def grader_distributions():
 
 def distributions(who, imports, extra=()):
     """Canonical names of the distributions providing the imports, plus extra, with their
-    dependencies, as installed in this venv."""
+    dependencies, as installed in this venv: those of the extras asked for too (Jupyter asks for
+    jsonschema[format-nongpl]), which pip would otherwise install unpinned."""
     from packaging.requirements import Requirement  # packaging is pinned in requirements.txt
 
     owners = metadata.packages_distributions()
     unknown = [name for name in imports if name not in owners]
     if unknown:
         raise SystemExit("%s imports %s, which no installed distribution provides" % (who, ", ".join(unknown)))
-    todo = {canonical(d) for name in imports for d in owners[name]} | {canonical(d) for d in extra}
-    found = set()
+    todo = {(canonical(d), "") for name in imports for d in owners[name]} | {(canonical(d), "") for d in extra}
+    done = set()
     while todo:
-        dist = todo.pop()
-        found.add(dist)
+        dist, wanted_extra = todo.pop()
+        done.add((dist, wanted_extra))
         for line in metadata.requires(dist) or ():
             requirement = Requirement(line)
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                todo |= {canonical(requirement.name)} - found
-    return sorted(found)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": wanted_extra}):
+                name = canonical(requirement.name)
+                todo |= {(name, e) for e in ("", *requirement.extras)} - done
+    return sorted({dist for dist, _ in done})
 
 
 def pinned_requirements(wanted=None, who="the grader"):
