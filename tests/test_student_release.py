@@ -21,6 +21,7 @@ from autograder.units import TOTAL, UNITS, WRITTEN
 from source.image_captioning.captioning.net_visualization_utils import EMBEDDED_DIR, EMBEDDED_FILES
 from tests import test_bundle, test_datasets
 from tests.test_bundle import clean_env, run_autograder
+from tools.bundle import canonical
 
 # Their fixtures, used here: the bundle's built image and a fresh root for one grade; the COCO stand-in.
 bundle, roots, images, image, fresh = (test_bundle.bundle, test_bundle.roots, test_bundle.images, test_bundle.image,
@@ -127,10 +128,11 @@ print(json.dumps(report))
 
 
 def student_env(home, venv=None):
-    """A student's shell: a fresh home, nothing of the kit's environment; the venv activated when given."""
+    """A student's shell: a fresh home, nothing of the kit's environment (make's BLAS thread count
+    neither); the venv activated when given."""
     env = clean_env(home)
-    env.pop("AUTOGRADER_ROOT")
-    env.pop("CAPTIONING_DATASETS", None)
+    for var in ("AUTOGRADER_ROOT", "CAPTIONING_DATASETS", "OPENBLAS_NUM_THREADS"):
+        env.pop(var, None)
     # PIP_RETRIES=0: PyTorch's index (requirements.txt) is out of reach here; pip skips it at once.
     env.update(HOME=str(home), PIP_CACHE_DIR=os.path.expanduser("~/.cache/pip"), PIP_DISABLE_PIP_VERSION_CHECK="1",
                PIP_RETRIES="0")
@@ -158,6 +160,9 @@ def test_the_release_alone_sets_up_runs_and_submits_for_full_marks(tmp_path, ima
     env = student_env(home, folder / ".venv")
     installed = run("python -m pip list --format=freeze", folder, env).stdout.lower()
     assert "torch==2.13.0+cpu" in installed and "nvidia" not in installed  # no CUDA build
+    pins = [line for line in (folder / "requirements.txt").read_text().split() if "==" in line]
+    freeze = [line.split("+")[0] for line in installed.split() if not line.startswith("pip==")]
+    assert sorted(map(canonical, freeze)) == sorted(map(canonical, pins))  # all pinned (extras' too), nothing else
     mini, real = readme_commands("Get the data")
     run(mini, folder, env)
     built, made = folder / "datasets" / EMBEDDED_DIR, ROOT / "datasets" / EMBEDDED_DIR  # the student's, make data's

@@ -86,3 +86,13 @@ def test_without_a_browser_the_pdf_is_made_in_python(half_done):
     assert "Wrote %s: upload it to the written-answers assignment." % (half_done / PDF) in proc.stdout
     pdf = (half_done / PDF).read_bytes()
     assert pdf[:5] == b"%PDF-" and pdf.count(b"/Type /Page\n") >= 2, pdf[:2000]
+
+
+def test_the_checks_run_on_one_blas_thread_in_a_students_shell(half_done):
+    """A student's shell sets no BLAS thread count: submit sets one before the checks load numpy, as
+    the notebooks' first cells do (more threads only slowed the checks' small matrices down)."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    code = "import os, captioning.submit, numpy; print(len(os.listdir('/proc/self/task')))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=half_done, env=env, capture_output=True, text=True)
+    assert proc.stdout.split() == ["1"], proc.stdout + proc.stderr
+    assert os.cpu_count() > 1  # else numpy would start no thread of its own either
