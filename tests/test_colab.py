@@ -4,13 +4,15 @@ it (Colab's /content): each notebook's first cell mounts, enters the folder, ins
 has and builds the embedded data once. The release runs to its first TODO; the answer key, copied in
 as a student finishing the work would, runs Network_Visualization.ipynb to the end (the fastest;
 the first cell is the only Colab-specific code, and tests/test_notebooks.py runs every answer-key
-notebook to the end locally)."""
+notebook to the end locally). The network visualization's model is there already, as `make data`
+trained it (tests/test_student_release.py trains it the student's way): the set-up finds it up to
+date and builds the rest."""
 import shutil
 
 import nbformat
 import pytest
 
-from autograder.course import PACKAGE, RELEASE_DIR, SOLUTIONS_DIR, notebooks
+from autograder.course import PACKAGE, RELEASE_DIR, ROOT, SOLUTIONS_DIR, notebooks
 from autograder.intake import STUDENT_FILES
 from autograder.units import NETVIZ_NB
 
@@ -62,6 +64,7 @@ def test_on_colab_the_release_runs_to_its_first_todo_and_the_key_to_the_end(tmp_
     content.mkdir()
     folder = drive / "image_captioning"  # FOLDERNAME's default
     shutil.copytree(RELEASE_DIR, folder)  # what the student uploads: the release alone
+    shutil.copytree(ROOT / "datasets" / "netviz_mini", folder / "datasets" / "netviz_mini")
     monkeypatch.setenv("PYTHONPATH", str(fake))
     monkeypatch.setenv("FAKE_DRIVE", str(drive))
     monkeypatch.delenv("CAPTIONING_DATASETS", raising=False)
@@ -72,6 +75,7 @@ def test_on_colab_the_release_runs_to_its_first_todo_and_the_key_to_the_end(tmp_
         assert stopped and cells[stopped[0]][2] == ["NotImplementedError"] and stopped[0] > 1, (name, cells)
         assert "Mounted at " in cells[0][1] and "pip" not in cells[0][1], (name, cells[0])
         built.append("Building the embedded dataset" in cells[0][1])
+        assert not built[-1] or "netviz_mini is up to date" in cells[0][1], cells[0]
         if name != NETVIZ_NB:
             loaded = [text for source, text, _ in cells if "load_coco_data(" in source]
             assert "Using the embedded mini dataset in %s" % (folder / "datasets" / "coco_mini") in loaded[0], cells
