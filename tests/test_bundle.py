@@ -262,7 +262,7 @@ def open_root():
 def container():
     """Gradescope's 768 MB and namespace rules with a whole CPU where it gives half: what these tests
     check does not depend on the CPU's share, only how long they take (Gradescope's half CPU is
-    kept by the answer key's test and README's gradescope-try; bench/container_grading.py times it)."""
+    kept by README's gradescope-try; bench/container_grading.py times it)."""
     box = Container(cpus=1)
     yield box
     box.close()
@@ -283,8 +283,9 @@ def lost(scores):
 @pytest.mark.slow
 @pytest.mark.parametrize("submission,score", [(SOLUTIONS_DIR, TOTAL), (RELEASE_DIR, 0)], ids=["key", "release"])
 def test_container_grades_the_answer_key_and_the_release(image, open_root, submission, score):
-    """In 512 MB (Gradescope gives 768): no out-of-memory kill, the whole score."""
-    container = Container(memory=512 * MiB)
+    """In 512 MB (Gradescope gives 768): no out-of-memory kill, the whole score (a whole CPU: the
+    memory a grade takes does not depend on its share)."""
+    container = Container(memory=512 * MiB, cpus=1)
     try:
         document, _, proc = graded_in(container, image, open_root, submission)
         assert container.oom_kills == 0 and container.peak_mb <= 512
@@ -301,7 +302,7 @@ def test_a_machine_too_small_fails_the_grade_and_never_blames_the_student(image,
     """Out of memory before any student function ran, twice, and the reference package's import in its
     place too: a grader-side failure (Gradescope shows staff's message, staff grade again), not points
     lost."""
-    box = Container(memory=300 * MiB)
+    box = Container(memory=300 * MiB, cpus=1)
     try:
         document, _, proc = run_autograder(image, open_root, SOLUTIONS_DIR, container=box)
         assert box.oom_kills >= 1
