@@ -43,7 +43,7 @@ def main(argv=None):
             rows.append(("local pool, %d worker%s" % (workers, "s" if workers > 1 else ""), seconds, documents))
         started = time.monotonic()
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None) as cluster:
+                          dashboard_address="127.0.0.1:0") as cluster:
             startup = time.monotonic() - started
             seconds, documents = timed_batch(subs, Path(tmp) / "dask", units=units, scheduler=cluster.scheduler_address)
             rows.append(("Dask LocalCluster, 2 workers", seconds, documents))

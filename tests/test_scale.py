@@ -3,8 +3,8 @@ the client killed, another kit refused, the README's cluster lines as pasted), t
 ETA, the similarity report, and what summary.html tells staff (grouped failures, integer
 histogram, the plots as a browser shows them).
 
-Every cluster here listens on 127.0.0.1 only (a LocalCluster closed by its fixture, or processes
-started from the README's lines); every process a test starts is killed by it.
+Every cluster here listens on 127.0.0.1 only, its HTTP routes on a free port (a LocalCluster closed by
+its fixture, or processes started from the README's lines); every process a test starts is killed by it.
 """
 import html
 import json
@@ -40,7 +40,7 @@ HANG = "\ndef rnn_step_forward(*args):\n    while True:\n        pass\n"
 def cluster():
     import distributed
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as local:
+                                  dashboard_address="127.0.0.1:0") as local:
         with distributed.Client(local, set_as_default=False) as client:
             yield local, client
 
@@ -165,7 +165,8 @@ def test_a_worker_with_another_kit_is_refused_in_one_line(tmp_path):
         f.write("# a different kit\n")
     subs = tmp_path / "subs"
     make(subs, "alice", override=CORRECT_STEP)
-    with distributed.LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address=None) as local:
+    with distributed.LocalCluster(n_workers=0, processes=True, host="127.0.0.1",
+                                  dashboard_address="127.0.0.1:0") as local:
         worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", local.scheduler_address,
                                    "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard", "--no-nanny"],
                                   cwd=kit, env=dict(os.environ, PYTHONPATH=str(kit)), stdout=subprocess.DEVNULL,
