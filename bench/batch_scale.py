@@ -17,11 +17,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads: many s
 
 from autograder.course import SOLUTIONS_DIR
 from autograder.front.batch import run_batch
+from autograder.results import GradingOptions
 
 
-def timed_batch(subs, out, **kwargs):
+def timed_batch(subs, out, options, **kwargs):
     started = time.monotonic()
-    documents = run_batch(subs, out, progress=False, **kwargs)
+    documents = run_batch(subs, out, options, progress=False, **kwargs)
     return time.monotonic() - started, documents
 
 
@@ -30,7 +31,7 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=40, help="submissions (copies of the answer key)")
     parser.add_argument("--units", default="all", help="'all' or comma-separated unit names")
     args = parser.parse_args(argv)
-    units = None if args.units == "all" else [u.strip() for u in args.units.split(",")]
+    options = GradingOptions(units=None if args.units == "all" else [u.strip() for u in args.units.split(",")])
     from distributed import LocalCluster
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         subs = Path(tmp) / "subs"
@@ -39,19 +40,19 @@ def main(argv=None):
                             ignore=shutil.ignore_patterns("__pycache__"))
         rows = []
         for workers in (1, 2):
-            seconds, documents = timed_batch(subs, Path(tmp) / ("local%d" % workers), workers=workers, units=units)
+            seconds, documents = timed_batch(subs, Path(tmp) / ("local%d" % workers), options, workers=workers)
             rows.append(("local pool, %d worker%s" % (workers, "s" if workers > 1 else ""), seconds, documents))
         started = time.monotonic()
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                           dashboard_address="127.0.0.1:0") as cluster:
             startup = time.monotonic() - started
-            seconds, documents = timed_batch(subs, Path(tmp) / "dask", units=units, scheduler=cluster.scheduler_address)
+            seconds, documents = timed_batch(subs, Path(tmp) / "dask", options, scheduler=cluster.scheduler_address)
             rows.append(("Dask LocalCluster, 2 workers", seconds, documents))
     base = rows[0][1]
     print("%d submissions (answer key), units: %s" % (args.n, args.units))
     print("%-30s %10s %9s %12s" % ("", "seconds", "speed-up", "mean score"))
     for name, seconds, documents in rows:
-        mean = sum(d["score"] for d in documents.values()) / max(1, len(documents))
+        mean = sum(d.total for d in documents.values()) / max(1, len(documents))
         print("%-30s %10.1f %8.2fx %12.2f" % (name, seconds, base / seconds, mean))
     print("(the LocalCluster's start-up, not counted above: %.1f s)" % startup)
     return 0

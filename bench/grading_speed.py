@@ -103,7 +103,7 @@ def time_batch(n, workers, units):
         documents = run_batch(subs, Path(tmp) / "grades", GradingOptions(units=units), workers=workers, progress=False)
         seconds = time.monotonic() - started
     full = sum(u.points for u in UNITS if units is None or u.name in units)
-    assert len(documents) == n and all(abs(d["score"] - full) < 1e-6 for d in documents.values())
+    assert len(documents) == n and all(abs(d.total - full) < 1e-6 for d in documents.values())
     return seconds
 
 

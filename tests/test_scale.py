@@ -1,7 +1,7 @@
 """Grading a class at scale: batch on a Dask cluster (same bytes as a local run, a worker killed,
 the client killed, another kit refused, the README's cluster lines as pasted), the progress bar's
 ETA, the similarity report, and what summary.html tells staff (grouped failures, integer
-histogram, the plots as a browser shows them).
+histogram, the plots as a browser shows them), and make bench's batch figures.
 
 Every cluster here listens on 127.0.0.1 only, its HTTP routes on a free port (a LocalCluster closed by
 its fixture, or processes started from the README's lines); every process a test starts is killed by it.
@@ -415,3 +415,14 @@ def test_summary_plots_are_visible_in_a_browser(tmp_path):
         return int((np.abs(pixels - np.array(colour)).max(axis=2) < 12).sum())
     assert near((0x4c, 0x72, 0xb0)) > 500, "the score histogram is not visible"
     assert near((0x55, 0xa8, 0x68)) > 500, "the per-unit pass-rate bars are not visible"
+
+
+@pytest.mark.slow
+def test_the_batch_benchmarks_run_on_two_submissions(capsys):
+    """make bench's batch figures (bench/batch_scale.py, bench/grading_speed.py's batch), shrunk to
+    two answer keys on one unit: every row at full marks."""
+    from bench import batch_scale, grading_speed
+    assert batch_scale.main(["--n", "2", "--units", UNIT[0]]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if re.search(r"\d\.\d\dx", line)]
+    assert len(rows) == 3 and all(row.split()[-1] == "%.2f" % BY_NAME[UNIT[0]].points for row in rows), rows
+    assert grading_speed.time_batch(2, 2, UNIT) > 0  # it asserts full marks itself
