@@ -15,12 +15,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads: many small matrices, 2 cores
 
-from autograder.course import SOLUTIONS_DIR
+from autograder.course import PACKAGE, SOLUTIONS_DIR
 from autograder.front.batch import run_batch
 from autograder.results import GradingOptions
 
 
+def answer_keys(subs, n):
+    """subs/s000 ... with a copy of the answer key's package each; subs."""
+    for i in range(n):
+        shutil.copytree(SOLUTIONS_DIR / PACKAGE, subs / ("s%03d" % i) / PACKAGE,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return subs
+
+
 def timed_batch(subs, out, options, **kwargs):
+    """(seconds, {student: results}) of run_batch on subs, without its progress bar."""
     started = time.monotonic()
     documents = run_batch(subs, out, options, progress=False, **kwargs)
     return time.monotonic() - started, documents
@@ -34,10 +43,7 @@ def main(argv=None):
     options = GradingOptions(units=None if args.units == "all" else [u.strip() for u in args.units.split(",")])
     from distributed import LocalCluster
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        subs = Path(tmp) / "subs"
-        for n in range(args.n):
-            shutil.copytree(SOLUTIONS_DIR / "captioning", subs / ("s%03d" % n) / "captioning",
-                            ignore=shutil.ignore_patterns("__pycache__"))
+        subs = answer_keys(Path(tmp) / "subs", args.n)
         rows = []
         for workers in (1, 2):
             seconds, documents = timed_batch(subs, Path(tmp) / ("local%d" % workers), options, workers=workers)

@@ -25,12 +25,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from autograder.course import ASSIGNMENT, PACKAGE, SOLUTIONS_DIR, notebooks
-from autograder.front.batch import run_batch
+from autograder.course import ASSIGNMENT, SOLUTIONS_DIR, notebooks
 from autograder.grade import grade
 from autograder.results import GradingOptions
 from autograder.units import UNITS
-from bench import diagnosis_cost
+from bench import batch_scale, diagnosis_cost
 from tests import mutants as M
 from tools.release import copy_student_inputs
 
@@ -90,20 +89,17 @@ def kill_rate():
             results = grade(sub.build(Path(tmp) / sub.name), GradingOptions(jobs=2))
             lost = {u for u, (got, top) in results.by_unit().items() if got < top - 1e-9}
             killed += bool(lost)
-            trained = {u.name for u in UNITS if u.training and lost & set(u.depends)}  # may fail or not:
-            exact += set(sub.lost) <= lost <= set(sub.lost) | trained  # their own model's loss is not swapped
+            # a training unit above a lost one may lose too, or not: its model's own loss is not swapped
+            trained = {u.name for u in UNITS if u.training and lost & set(u.depends)}
+            exact += set(sub.lost) <= lost <= set(sub.lost) | trained
     return killed, exact, len(M.MUTANTS)
 
 
 def time_batch(n, workers, units):
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
-        subs = Path(tmp) / "subs"
-        for i in range(n):
-            shutil.copytree(SOLUTIONS_DIR / PACKAGE, subs / ("s%03d" % i) / "captioning",
-                            ignore=shutil.ignore_patterns("__pycache__"))
-        started = time.monotonic()
-        documents = run_batch(subs, Path(tmp) / "grades", GradingOptions(units=units), workers=workers, progress=False)
-        seconds = time.monotonic() - started
+        subs = batch_scale.answer_keys(Path(tmp) / "subs", n)
+        seconds, documents = batch_scale.timed_batch(subs, Path(tmp) / "grades", GradingOptions(units=units),
+                                                     workers=workers)
     full = sum(u.points for u in UNITS if units is None or u.name in units)
     assert len(documents) == n and all(abs(d.total - full) < 1e-6 for d in documents.values())
     return seconds
